@@ -1,0 +1,116 @@
+//! The application hook: what runs on top of a QUIC connection (HTTP/3, or your own protocol).
+
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::CloseReason;
+
+/// An error from the application that closes the connection with an application error code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplicationError {
+    /// The application protocol error code sent in CONNECTION_CLOSE (e.g. an H3 error code).
+    pub code: u64,
+    /// The reason phrase sent with it.
+    pub reason: Vec<u8>,
+}
+
+impl ApplicationError {
+    /// An error with a code and a reason.
+    pub fn new(code: u64, reason: impl Into<Vec<u8>>) -> Self {
+        ApplicationError {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApplicationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "application error {:#x}: {}",
+            self.code,
+            String::from_utf8_lossy(&self.reason)
+        )
+    }
+}
+
+impl std::error::Error for ApplicationError {}
+
+/// What a connection runs once it can carry data: the counterpart of tokio-quiche's
+/// `ApplicationOverQuic`, without async.
+///
+/// The connection calls these methods from `poll_transmit`, in this order on each wake-up:
+/// `on_established` (once), `process_reads` (when packets arrived), `process_writes`, and then
+/// it sends what the application queued. `on_close` is called once at the end. All of them get
+/// the quiche connection to read and write streams and datagrams.
+///
+/// An application that gets work from outside (a request handler answering on another task)
+/// returns `Poll::Ready` from [`poll_work`](Application::poll_work) and keeps the waker, so an
+/// adapter can wait on socket, timer and application at once.
+pub trait Application: Send + 'static {
+    /// The handshake completed (or 0-RTT data can flow: check `conn.is_in_early_data()`).
+    fn on_established(
+        &mut self,
+        conn: &mut quiche::Connection,
+        now: Instant,
+    ) -> Result<(), ApplicationError> {
+        let _ = (conn, now);
+        Ok(())
+    }
+
+    /// Packets arrived: read streams and datagrams.
+    fn process_reads(
+        &mut self,
+        conn: &mut quiche::Connection,
+        now: Instant,
+    ) -> Result<(), ApplicationError>;
+
+    /// Write what is pending, as far as flow control allows.
+    fn process_writes(
+        &mut self,
+        conn: &mut quiche::Connection,
+        now: Instant,
+    ) -> Result<(), ApplicationError>;
+
+    /// The application's own next deadline (e.g. a request timeout). When it passes, the
+    /// connection runs `process_writes` again.
+    fn poll_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// `Ready` when outside code gave the application work (then `process_writes` runs);
+    /// `Pending` after registering `cx`'s waker to be woken when it does.
+    fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let _ = cx;
+        Poll::Pending
+    }
+
+    /// The connection ended. Called once; no other method is called afterwards.
+    fn on_close(&mut self, conn: &quiche::Connection, reason: &CloseReason) {
+        let _ = (conn, reason);
+    }
+}
+
+/// An application that does nothing: a bare QUIC connection driven through
+/// [`Command::Run`](crate::Command::Run) or direct access.
+#[derive(Debug, Default)]
+pub struct NoApplication;
+
+impl Application for NoApplication {
+    fn process_reads(
+        &mut self,
+        _: &mut quiche::Connection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        Ok(())
+    }
+
+    fn process_writes(
+        &mut self,
+        _: &mut quiche::Connection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        Ok(())
+    }
+}

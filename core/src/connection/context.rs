@@ -1,0 +1,45 @@
+//! Resources a connection shares with its endpoint and siblings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{
+    BufferPool, ConnectionIdGenerator, Metrics, NoopMetrics, RandomConnectionIds, StatelessResetKey,
+};
+
+/// What a connection borrows from whoever created it (normally the endpoint): the CID
+/// generator and reset key it issues new IDs with, the metrics sink, the send-buffer pool, and
+/// the driver's pacing horizon.
+#[derive(Clone, Debug)]
+pub struct ConnectionContext {
+    /// Makes the connection's new source CIDs.
+    pub cid_generator: Arc<dyn ConnectionIdGenerator>,
+    /// Derives the stateless-reset token of each CID.
+    pub reset_key: Arc<StatelessResetKey>,
+    /// Telemetry.
+    pub metrics: Arc<dyn Metrics>,
+    /// Send buffers.
+    pub buffers: BufferPool,
+    /// Transmits due within this much of `now` are handed out at once, carrying their release
+    /// time (for `SO_TXTIME`, or a driver that sends slightly early); later ones are held and
+    /// `poll_timeout` wakes the driver for them. Default: 1 ms (a timer's granularity).
+    pub release_horizon: Duration,
+}
+
+impl Default for ConnectionContext {
+    fn default() -> Self {
+        ConnectionContext {
+            cid_generator: Arc::new(RandomConnectionIds::default()),
+            reset_key: Arc::new(StatelessResetKey::random()),
+            metrics: Arc::new(NoopMetrics),
+            buffers: BufferPool::default(),
+            release_horizon: Duration::from_millis(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for dyn crate::Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}

@@ -1,0 +1,496 @@
+//! One QUIC connection as a sans-IO state machine: [`Connection`].
+
+mod close;
+mod context;
+mod lifecycle;
+mod stats;
+mod transmit;
+
+pub use close::{CloseReason, Stage};
+pub use context::ConnectionContext;
+pub use stats::ConnectionStats;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_channel::mpsc;
+use quiche::ConnectionId;
+
+use crate::command::{self, Command, CommandSender};
+use crate::gso::PacketMeta;
+use crate::{Application, Datagram, PooledBuf, QuicConfig, Transmit};
+
+/// Something that happened to a connection, for its owner. Drain with
+/// [`Connection::poll_event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// 0-RTT data can flow before the handshake completes.
+    EarlyData,
+    /// The handshake completed.
+    HandshakeCompleted {
+        /// Time from creation to completion.
+        duration: Duration,
+        /// A TLS session was resumed.
+        resumed: bool,
+    },
+    /// A path changed (new, validated, failed, peer migrated, ...).
+    Path(quiche::PathEvent),
+    /// The connection ended. The last event.
+    Closed(CloseReason),
+}
+
+/// What a connection tells the endpoint that routes datagrams to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// Route datagrams for this CID here too.
+    NewConnectionId(ConnectionId<'static>),
+    /// Stop routing this CID here.
+    RetiredConnectionId(ConnectionId<'static>),
+    /// The connection ended: drop all its CIDs.
+    Closed,
+}
+
+/// Failure to create a connection.
+#[derive(Debug)]
+pub enum CreateError {
+    /// A client connection was requested from a server config, or the reverse.
+    WrongSide {
+        /// Whether the config is a server config.
+        config_is_server: bool,
+    },
+    /// quiche refused to create the connection.
+    Quiche(quiche::Error),
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CreateError::WrongSide {
+                config_is_server: true,
+            } => f.write_str("a client connection needs a client config, not a server one"),
+            CreateError::WrongSide {
+                config_is_server: false,
+            } => f.write_str("a server connection needs a server config, not a client one"),
+            CreateError::Quiche(e) => write!(f, "quiche refused the connection: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CreateError {}
+
+/// The connection IDs a server saw in a RETRY exchange (see RFC 9000 §7.3).
+#[derive(Clone, Debug)]
+pub struct RetryIds {
+    /// DCID of the client's first Initial.
+    pub original_destination_cid: ConnectionId<'static>,
+    /// SCID of our RETRY packet.
+    pub retry_source_cid: ConnectionId<'static>,
+}
+
+/// One QUIC connection, client or server, with its [`Application`], over abstract time.
+///
+/// # Driving it
+///
+/// Time is an argument: pass the current `Instant` to every call. On every wake-up:
+///
+/// 1. feed every received datagram with [`handle_datagram`](Self::handle_datagram), and if
+///    the timer from `poll_timeout` has passed, call [`handle_timeout`](Self::handle_timeout);
+/// 2. call [`poll_transmit`](Self::poll_transmit) until it returns `None`, sending each
+///    [`Transmit`]. The application runs inside the first call, so the order within a wake-up
+///    is always recv → application reads → application writes → send;
+/// 3. drain [`poll_event`](Self::poll_event) and [`poll_endpoint_event`](Self::poll_endpoint_event);
+/// 4. sleep until [`poll_timeout`](Self::poll_timeout), a datagram, or
+///    [`poll_wakeup`](Self::poll_wakeup) turning ready (commands or application work).
+///
+/// After [`Event::Closed`] the connection is finished ([`is_closed`](Self::is_closed)) and can
+/// be dropped.
+pub struct Connection<A: Application> {
+    conn: quiche::Connection,
+    app: A,
+    ctx: ConnectionContext,
+    stage: Stage,
+    created_at: Instant,
+    handshake_deadline: Option<Instant>,
+    handshake_duration: Option<Duration>,
+    dscp: u8,
+    app_started: bool,
+    early_data_reported: bool,
+    reads_pending: bool,
+    writes_pending: bool,
+    /// A transmit waiting for its pacing release time.
+    held: Option<Transmit>,
+    /// A packet quiche wrote that did not fit the previous batch; it starts the next one.
+    carry: Option<(PooledBuf, PacketMeta)>,
+    /// Set when we must close without waiting for quiche's closing period (handshake timeout).
+    forced_reason: Option<CloseReason>,
+    events: VecDeque<Event>,
+    endpoint_events: VecDeque<EndpointEvent>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    command_sender: CommandSender,
+    stats: TransmitCounters,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct TransmitCounters {
+    transmits: u64,
+    datagrams_sent: u64,
+    datagrams_received: u64,
+}
+
+/// Most source CIDs a connection keeps issued at once, whatever limit the peer announces.
+const MAX_ISSUED_CIDS: usize = 8;
+
+impl<A: Application> Connection<A> {
+    /// Creates a client connection to `peer` from the `local` address, with a CID from the
+    /// context's generator. Resumes the config's session if it has one (a bad session is
+    /// ignored: the handshake is then a full one).
+    pub fn connect(
+        now: Instant,
+        config: &mut QuicConfig,
+        server_name: Option<&str>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        ctx: ConnectionContext,
+        app: A,
+    ) -> Result<Self, CreateError> {
+        if config.is_server {
+            return Err(CreateError::WrongSide {
+                config_is_server: true,
+            });
+        }
+        let scid = ctx.cid_generator.generate();
+        let mut conn = quiche::connect(server_name, &scid, local, peer, &mut config.quiche)
+            .map_err(CreateError::Quiche)?;
+        if let Some(session) = &config.session {
+            if let Err(e) = conn.set_session(session) {
+                tracing::warn!(error = %e, "stored TLS session rejected; doing a full handshake");
+            }
+        }
+        Ok(Self::new(now, conn, config, ctx, app))
+    }
+
+    /// Creates a server connection for a client's first Initial, with our source CID `scid`
+    /// (announced with its stateless-reset token) and, after a RETRY, the retry CIDs.
+    /// Feed the Initial itself with [`handle_datagram`](Self::handle_datagram).
+    #[allow(clippy::too_many_arguments)]
+    pub fn accept(
+        now: Instant,
+        config: &mut QuicConfig,
+        scid: &ConnectionId<'_>,
+        retry: Option<&RetryIds>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        ctx: ConnectionContext,
+        app: A,
+    ) -> Result<Self, CreateError> {
+        if !config.is_server {
+            return Err(CreateError::WrongSide {
+                config_is_server: false,
+            });
+        }
+        config
+            .quiche
+            .set_stateless_reset_token(Some(ctx.reset_key.token(scid)));
+        let conn = match retry {
+            Some(ids) => quiche::accept_with_retry(
+                scid,
+                quiche::RetryConnectionIds {
+                    original_destination_cid: &ids.original_destination_cid,
+                    retry_source_cid: &ids.retry_source_cid,
+                },
+                local,
+                peer,
+                &mut config.quiche,
+            ),
+            None => quiche::accept(scid, None, local, peer, &mut config.quiche),
+        }
+        .map_err(CreateError::Quiche)?;
+        Ok(Self::new(now, conn, config, ctx, app))
+    }
+
+    fn new(
+        now: Instant,
+        mut conn: quiche::Connection,
+        config: &QuicConfig,
+        ctx: ConnectionContext,
+        app: A,
+    ) -> Self {
+        attach_logs(&mut conn, config);
+        let (command_sender, commands) = command::channel();
+        ctx.metrics.connection_opened();
+        Connection {
+            conn,
+            app,
+            stage: Stage::Handshake,
+            created_at: now,
+            handshake_deadline: config.handshake_timeout().map(|t| now + t),
+            handshake_duration: None,
+            dscp: config.settings.dscp,
+            app_started: false,
+            early_data_reported: false,
+            reads_pending: false,
+            writes_pending: false,
+            held: None,
+            carry: None,
+            forced_reason: None,
+            events: VecDeque::new(),
+            endpoint_events: VecDeque::new(),
+            commands,
+            command_sender,
+            stats: TransmitCounters::default(),
+            ctx,
+        }
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    /// Feeds a received datagram (split into its GRO segments if coalesced).
+    pub fn handle_datagram(&mut self, now: Instant, datagram: Datagram) {
+        if self.stage == Stage::Closed {
+            return;
+        }
+        for mut segment in datagram.split_segments() {
+            self.stats.datagrams_received += 1;
+            let info = quiche::RecvInfo {
+                from: segment.peer,
+                to: segment.local,
+            };
+            match self.conn.recv(&mut segment.payload, info) {
+                Ok(_) | Err(quiche::Error::Done) => {}
+                // quiche has closed the connection with a transport error; the close reason
+                // will say which.
+                Err(e) => {
+                    tracing::debug!(trace_id = self.conn.trace_id(), error = %e, "recv failed")
+                }
+            }
+        }
+        self.reads_pending = true;
+        self.update(now);
+    }
+
+    /// Fires the timers that are due at `now`: quiche's loss/idle/drain timers, the handshake
+    /// deadline and the application's deadline. Calling it early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stage == Stage::Closed {
+            return;
+        }
+        if self.conn.timeout_instant().is_some_and(|t| t <= now) {
+            self.conn.on_timeout();
+        }
+        if self.stage == Stage::Handshake && self.handshake_deadline.is_some_and(|t| t <= now) {
+            self.handshake_timed_out();
+        }
+        if self.app_started && self.app.poll_deadline().is_some_and(|t| t <= now) {
+            self.writes_pending = true;
+        }
+        self.update(now);
+    }
+
+    /// Ready when commands arrived or the application has work; then drive the connection
+    /// (call [`poll_transmit`](Self::poll_transmit)). Registers `cx`'s waker otherwise.
+    pub fn poll_wakeup(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut ready = false;
+        while let Poll::Ready(Some(command)) =
+            futures_core::Stream::poll_next(std::pin::Pin::new(&mut self.commands), cx)
+        {
+            self.apply_command(command);
+            ready = true;
+        }
+        if self.app_started && self.stage <= Stage::Running && self.app.poll_work(cx).is_ready() {
+            self.writes_pending = true;
+            ready = true;
+        }
+        if ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------------------------
+
+    /// The next lifecycle event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next routing change for the endpoint, if any.
+    pub fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
+        self.endpoint_events.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest of quiche's
+    /// timer, a held transmit's release time, the handshake deadline and the application's
+    /// deadline. `None` once closed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stage == Stage::Closed {
+            return None;
+        }
+        let handshake = (self.stage == Stage::Handshake)
+            .then_some(self.handshake_deadline)
+            .flatten();
+        let app = (self.app_started && self.stage <= Stage::Running)
+            .then(|| self.app.poll_deadline())
+            .flatten();
+        let held = self.held.as_ref().and_then(|t| t.release_at);
+        [self.conn.timeout_instant(), handshake, app, held]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    // ---- commands -----------------------------------------------------------------------
+
+    /// Closes the connection with an application error code (or a transport one with
+    /// `application == false`). The close goes out with the next `poll_transmit`.
+    pub fn close(&mut self, application: bool, code: u64, reason: &[u8]) {
+        match self.conn.close(application, code, reason) {
+            // Done: already closing or closed; the first close wins.
+            Ok(()) | Err(quiche::Error::Done) => {}
+            Err(e) => tracing::debug!(error = %e, "close failed"),
+        }
+        self.update_stage();
+    }
+
+    /// A handle for outside code to send [`Command`]s to this connection.
+    pub fn command_sender(&self) -> CommandSender {
+        self.command_sender.clone()
+    }
+
+    // ---- getters ------------------------------------------------------------------------
+
+    /// The current stage.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// True once [`Event::Closed`] has been emitted.
+    pub fn is_closed(&self) -> bool {
+        self.stage == Stage::Closed
+    }
+
+    /// True for a server-side connection.
+    pub fn is_server(&self) -> bool {
+        self.conn.is_server()
+    }
+
+    /// quiche's trace id, for logs.
+    pub fn trace_id(&self) -> &str {
+        self.conn.trace_id()
+    }
+
+    /// The TLS session to store for resumption (clients, after the handshake).
+    pub fn session(&self) -> Option<Vec<u8>> {
+        self.conn.session().map(<[u8]>::to_vec)
+    }
+
+    /// All our source CIDs currently active.
+    pub fn source_ids(&self) -> Vec<ConnectionId<'static>> {
+        self.conn
+            .source_ids()
+            .map(|c| c.clone().into_owned())
+            .collect()
+    }
+
+    /// A statistics snapshot.
+    pub fn stats(&self) -> ConnectionStats {
+        ConnectionStats {
+            quic: self.conn.stats(),
+            paths: self.conn.path_stats().collect(),
+            handshake_duration: self.handshake_duration,
+            stage: self.stage,
+            transmits: self.stats.transmits,
+            datagrams_sent: self.stats.datagrams_sent,
+            datagrams_received: self.stats.datagrams_received,
+        }
+    }
+
+    /// The quiche connection, for reading state quicksand does not wrap.
+    pub fn quiche(&self) -> &quiche::Connection {
+        &self.conn
+    }
+
+    /// The quiche connection, mutably. Anything done here is sent on the next
+    /// `poll_transmit`.
+    pub fn quiche_mut(&mut self) -> &mut quiche::Connection {
+        self.writes_pending = true;
+        &mut self.conn
+    }
+
+    /// The application.
+    pub fn application(&self) -> &A {
+        &self.app
+    }
+
+    /// The application, mutably; it gets a `process_writes` on the next `poll_transmit`.
+    pub fn application_mut(&mut self) -> &mut A {
+        self.writes_pending = true;
+        &mut self.app
+    }
+
+    fn apply_command(&mut self, command: Command) {
+        match command {
+            Command::Close {
+                application,
+                code,
+                reason,
+            } => self.close(application, code, &reason),
+            Command::Stats(reply) => {
+                // The asker may have gone away; nothing to do then.
+                let _ = reply.send(self.stats());
+            }
+            Command::Run(f) => {
+                f(&mut self.conn);
+                self.writes_pending = true;
+            }
+        }
+    }
+}
+
+impl<A: Application> fmt::Debug for Connection<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("trace_id", &self.conn.trace_id())
+            .field("server", &self.conn.is_server())
+            .field("stage", &self.stage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Application> Drop for Connection<A> {
+    fn drop(&mut self) {
+        self.ctx.metrics.connection_closed();
+    }
+}
+
+/// Opens the key log and qlog files the settings ask for. A file that cannot be opened is
+/// logged and skipped: diagnostics must not break a connection.
+fn attach_logs(conn: &mut quiche::Connection, config: &QuicConfig) {
+    if let Some(path) = config.keylog_file() {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => conn.set_keylog(Box::new(file)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open key log file")
+            }
+        }
+    }
+    if let Some(dir) = config.qlog_dir() {
+        let role = if conn.is_server() { "server" } else { "client" };
+        let path = dir.join(format!("{}-{role}.sqlog", conn.trace_id()));
+        match std::fs::File::create(&path) {
+            Ok(file) => conn.set_qlog(
+                Box::new(std::io::BufWriter::new(file)),
+                format!("quicksand {role}"),
+                format!("quicksand {role} {}", conn.trace_id()),
+            ),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot create qlog file"),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! # quicksand-core
+//!
+//! The sans-IO heart of quicksand: QUIC connections (on Cloudflare's quiche) as deterministic
+//! state machines over abstract time and datagram queues. Nothing here reads a clock, spawns,
+//! sleeps or touches a socket; a driver (the tokio or smol adapter, or the simulator) owns
+//! those and feeds the core.
+//!
+//! ## Driving a [`Connection`]
+//!
+//! Every call that can change state takes `now: Instant`. Per wake-up, in this order:
+//!
+//! 1. `handle_datagram(now, datagram)` for each datagram received, and
+//!    `handle_timeout(now)` if the instant from `poll_timeout()` has passed;
+//! 2. `poll_transmit(now, max_segments)` until `None`, sending each [`Transmit`] (it may carry
+//!    several GSO segments and a pacing release time). The application runs inside the first
+//!    call, so within a wake-up the order is always recv → application reads → application
+//!    writes → send;
+//! 3. `poll_event()` and `poll_endpoint_event()` until `None`;
+//! 4. wait for the earliest of: a datagram, `poll_timeout()`, or `poll_wakeup(cx)` becoming
+//!    ready (a [`Command`] arrived or the [`Application`] has work).
+//!
+//! quiche reads the wall clock itself; a driver must therefore pass the same clock it runs on
+//! (`Instant::now()` in real drivers, whose `clock_gettime` the simulator virtualises).
+//!
+//! ## Configuring
+//!
+//! [`ConnectionParams`] (transport [`QuicSettings`], [`TlsSettings`], [`Hooks`], a session)
+//! build a [`QuicConfig`] once; connections borrow it when created.
+#![deny(missing_docs)]
+
+mod application;
+mod buffer;
+mod cid;
+mod command;
+mod connection;
+mod datagram;
+pub mod gso;
+mod log;
+pub mod metrics;
+mod settings;
+
+pub use application::{Application, ApplicationError, NoApplication};
+pub use buffer::{BufferPool, PooledBuf};
+pub use cid::{ConnectionIdGenerator, RandomConnectionIds, StatelessResetKey, DEFAULT_CID_LEN};
+pub use command::{Command, CommandSender, ConnectionGone};
+pub use connection::{
+    CloseReason, Connection, ConnectionContext, ConnectionStats, CreateError, EndpointEvent, Event,
+    RetryIds, Stage,
+};
+pub use datagram::{Datagram, DatagramQueue, Ecn, SegmentIter, Transmit};
+pub use log::capture_quiche_logs;
+pub use metrics::{Metrics, NoopMetrics};
+pub use settings::{
+    CertificateSource, ConfigError, ConfigErrorKind, ConnectionParams, Hooks, QuicConfig,
+    QuicSettings, TlsSettings,
+};
+
+pub use quiche;
+pub use quiche::ConnectionId;

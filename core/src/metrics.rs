@@ -1,0 +1,174 @@
+//! Pluggable telemetry: a [`Metrics`] trait whose methods default to doing nothing, and
+//! [`CountingMetrics`], a lock-free set of counters that implements it.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Why an inbound datagram was dropped without reaching a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The header could not be parsed.
+    Malformed,
+    /// An Initial shorter than 1200 bytes.
+    InitialTooShort,
+    /// A long-header packet for no known connection that is not an Initial.
+    UnexpectedPacketType,
+    /// A short-header packet for no known connection (a stateless reset may answer it).
+    UnknownConnection,
+    /// The connection's inbound queue was full.
+    QueueFull,
+    /// The endpoint is at its connection or handshake limit.
+    Overloaded,
+    /// The endpoint is shutting down and takes no new connections.
+    ShuttingDown,
+    /// quiche refused the packet.
+    Rejected,
+}
+
+/// Why an Initial was refused or answered statelessly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// The address-validation token could not be opened (forged, wrong key, truncated).
+    InvalidToken,
+    /// The token had expired.
+    ExpiredToken,
+    /// The token was minted for another client address.
+    WrongAddress,
+    /// The accept backlog or connection limit was reached.
+    Backlog,
+}
+
+/// Why a handshake failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HandshakeFailure {
+    /// The handshake deadline passed.
+    Timeout,
+    /// The idle timer fired during the handshake.
+    IdleTimeout,
+    /// TLS or transport error during the handshake.
+    Protocol,
+    /// Closed before completing (locally or by the peer).
+    Closed,
+}
+
+/// Telemetry sink. Implementations must be cheap and thread-safe: the core calls them on the
+/// hot path.
+pub trait Metrics: Send + Sync + 'static {
+    /// A connection was created.
+    fn connection_opened(&self) {}
+    /// A connection was dropped from memory.
+    fn connection_closed(&self) {}
+    /// A handshake completed after `duration`.
+    fn handshake_completed(&self, duration: Duration) {
+        let _ = duration;
+    }
+    /// A handshake failed.
+    fn handshake_failed(&self, reason: HandshakeFailure) {
+        let _ = reason;
+    }
+    /// quiche failed to write a packet (an error other than "nothing to send").
+    fn write_error(&self) {}
+    /// An Initial was refused.
+    fn initial_rejected(&self, reason: RejectReason) {
+        let _ = reason;
+    }
+    /// We closed a connection with this code.
+    fn local_close(&self, application: bool, code: u64) {
+        let _ = (application, code);
+    }
+    /// The peer closed a connection with this code.
+    fn peer_close(&self, application: bool, code: u64) {
+        let _ = (application, code);
+    }
+    /// An inbound datagram was dropped.
+    fn datagram_dropped(&self, reason: DropReason) {
+        let _ = reason;
+    }
+}
+
+/// Metrics that record nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopMetrics;
+
+impl Metrics for NoopMetrics {}
+
+/// Plain atomic counters for every [`Metrics`] event; read them directly.
+#[derive(Debug, Default)]
+pub struct CountingMetrics {
+    /// Connections created.
+    pub connections_opened: AtomicU64,
+    /// Connections dropped.
+    pub connections_closed: AtomicU64,
+    /// Handshakes completed.
+    pub handshakes_completed: AtomicU64,
+    /// Sum of handshake durations in microseconds.
+    pub handshake_micros_total: AtomicU64,
+    /// Handshakes failed, by [`HandshakeFailure`] in declaration order.
+    pub handshakes_failed: [AtomicU64; 4],
+    /// Packet write errors.
+    pub write_errors: AtomicU64,
+    /// Initials refused, by [`RejectReason`] in declaration order.
+    pub initials_rejected: [AtomicU64; 4],
+    /// Local closes.
+    pub local_closes: AtomicU64,
+    /// Peer closes.
+    pub peer_closes: AtomicU64,
+    /// Dropped datagrams, by [`DropReason`] in declaration order.
+    pub datagrams_dropped: [AtomicU64; 8],
+}
+
+impl CountingMetrics {
+    /// Connections created and not yet dropped.
+    pub fn connections_in_memory(&self) -> u64 {
+        self.connections_opened
+            .load(Relaxed)
+            .saturating_sub(self.connections_closed.load(Relaxed))
+    }
+
+    /// Dropped datagrams for one reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.datagrams_dropped[reason as usize].load(Relaxed)
+    }
+
+    /// Refused Initials for one reason.
+    pub fn rejected(&self, reason: RejectReason) -> u64 {
+        self.initials_rejected[reason as usize].load(Relaxed)
+    }
+
+    /// Failed handshakes for one reason.
+    pub fn failed(&self, reason: HandshakeFailure) -> u64 {
+        self.handshakes_failed[reason as usize].load(Relaxed)
+    }
+}
+
+impl Metrics for CountingMetrics {
+    fn connection_opened(&self) {
+        self.connections_opened.fetch_add(1, Relaxed);
+    }
+    fn connection_closed(&self) {
+        self.connections_closed.fetch_add(1, Relaxed);
+    }
+    fn handshake_completed(&self, duration: Duration) {
+        self.handshakes_completed.fetch_add(1, Relaxed);
+        self.handshake_micros_total
+            .fetch_add(duration.as_micros() as u64, Relaxed);
+    }
+    fn handshake_failed(&self, reason: HandshakeFailure) {
+        self.handshakes_failed[reason as usize].fetch_add(1, Relaxed);
+    }
+    fn write_error(&self) {
+        self.write_errors.fetch_add(1, Relaxed);
+    }
+    fn initial_rejected(&self, reason: RejectReason) {
+        self.initials_rejected[reason as usize].fetch_add(1, Relaxed);
+    }
+    fn local_close(&self, _: bool, _: u64) {
+        self.local_closes.fetch_add(1, Relaxed);
+    }
+    fn peer_close(&self, _: bool, _: u64) {
+        self.peer_closes.fetch_add(1, Relaxed);
+    }
+    fn datagram_dropped(&self, reason: DropReason) {
+        self.datagrams_dropped[reason as usize].fetch_add(1, Relaxed);
+    }
+}

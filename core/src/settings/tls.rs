@@ -1,0 +1,203 @@
+//! TLS settings and the BoringSSL context they build.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use boring::pkey::PKey;
+use boring::ssl::{SslContextBuilder, SslMethod};
+use boring::x509::X509;
+
+use super::{ConfigError, ConfigErrorKind};
+
+/// Where a certificate chain and its private key come from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CertificateSource {
+    /// PEM files on disk, read when the config is built.
+    PemFiles {
+        /// Leaf certificate first, then intermediates.
+        chain: PathBuf,
+        /// The leaf's private key.
+        key: PathBuf,
+    },
+    /// PEM in memory (e.g. a certificate generated at start for a demo).
+    Pem {
+        /// Leaf certificate first, then intermediates.
+        chain: Vec<u8>,
+        /// The leaf's private key.
+        key: Vec<u8>,
+    },
+}
+
+impl fmt::Debug for CertificateSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertificateSource::PemFiles { chain, key } => f
+                .debug_struct("PemFiles")
+                .field("chain", chain)
+                .field("key", key)
+                .finish(),
+            // Never print key material.
+            CertificateSource::Pem { chain, .. } => f
+                .debug_struct("Pem")
+                .field("chain_bytes", &chain.len())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Certificates and peer verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Our certificate: required for servers, optional for clients (client auth).
+    pub certificate: Option<CertificateSource>,
+    /// Verify the peer's certificate. Default: true. Servers verify clients only when set
+    /// together with `ca_file`.
+    pub verify_peer: bool,
+    /// Trusted roots as a PEM file; `None` uses the system's default paths.
+    pub ca_file: Option<PathBuf>,
+    /// Session ticket key (48 bytes) shared by servers that should resume each other's
+    /// sessions; `None` lets BoringSSL pick a random one per config.
+    pub ticket_key: Option<Vec<u8>>,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            certificate: None,
+            verify_peer: true,
+            ca_file: None,
+            ticket_key: None,
+        }
+    }
+}
+
+/// A function that adjusts the TLS context before it is frozen.
+pub type SslContextHook =
+    Arc<dyn Fn(&mut SslContextBuilder) -> Result<(), boring::error::ErrorStack> + Send + Sync>;
+
+/// User hooks into config building.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Runs on the BoringSSL context after quicksand has applied [`TlsSettings`]: set custom
+    /// verification, client-certificate callbacks, curves, and the like.
+    pub ssl_context: Option<SslContextHook>,
+}
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("ssl_context", &self.ssl_context.is_some())
+            .finish()
+    }
+}
+
+fn read(field: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|source| {
+        ConfigError::new(
+            field,
+            ConfigErrorKind::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            },
+        )
+    })
+}
+
+fn invalid_pem<'a>(
+    field: &'static str,
+    path: Option<&'a Path>,
+) -> impl FnOnce(boring::error::ErrorStack) -> ConfigError + 'a {
+    move |source| {
+        ConfigError::new(
+            field,
+            ConfigErrorKind::InvalidPem {
+                path: path.map(Path::to_path_buf),
+                source,
+            },
+        )
+    }
+}
+
+fn tls_err(field: &'static str) -> impl FnOnce(boring::error::ErrorStack) -> ConfigError {
+    move |e| ConfigError::new(field, ConfigErrorKind::Tls(e))
+}
+
+/// Builds the BoringSSL context for one side.
+pub(super) fn build_context(
+    tls: &TlsSettings,
+    hooks: &Hooks,
+    is_server: bool,
+) -> Result<SslContextBuilder, ConfigError> {
+    let mut ctx = SslContextBuilder::new(SslMethod::tls()).map_err(tls_err("tls"))?;
+
+    match &tls.certificate {
+        Some(source) => load_certificate(&mut ctx, source)?,
+        None if is_server => {
+            return Err(ConfigError::new(
+                "tls.certificate",
+                ConfigErrorKind::MissingCertificate,
+            ))
+        }
+        None => {}
+    }
+
+    match &tls.ca_file {
+        Some(path) => {
+            // Read it ourselves first so an unreadable file gets a clear error.
+            let pem = read("tls.ca_file", path)?;
+            let certs =
+                X509::stack_from_pem(&pem).map_err(invalid_pem("tls.ca_file", Some(path)))?;
+            if certs.is_empty() {
+                return Err(ConfigError::new("tls.ca_file", ConfigErrorKind::Empty));
+            }
+            for cert in certs {
+                ctx.cert_store_mut()
+                    .add_cert(cert)
+                    .map_err(tls_err("tls.ca_file"))?;
+            }
+        }
+        None => ctx
+            .set_default_verify_paths()
+            .map_err(tls_err("tls.ca_file"))?,
+    }
+
+    if let Some(hook) = &hooks.ssl_context {
+        hook(&mut ctx).map_err(tls_err("hooks.ssl_context"))?;
+    }
+    Ok(ctx)
+}
+
+fn load_certificate(
+    ctx: &mut SslContextBuilder,
+    source: &CertificateSource,
+) -> Result<(), ConfigError> {
+    let (chain_pem, key_pem, chain_path, key_path) = match source {
+        CertificateSource::PemFiles { chain, key } => (
+            read("tls.certificate", chain)?,
+            read("tls.certificate.key", key)?,
+            Some(chain.as_path()),
+            Some(key.as_path()),
+        ),
+        CertificateSource::Pem { chain, key } => (chain.clone(), key.clone(), None, None),
+    };
+    let mut chain = X509::stack_from_pem(&chain_pem)
+        .map_err(invalid_pem("tls.certificate", chain_path))?
+        .into_iter();
+    let leaf = chain
+        .next()
+        .ok_or_else(|| ConfigError::new("tls.certificate", ConfigErrorKind::Empty))?;
+    let key = PKey::private_key_from_pem(&key_pem)
+        .map_err(invalid_pem("tls.certificate.key", key_path))?;
+    ctx.set_certificate(&leaf)
+        .map_err(tls_err("tls.certificate"))?;
+    for intermediate in chain {
+        ctx.add_extra_chain_cert(intermediate)
+            .map_err(tls_err("tls.certificate"))?;
+    }
+    ctx.set_private_key(&key)
+        .map_err(tls_err("tls.certificate.key"))?;
+    ctx.check_private_key()
+        .map_err(|e| ConfigError::new("tls.certificate.key", ConfigErrorKind::KeyMismatch(e)))?;
+    Ok(())
+}

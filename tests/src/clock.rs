@@ -1,0 +1,160 @@
+//! A virtual clock that quiche and BoringSSL see too.
+//!
+//! quiche reads `Instant::now()` itself, so feeding `now` to the core is not enough for
+//! reproducible runs: its loss-recovery and idle timers would run on real time. A test binary
+//! that invokes [`virtual_clock!`](crate::virtual_clock) defines its own `clock_gettime` and
+//! `gettimeofday`; the linker resolves every call in the binary (std's `Instant::now`, quiche,
+//! BoringSSL) to them. On threads that entered virtual time ([`VirtualTime::enter`]) they answer
+//! from the simulation's clock; everywhere else they ask the kernel.
+//!
+//! The symbols live only in test binaries, never in a library crate, so no user of quicksand
+//! gets a patched clock.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+/// Where virtual monotonic time starts: far from zero so `Instant - Duration` never underflows.
+const MONOTONIC_START: Duration = Duration::from_secs(1_000_000);
+/// The wall-clock time at virtual start: 2026-01-01T00:00:00Z.
+const REALTIME_START: Duration = Duration::from_secs(1_767_225_600);
+
+thread_local! {
+    // `None`: this thread sees real time. `Some(d)`: virtual time elapsed since start.
+    static ELAPSED: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// A guard: while it lives, this thread runs on virtual time.
+#[derive(Debug)]
+pub struct VirtualTime {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl VirtualTime {
+    /// Switches this thread to virtual time, starting at zero elapsed.
+    ///
+    /// Panics if the test binary did not install the clock with
+    /// [`virtual_clock!`](crate::virtual_clock): without it, time would silently be real.
+    pub fn enter() -> VirtualTime {
+        ELAPSED.with(|e| e.set(Some(Duration::ZERO)));
+        let a = std::time::Instant::now();
+        ELAPSED.with(|e| e.set(Some(Duration::from_nanos(1))));
+        let b = std::time::Instant::now();
+        ELAPSED.with(|e| e.set(Some(Duration::ZERO)));
+        assert_eq!(
+            b.duration_since(a),
+            Duration::from_nanos(1),
+            "virtual time is not installed: invoke quicksand_tests::virtual_clock!() in the test binary"
+        );
+        VirtualTime {
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// Moves virtual time forward.
+    pub fn advance(&self, by: Duration) {
+        ELAPSED.with(|e| e.set(Some(e.get().unwrap_or_default() + by)));
+    }
+
+    /// Moves virtual time forward to `t` (no-op if `t` is in the past).
+    pub fn advance_to(&self, t: std::time::Instant) {
+        let now = std::time::Instant::now();
+        if t > now {
+            self.advance(t - now);
+        }
+    }
+
+    /// Virtual time elapsed since `enter`.
+    pub fn elapsed(&self) -> Duration {
+        ELAPSED.with(|e| e.get().unwrap_or_default())
+    }
+}
+
+impl Drop for VirtualTime {
+    fn drop(&mut self) {
+        ELAPSED.with(|e| e.set(None));
+    }
+}
+
+fn to_timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// The body of the installed `clock_gettime`. Not for direct use.
+///
+/// # Safety
+/// `tp` must be valid for writes, as for libc's `clock_gettime`.
+#[doc(hidden)]
+pub unsafe fn clock_gettime_impl(clock: libc::clockid_t, tp: *mut libc::timespec) -> libc::c_int {
+    if let Some(elapsed) = ELAPSED.try_with(Cell::get).ok().flatten() {
+        let base = match clock {
+            libc::CLOCK_MONOTONIC
+            | libc::CLOCK_MONOTONIC_RAW
+            | libc::CLOCK_MONOTONIC_COARSE
+            | libc::CLOCK_BOOTTIME => Some(MONOTONIC_START),
+            libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE => Some(REALTIME_START),
+            _ => None,
+        };
+        if let (Some(base), false) = (base, tp.is_null()) {
+            *tp = to_timespec(base + elapsed);
+            return 0;
+        }
+    }
+    libc::syscall(libc::SYS_clock_gettime, clock, tp) as libc::c_int
+}
+
+/// The body of the installed `gettimeofday`. Not for direct use.
+///
+/// # Safety
+/// `tv` must be null or valid for writes, as for libc's `gettimeofday`.
+#[doc(hidden)]
+pub unsafe fn gettimeofday_impl(tv: *mut libc::timeval, _tz: *mut libc::c_void) -> libc::c_int {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let rc = clock_gettime_impl(libc::CLOCK_REALTIME, &mut ts);
+    if rc == 0 && !tv.is_null() {
+        *tv = libc::timeval {
+            tv_sec: ts.tv_sec,
+            tv_usec: (ts.tv_nsec / 1000) as libc::suseconds_t,
+        };
+    }
+    rc
+}
+
+/// Installs the virtual clock in this test binary. Invoke once at the top level of each
+/// integration-test file that uses [`VirtualTime`].
+#[macro_export]
+macro_rules! virtual_clock {
+    () => {
+        /// Virtual-time `clock_gettime`; see `quicksand_tests::clock`.
+        ///
+        /// # Safety
+        /// As libc's `clock_gettime`.
+        #[no_mangle]
+        pub unsafe extern "C" fn clock_gettime(
+            clock: $crate::clock::libc::clockid_t,
+            tp: *mut $crate::clock::libc::timespec,
+        ) -> $crate::clock::libc::c_int {
+            $crate::clock::clock_gettime_impl(clock, tp)
+        }
+
+        /// Virtual-time `gettimeofday`; see `quicksand_tests::clock`.
+        ///
+        /// # Safety
+        /// As libc's `gettimeofday`.
+        #[no_mangle]
+        pub unsafe extern "C" fn gettimeofday(
+            tv: *mut $crate::clock::libc::timeval,
+            tz: *mut $crate::clock::libc::c_void,
+        ) -> $crate::clock::libc::c_int {
+            $crate::clock::gettimeofday_impl(tv, tz)
+        }
+    };
+}
+
+#[doc(hidden)]
+pub use libc;

@@ -1,0 +1,6 @@
+//! quicksand's test support: a virtual clock that quiche sees, an in-memory connection pair,
+//! and test applications. Used by the integration tests in `tests/tests/`.
+
+pub mod apps;
+pub mod clock;
+pub mod pair;
