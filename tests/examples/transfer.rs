@@ -27,7 +27,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = ConnectionParams {
         settings,
         tls: TlsSettings {
-            certificate: Some(CertificateSource::self_signed(&["localhost"], SystemTime::now())?),
+            certificate: Some(CertificateSource::self_signed(
+                &["localhost"],
+                SystemTime::now(),
+            )?),
             ..Default::default()
         },
         ..Default::default()
@@ -46,7 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let done = pair.run_until(&clock, Duration::from_secs(3600), |p| {
         p.client.application().is_complete(len)
-            && p.server.as_ref().is_some_and(|s| s.application().is_complete(len))
+            && p.server
+                .as_ref()
+                .is_some_and(|s| s.application().is_complete(len))
     })?;
     let simulated = clock.elapsed();
     drop(clock);

@@ -84,6 +84,11 @@ impl<C: Application, S: Application> Pair<C, S> {
         })
     }
 
+    /// Gives the server config back, e.g. to resume its sessions in a second pair.
+    pub fn into_server_config(self) -> QuicConfig {
+        self.server_config
+    }
+
     /// The server connection; panics if the client never reached it.
     pub fn server(&self) -> &Connection<S> {
         self.server

@@ -342,3 +342,76 @@ fn close_during_handshake_ends_both_sides() {
         .iter()
         .any(|(_, e)| matches!(e, Event::HandshakeCompleted { .. })));
 }
+
+#[test]
+fn resumption_with_zero_rtt_data() {
+    let clock = VirtualTime::enter();
+    let (mut cc, sc) = configs(QuicSettings {
+        enable_early_data: true,
+        ..settings()
+    });
+    let mut first = Pair::new(
+        &mut cc,
+        sc,
+        NoApplication,
+        NoApplication,
+        Duration::from_millis(25),
+    )
+    .unwrap();
+    // Run past the handshake so the client receives the session ticket.
+    first
+        .run_until(&clock, Duration::from_millis(500), |_| false)
+        .unwrap();
+    assert_eq!(first.client.stage(), Stage::Running);
+    let session = first
+        .client
+        .session()
+        .expect("a session ticket after the handshake");
+    let sc = first.into_server_config();
+
+    cc.set_session(Some(session));
+    let mut second = Pair::new(
+        &mut cc,
+        sc,
+        BulkTransfer::new(false, 1000),
+        BulkTransfer::new(true, 1000),
+        Duration::from_millis(25),
+    )
+    .unwrap();
+    // Before any packet: the client can already write 0-RTT data.
+    let waker = std::task::Waker::noop();
+    let _ = second
+        .client
+        .poll_wakeup(&mut std::task::Context::from_waker(waker));
+    let mut first_flight = Vec::new();
+    while let Some(t) = second.client.poll_transmit(std::time::Instant::now(), 16) {
+        first_flight.push(t);
+    }
+    assert!(
+        first_flight.len() >= 2,
+        "Initial, then 0-RTT in the same wake-up"
+    );
+    assert!(second.client.quiche().is_in_early_data());
+    assert_eq!(
+        second.client.application().sent,
+        1000,
+        "the request went out as 0-RTT"
+    );
+    assert!(second
+        .run_until(&clock, Duration::from_secs(2), |p| p
+            .client
+            .application()
+            .is_complete(1000)
+            && p.server
+                .as_ref()
+                .is_some_and(|s| s.application().is_complete(1000)))
+        .unwrap());
+    assert!(second
+        .client_events
+        .iter()
+        .any(|(_, e)| *e == Event::EarlyData));
+    assert!(second
+        .client_events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::HandshakeCompleted { resumed: true, .. })));
+}
