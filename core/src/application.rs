@@ -114,3 +114,41 @@ impl Application for NoApplication {
         Ok(())
     }
 }
+
+impl<A: Application + ?Sized> Application for Box<A> {
+    fn on_established(
+        &mut self,
+        conn: &mut quiche::Connection,
+        now: Instant,
+    ) -> Result<(), ApplicationError> {
+        (**self).on_established(conn, now)
+    }
+
+    fn process_reads(
+        &mut self,
+        conn: &mut quiche::Connection,
+        now: Instant,
+    ) -> Result<(), ApplicationError> {
+        (**self).process_reads(conn, now)
+    }
+
+    fn process_writes(
+        &mut self,
+        conn: &mut quiche::Connection,
+        now: Instant,
+    ) -> Result<(), ApplicationError> {
+        (**self).process_writes(conn, now)
+    }
+
+    fn poll_deadline(&self) -> Option<Instant> {
+        (**self).poll_deadline()
+    }
+
+    fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        (**self).poll_work(cx)
+    }
+
+    fn on_close(&mut self, conn: &quiche::Connection, reason: &CloseReason) {
+        (**self).on_close(conn, reason)
+    }
+}

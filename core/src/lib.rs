@@ -34,6 +34,7 @@ mod cid;
 mod command;
 mod connection;
 mod datagram;
+pub mod endpoint;
 pub mod gso;
 mod log;
 pub mod metrics;
@@ -41,19 +42,26 @@ mod settings;
 
 pub use application::{Application, ApplicationError, NoApplication};
 pub use buffer::{BufferPool, PooledBuf};
-pub use cid::{ConnectionIdGenerator, RandomConnectionIds, StatelessResetKey, DEFAULT_CID_LEN};
+pub use cid::{
+    ConnectionIdGenerator, QuicLbConnectionIds, QuicLbDecoder, QuicLbError, RandomConnectionIds,
+    StatelessResetKey, DEFAULT_CID_LEN,
+};
 pub use command::{Command, CommandSender, ConnectionGone};
 pub use connection::{
     CloseReason, Connection, ConnectionContext, ConnectionStats, CreateError, EndpointEvent, Event,
     RetryIds, Stage,
 };
 pub use datagram::{Datagram, DatagramQueue, Ecn, SegmentIter, Transmit};
+pub use endpoint::{
+    AcceptError, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig, EndpointStats, Incoming,
+};
 pub use log::capture_quiche_logs;
 pub use metrics::{Metrics, NoopMetrics};
 pub use settings::{
-    CertificateSource, ConfigError, ConfigErrorKind, ConnectionParams, Hooks, QuicConfig,
-    QuicSettings, TlsSettings,
+    CertificateKey, CertificateSource, ConfigError, ConfigErrorKind, ConnectionParams, Hooks,
+    QuicConfig, QuicSettings, TlsSettings,
 };
 
+pub use boring;
 pub use quiche;
 pub use quiche::ConnectionId;

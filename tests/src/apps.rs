@@ -101,7 +101,21 @@ impl Application for BulkTransfer {
         _: Instant,
     ) -> Result<(), ApplicationError> {
         while !self.fin_sent {
-            let chunk = (self.send_len - self.sent).min(self.scratch.len() as u64) as usize;
+            // Generate only what the stream can take now.
+            let capacity = match conn.stream_capacity(self.send_stream) {
+                Ok(c) => c,
+                // Not opened yet: stream_send opens it and takes what credit allows.
+                Err(quiche::Error::InvalidStreamState(_)) => self.scratch.len(),
+                Err(quiche::Error::Done) => 0,
+                Err(e) => return Err(ApplicationError::new(0x1, format!("stream_capacity: {e}"))),
+            };
+            let remaining = self.send_len - self.sent;
+            let chunk = remaining
+                .min(self.scratch.len() as u64)
+                .min(capacity as u64) as usize;
+            if chunk == 0 && remaining > 0 {
+                break;
+            }
             for (i, b) in self.scratch[..chunk].iter_mut().enumerate() {
                 *b = pattern_byte(self.send_seed, self.sent + i as u64);
             }

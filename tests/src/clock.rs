@@ -35,6 +35,13 @@ impl VirtualTime {
     /// Panics if the test binary did not install the clock with
     /// [`virtual_clock!`](crate::virtual_clock): without it, time would silently be real.
     pub fn enter() -> VirtualTime {
+        Self::enter_seeded(0)
+    }
+
+    /// Like [`enter`](Self::enter), and also makes this thread's entropy (BoringSSL's DRBG
+    /// seed, std's hash keys) a stream derived from `seed`; see [`crate::entropy`].
+    pub fn enter_seeded(seed: u64) -> VirtualTime {
+        crate::entropy::set_seed(seed);
         ELAPSED.with(|e| e.set(Some(Duration::ZERO)));
         let a = std::time::Instant::now();
         ELAPSED.with(|e| e.set(Some(Duration::from_nanos(1))));
@@ -72,6 +79,7 @@ impl VirtualTime {
 impl Drop for VirtualTime {
     fn drop(&mut self) {
         ELAPSED.with(|e| e.set(None));
+        crate::entropy::clear();
     }
 }
 
@@ -125,8 +133,9 @@ pub unsafe fn gettimeofday_impl(tv: *mut libc::timeval, _tz: *mut libc::c_void) 
     rc
 }
 
-/// Installs the virtual clock in this test binary. Invoke once at the top level of each
-/// integration-test file that uses [`VirtualTime`].
+/// Installs the virtual clock and seeded entropy (see [`crate::entropy`]) in this test
+/// binary. Invoke once at the top level of each integration-test file that uses
+/// [`VirtualTime`]. x86-64 Linux only.
 #[macro_export]
 macro_rules! virtual_clock {
     () => {
@@ -141,6 +150,38 @@ macro_rules! virtual_clock {
         ) -> $crate::clock::libc::c_int {
             $crate::clock::clock_gettime_impl(clock, tp)
         }
+
+        /// Seeded-entropy `getrandom`; see `quicksand_tests::entropy`.
+        ///
+        /// # Safety
+        /// As libc's `getrandom`.
+        #[no_mangle]
+        pub unsafe extern "C" fn getrandom(buf: *mut u8, len: usize, flags: u32) -> isize {
+            $crate::entropy::getrandom_impl(buf, len, flags)
+        }
+
+        /// Seeded-entropy `syscall`: `getrandom` is answered from the simulation's seed, every
+        /// other call goes to the kernel. x86-64 passes a variadic call's integer arguments
+        /// as it passes six fixed ones, which is what makes this definition sound there.
+        ///
+        /// # Safety
+        /// As libc's `syscall`.
+        #[no_mangle]
+        pub unsafe extern "C" fn syscall(
+            num: i64,
+            a1: i64,
+            a2: i64,
+            a3: i64,
+            a4: i64,
+            a5: i64,
+            a6: i64,
+        ) -> i64 {
+            $crate::entropy::syscall_impl(num, [a1, a2, a3, a4, a5, a6])
+        }
+
+        #[used]
+        #[link_section = ".init_array"]
+        static QUICKSAND_DISABLE_RDRAND: extern "C" fn() = $crate::entropy::disable_rdrand;
 
         /// Virtual-time `gettimeofday`; see `quicksand_tests::clock`.
         ///

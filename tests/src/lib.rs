@@ -3,4 +3,6 @@
 
 pub mod apps;
 pub mod clock;
+pub mod entropy;
 pub mod pair;
+pub mod sim;

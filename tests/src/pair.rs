@@ -6,6 +6,9 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use quicksand_core::{
@@ -46,6 +49,23 @@ pub struct Pair<C: Application, S: Application> {
     pub datagrams_sent: [u64; 2],
     /// Transmits with more than one segment.
     pub gso_transmits: u64,
+    /// Set by the waker both connections' `poll_wakeup` registered: outside code (commands,
+    /// application handles) has work for them.
+    woken: Arc<WakeFlag>,
+}
+
+/// A waker that records that it was woken.
+#[derive(Debug, Default)]
+struct WakeFlag(AtomicBool);
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 impl<C: Application, S: Application> Pair<C, S> {
@@ -81,6 +101,7 @@ impl<C: Application, S: Application> Pair<C, S> {
             server_events: Vec::new(),
             datagrams_sent: [0; 2],
             gso_transmits: 0,
+            woken: Arc::default(),
         })
     }
 
@@ -135,6 +156,14 @@ impl<C: Application, S: Application> Pair<C, S> {
                 server.handle_timeout(now);
             }
         }
+        // Commands and application work from outside (the core's step 4: poll_wakeup).
+        self.woken.0.store(false, Ordering::Release);
+        let waker = Waker::from(self.woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        let _ = self.client.poll_wakeup(&mut cx);
+        if let Some(server) = self.server.as_mut() {
+            let _ = server.poll_wakeup(&mut cx);
+        }
         let arrival = now + self.delay;
         while let Some(t) = self.client.poll_transmit(now, self.max_segments) {
             assert_eq!(t.destination, SERVER_ADDR);
@@ -163,8 +192,11 @@ impl<C: Application, S: Application> Pair<C, S> {
         Ok(())
     }
 
-    /// The next instant anything is due, if anything is.
+    /// The next instant anything is due, if anything is (now, if a connection was woken).
     pub fn next_wakeup(&self) -> Option<Instant> {
+        if self.woken.0.load(Ordering::Acquire) {
+            return Some(Instant::now());
+        }
         [
             self.to_server.front().map(|(t, _)| *t),
             self.to_client.front().map(|(t, _)| *t),

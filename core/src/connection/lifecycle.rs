@@ -57,6 +57,12 @@ impl<A: Application> Connection<A> {
                 duration,
                 resumed: self.conn.is_resumed(),
             });
+            let peer_reset_token = self
+                .conn
+                .peer_transport_params()
+                .and_then(|p| p.stateless_reset_token);
+            self.endpoint_events
+                .push_back(EndpointEvent::Established { peer_reset_token });
         }
         while let Some(e) = self.conn.path_event_next() {
             self.events.push_back(Event::Path(e));

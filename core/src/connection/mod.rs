@@ -49,6 +49,13 @@ pub enum EndpointEvent {
     NewConnectionId(ConnectionId<'static>),
     /// Stop routing this CID here.
     RetiredConnectionId(ConnectionId<'static>),
+    /// The handshake completed (the connection leaves the accept backlog). Carries the peer's
+    /// stateless-reset token, by which the endpoint recognises a reset from a peer that lost
+    /// the connection.
+    Established {
+        /// The token from the peer's transport parameters (servers send one).
+        peer_reset_token: Option<u128>,
+    },
     /// The connection ended: drop all its CIDs.
     Closed,
 }

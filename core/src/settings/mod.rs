@@ -21,6 +21,7 @@ mod tls;
 
 pub use build::QuicConfig;
 pub use error::{ConfigError, ConfigErrorKind};
+pub use selfsigned::CertificateKey;
 pub use tls::{CertificateSource, Hooks, TlsSettings};
 
 use std::path::PathBuf;

@@ -7,11 +7,22 @@ use boring::bn::BigNum;
 use boring::ec::{EcGroup, EcKey};
 use boring::hash::MessageDigest;
 use boring::nid::Nid;
-use boring::pkey::PKey;
+use boring::pkey::{Id, PKey, Private};
 use boring::x509::extension::SubjectAlternativeName;
 use boring::x509::{X509NameBuilder, X509};
 
 use super::CertificateSource;
+
+/// The key type of a generated certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CertificateKey {
+    /// ECDSA on P-256: accepted everywhere.
+    #[default]
+    EcdsaP256,
+    /// Ed25519: fixed-size signatures, so handshakes have the same size every time (what the
+    /// simulator uses for reproducible traces).
+    Ed25519,
+}
 
 impl CertificateSource {
     /// A fresh P-256 key and a self-signed certificate for `names` (DNS names or IP
@@ -29,8 +40,30 @@ impl CertificateSource {
         names: &[&str],
         now: SystemTime,
     ) -> Result<CertificateSource, boring::error::ErrorStack> {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-        let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+        Self::self_signed_with(names, now, CertificateKey::EcdsaP256)
+    }
+
+    /// A self-signed certificate as [`self_signed`](Self::self_signed), with a chosen key type.
+    pub fn self_signed_with(
+        names: &[&str],
+        now: SystemTime,
+        key_type: CertificateKey,
+    ) -> Result<CertificateSource, boring::error::ErrorStack> {
+        let (key, digest): (PKey<Private>, MessageDigest) = match key_type {
+            CertificateKey::EcdsaP256 => {
+                let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+                (
+                    PKey::from_ec_key(EcKey::generate(&group)?)?,
+                    MessageDigest::sha256(),
+                )
+            }
+            CertificateKey::Ed25519 => {
+                // SAFETY: a null EVP_MD is how BoringSSL's X509_sign is told to use a key
+                // type with a built-in digest (Ed25519); the pointer is never dereferenced.
+                let none = unsafe { MessageDigest::from_ptr(std::ptr::null()) };
+                (PKey::generate(Id::ED25519)?, none)
+            }
+        };
 
         let mut name = X509NameBuilder::new()?;
         name.append_entry_by_nid(
@@ -64,7 +97,7 @@ impl CertificateSource {
         }
         let san = san.build(&builder.x509v3_context(None, None))?;
         builder.append_extension(&san)?;
-        builder.sign(&key, MessageDigest::sha256())?;
+        builder.sign(&key, digest)?;
         let cert = builder.build();
 
         Ok(CertificateSource::Pem {

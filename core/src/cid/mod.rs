@@ -1,5 +1,9 @@
 //! Connection IDs: how they are made and the stateless-reset tokens that go with them.
 
+mod quic_lb;
+
+pub use quic_lb::{QuicLbConnectionIds, QuicLbDecoder, QuicLbError};
+
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 

@@ -1,0 +1,535 @@
+//! The endpoint: owns the connection-ID table and decides, for each datagram, what happens.
+//!
+//! Every answer is a returned value, never a channel send or a spawned task:
+//! [`Endpoint::handle_datagram`] routes a datagram to a connection, announces a new one
+//! ([`Incoming`], which the driver [`accept`](Endpoint::accept)s or
+//! [`refuse`](Endpoint::refuse)s at once), answers statelessly (version negotiation, RETRY,
+//! stateless reset), or drops it and counts why.
+//!
+//! The driver owns the connections (in its own task, or one task each) and feeds their
+//! [`EndpointEvent`]s back with [`Endpoint::handle_event`], which keeps the table exact: CIDs
+//! issued and retired, and all of a connection's CIDs removed when it closes.
+
+mod header;
+mod stateless;
+mod table;
+mod token;
+
+pub use header::{HeaderForm, MalformedHeader, PacketHeader};
+pub use table::ConnectionHandle;
+pub use token::{AddressToken, TokenError, TokenKey, TokenKeys, TokenKind, TokenLifetimes};
+
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use quiche::ConnectionId;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::metrics::{DropReason, RejectReason};
+use crate::{
+    Application, Connection, ConnectionContext, CreateError, Datagram, EndpointEvent, QuicConfig,
+    RetryIds, Transmit,
+};
+use stateless::RateLimit;
+use table::ConnectionTable;
+
+/// The smallest UDP payload that may carry a client's first Initial (RFC 9000 §14.1).
+pub const MIN_INITIAL_LEN: usize = 1200;
+
+/// Endpoint-wide limits and policies. Every field has a documented default.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Answer token-less Initials with RETRY, so only clients that prove their address get
+    /// connection state. Default: true.
+    pub validate_addresses: bool,
+    /// How long address-validation tokens are accepted.
+    pub token_lifetimes: TokenLifetimes,
+    /// Connections held at once; Initials beyond it are dropped. Default: 100,000.
+    pub max_connections: usize,
+    /// Handshakes in progress at once (the accept backlog); Initials beyond it are dropped and
+    /// counted as [`RejectReason::Backlog`] — dropping costs the server nothing and the client
+    /// retries. Default: 4,096.
+    pub max_handshakes: usize,
+    /// Answer short-header packets for unknown CIDs with a stateless reset. Default: true.
+    pub stateless_resets: bool,
+    /// Most stateless resets per second. Default: 200.
+    pub stateless_reset_rate: u32,
+    /// Seed for the endpoint's own randomness (reset bytes, token nonces); `None` seeds from
+    /// the OS. Set it only for reproducible simulations. Default: `None`.
+    pub seed: Option<u64>,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            validate_addresses: true,
+            token_lifetimes: TokenLifetimes::default(),
+            max_connections: 100_000,
+            max_handshakes: 4096,
+            stateless_resets: true,
+            stateless_reset_rate: 200,
+            seed: None,
+        }
+    }
+}
+
+/// What to do with a datagram.
+#[derive(Debug)]
+pub enum DatagramEvent {
+    /// Feed it to this connection.
+    Connection(ConnectionHandle, Datagram),
+    /// A client wants a new connection: [`Endpoint::accept`] or [`Endpoint::refuse`] it before
+    /// the next datagram.
+    NewConnection(Incoming),
+    /// Send this stateless answer.
+    Respond(Transmit),
+}
+
+/// A client's first Initial that passed the endpoint's checks.
+#[derive(Debug)]
+pub struct Incoming {
+    datagram: Datagram,
+    scid: ConnectionId<'static>,
+    client_dcid: Vec<u8>,
+    retry: Option<RetryIds>,
+    validated: bool,
+}
+
+impl Incoming {
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.datagram.peer
+    }
+
+    /// Our address it was sent to.
+    pub fn local(&self) -> SocketAddr {
+        self.datagram.local
+    }
+
+    /// True if the client proved its address with a token.
+    pub fn is_validated(&self) -> bool {
+        self.validated
+    }
+}
+
+/// Counters of what the endpoint did with datagrams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Datagrams routed to a connection.
+    pub routed: u64,
+    /// New connections announced.
+    pub incoming: u64,
+    /// RETRY packets sent.
+    pub retries: u64,
+    /// Version negotiation packets sent.
+    pub version_negotiations: u64,
+    /// Stateless resets sent.
+    pub stateless_resets: u64,
+    /// Datagrams dropped (see the metrics for reasons).
+    pub dropped: u64,
+    /// Tokens refused.
+    pub tokens_rejected: u64,
+    /// Bytes of stateless answers sent (VN, RETRY, reset).
+    pub stateless_bytes: u64,
+}
+
+/// Why an [`Incoming`] could not become a connection.
+#[derive(Debug)]
+pub enum AcceptError {
+    /// The endpoint has no server config.
+    NotAServer,
+    /// quiche refused.
+    Create(CreateError),
+}
+
+impl std::fmt::Display for AcceptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AcceptError::NotAServer => f.write_str("the endpoint has no server config"),
+            AcceptError::Create(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for AcceptError {}
+
+/// A QUIC endpoint: routing, address validation, stateless answers. One per socket (or per
+/// group of sockets sharing CIDs). See the module docs.
+#[derive(Debug)]
+pub struct Endpoint {
+    config: EndpointConfig,
+    server: Option<QuicConfig>,
+    ctx: ConnectionContext,
+    table: ConnectionTable,
+    token_keys: TokenKeys,
+    wall_anchor: (Instant, SystemTime),
+    reset_limit: RateLimit,
+    rng: StdRng,
+    shutting_down: bool,
+    stats: EndpointStats,
+}
+
+impl Endpoint {
+    /// An endpoint; with a server config it accepts connections, without one it only carries
+    /// client connections. `now` and `wall_now` anchor the wall clock tokens are stamped with
+    /// (the core reads no clock): pass `Instant::now()` and `SystemTime::now()`.
+    pub fn new(
+        config: EndpointConfig,
+        server: Option<QuicConfig>,
+        ctx: ConnectionContext,
+        now: Instant,
+        wall_now: SystemTime,
+    ) -> Self {
+        let mut rng = match config.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        let token_keys = match config.seed {
+            Some(seed) => {
+                let mut secret = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rng, &mut secret);
+                TokenKeys::with_seed(TokenKey::new(0, secret), seed ^ 0x746f6b656e)
+            }
+            None => TokenKeys::new(TokenKey::random(0)),
+        };
+        Endpoint {
+            reset_limit: RateLimit::new(config.stateless_reset_rate),
+            config,
+            server,
+            ctx,
+            table: ConnectionTable::default(),
+            token_keys,
+            wall_anchor: (now, wall_now),
+            rng,
+            shutting_down: false,
+            stats: EndpointStats::default(),
+        }
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    /// Decides what happens to one datagram. Pass GRO batches split
+    /// ([`Datagram::split_segments`]); a coalesced datagram is routed whole by its first
+    /// packet. `None` means dropped (counted in metrics).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        mut datagram: Datagram,
+    ) -> Option<DatagramEvent> {
+        let cid_len = self.ctx.cid_generator.cid_len();
+        let header = match PacketHeader::parse(&datagram.payload, cid_len) {
+            Ok(h) => h,
+            Err(MalformedHeader) => return self.drop(DropReason::Malformed),
+        };
+        if let Some(handle) = self.table.get(header.dcid) {
+            self.stats.routed += 1;
+            return Some(DatagramEvent::Connection(handle, datagram));
+        }
+        let (dcid, scid) = (header.dcid.to_vec(), header.scid.to_vec());
+        match header.form {
+            HeaderForm::Short => self.unknown_short_header(now, datagram, &dcid),
+            HeaderForm::Long { version, .. } => {
+                if self.server.is_none() {
+                    return self.drop(DropReason::UnknownConnection);
+                }
+                if !quiche::version_is_supported(version) {
+                    // VN packets (version 0) are never answered, and small datagrams get no
+                    // answer that could amplify.
+                    if version == 0 || datagram.payload.len() < MIN_INITIAL_LEN {
+                        return self.drop(DropReason::Malformed);
+                    }
+                    let pool = &self.ctx.buffers;
+                    let t = stateless::version_negotiation(pool, &datagram, &dcid, &scid)?;
+                    self.stats.version_negotiations += 1;
+                    return Some(self.respond(t));
+                }
+                if !header.is_initial() {
+                    return self.drop(DropReason::UnexpectedPacketType);
+                }
+                if datagram.payload.len() < MIN_INITIAL_LEN {
+                    return self.drop(DropReason::InitialTooShort);
+                }
+                let token = match quiche::Header::from_slice(&mut datagram.payload, cid_len) {
+                    Ok(h) => h.token.unwrap_or_default(),
+                    Err(_) => return self.drop(DropReason::Malformed),
+                };
+                self.new_initial(now, datagram, dcid, scid, version, token)
+            }
+        }
+    }
+
+    /// Applies a connection's routing change. Call it for every event from
+    /// [`Connection::poll_endpoint_event`].
+    pub fn handle_event(&mut self, handle: ConnectionHandle, event: EndpointEvent) {
+        match event {
+            EndpointEvent::NewConnectionId(cid) => self.table.add_cid(handle, &cid),
+            EndpointEvent::RetiredConnectionId(cid) => self.table.retire_cid(handle, &cid),
+            EndpointEvent::Established { peer_reset_token } => {
+                self.table.established(handle, peer_reset_token)
+            }
+            EndpointEvent::Closed => self.table.remove(handle),
+        }
+    }
+
+    // ---- commands -----------------------------------------------------------------------
+
+    /// Creates the connection for an [`Incoming`] and feeds it the client's Initial.
+    pub fn accept<A: Application>(
+        &mut self,
+        now: Instant,
+        incoming: Incoming,
+        app: A,
+    ) -> Result<(ConnectionHandle, Connection<A>), AcceptError> {
+        let server = self.server.as_mut().ok_or(AcceptError::NotAServer)?;
+        let Incoming {
+            datagram,
+            scid,
+            client_dcid,
+            retry,
+            ..
+        } = incoming;
+        let mut conn = Connection::accept(
+            now,
+            server,
+            &scid,
+            retry.as_ref(),
+            datagram.local,
+            datagram.peer,
+            self.ctx.clone(),
+            app,
+        )
+        .map_err(AcceptError::Create)?;
+        // Until the client hears from us it keeps using the DCID it chose (or our RETRY SCID).
+        let handle = self.table.insert(&[&scid, &client_dcid], true);
+        conn.handle_datagram(now, datagram);
+        Ok((handle, conn))
+    }
+
+    /// Declines an [`Incoming`]: its Initial is dropped and counted.
+    pub fn refuse(&mut self, incoming: Incoming) {
+        drop(incoming);
+        self.ctx.metrics.initial_rejected(RejectReason::Backlog);
+        self.drop(DropReason::Overloaded);
+    }
+
+    /// Creates a client connection routed by this endpoint (many may share one socket).
+    pub fn connect<A: Application>(
+        &mut self,
+        now: Instant,
+        config: &mut QuicConfig,
+        server_name: Option<&str>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        app: A,
+    ) -> Result<(ConnectionHandle, Connection<A>), CreateError> {
+        let conn =
+            Connection::connect(now, config, server_name, local, peer, self.ctx.clone(), app)?;
+        let cids = conn.source_ids();
+        let cids: Vec<&[u8]> = cids.iter().map(|c| c.as_ref()).collect();
+        let handle = self.table.insert(&cids, true);
+        Ok((handle, conn))
+    }
+
+    /// Mints a NEW_TOKEN-kind token for `peer`, for a client to present on a later connection
+    /// (bound to its IP, valid for `token_lifetimes.new_token`).
+    pub fn mint_new_token(&mut self, now: Instant, peer: SocketAddr) -> Vec<u8> {
+        let issued = self.wall_time(now);
+        self.token_keys.seal(&AddressToken {
+            kind: TokenKind::NewToken,
+            issued,
+            address: SocketAddr::new(peer.ip(), 0),
+            original_dcid: ConnectionId::default(),
+            retry_scid: ConnectionId::default(),
+        })
+    }
+
+    /// Stops accepting new connections; existing ones continue. Close them when your deadline
+    /// passes (see [`crate::CommandSender::close`]).
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+    }
+
+    /// The token keys, to rotate or replace (share them across sockets and hosts).
+    pub fn token_keys_mut(&mut self) -> &mut TokenKeys {
+        &mut self.token_keys
+    }
+
+    /// Re-anchors the wall clock (after a system clock step).
+    pub fn set_wall_clock(&mut self, now: Instant, wall_now: SystemTime) {
+        self.wall_anchor = (now, wall_now);
+    }
+
+    /// The server config, to change knobs for future connections.
+    pub fn server_config_mut(&mut self) -> Option<&mut QuicConfig> {
+        self.server.as_mut()
+    }
+
+    // ---- getters ------------------------------------------------------------------------
+
+    /// True after [`shutdown`](Self::shutdown).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Connections registered.
+    pub fn connection_count(&self) -> usize {
+        self.table.connections()
+    }
+
+    /// Handshakes in progress.
+    pub fn handshakes_in_progress(&self) -> usize {
+        self.table.handshaking()
+    }
+
+    /// CIDs in the routing table.
+    pub fn cid_count(&self) -> usize {
+        self.table.cids()
+    }
+
+    /// True if `handle` names a registered connection.
+    pub fn contains(&self, handle: ConnectionHandle) -> bool {
+        self.table.contains(handle)
+    }
+
+    /// What the endpoint did so far.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// The context connections of this endpoint share.
+    pub fn context(&self) -> &ConnectionContext {
+        &self.ctx
+    }
+
+    /// The endpoint's settings.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    // ---- internals ----------------------------------------------------------------------
+
+    fn wall_time(&self, now: Instant) -> SystemTime {
+        let (anchor, wall) = self.wall_anchor;
+        match now.checked_duration_since(anchor) {
+            Some(d) => wall + d,
+            None => wall - anchor.duration_since(now),
+        }
+    }
+
+    fn drop(&mut self, reason: DropReason) -> Option<DatagramEvent> {
+        self.stats.dropped += 1;
+        self.ctx.metrics.datagram_dropped(reason);
+        None
+    }
+
+    fn respond(&mut self, t: Transmit) -> DatagramEvent {
+        self.stats.stateless_bytes += t.contents.len() as u64;
+        DatagramEvent::Respond(t)
+    }
+
+    fn unknown_short_header(
+        &mut self,
+        now: Instant,
+        datagram: Datagram,
+        dcid: &[u8],
+    ) -> Option<DatagramEvent> {
+        // A stateless reset from a peer that lost our connection cannot carry our CID: it is
+        // recognised by its trailing token.
+        if let Some(tail) = datagram
+            .payload
+            .len()
+            .checked_sub(16)
+            .map(|at| &datagram.payload[at..])
+        {
+            let token = u128::from_be_bytes(tail.try_into().unwrap_or([0; 16]));
+            if let Some(handle) = self.table.by_reset_token(token) {
+                self.stats.routed += 1;
+                return Some(DatagramEvent::Connection(handle, datagram));
+            }
+        }
+        if !self.config.stateless_resets || !self.reset_limit.try_take(now) {
+            return self.drop(DropReason::UnknownConnection);
+        }
+        let key = &self.ctx.reset_key;
+        match stateless::stateless_reset(&self.ctx.buffers, key, &datagram, dcid, &mut self.rng) {
+            Some(t) => {
+                self.stats.stateless_resets += 1;
+                Some(self.respond(t))
+            }
+            None => self.drop(DropReason::UnknownConnection),
+        }
+    }
+
+    fn new_initial(
+        &mut self,
+        now: Instant,
+        datagram: Datagram,
+        dcid: Vec<u8>,
+        scid: Vec<u8>,
+        version: u32,
+        token: Vec<u8>,
+    ) -> Option<DatagramEvent> {
+        if self.shutting_down {
+            return self.drop(DropReason::ShuttingDown);
+        }
+        if self.table.connections() >= self.config.max_connections
+            || self.table.handshaking() >= self.config.max_handshakes
+        {
+            self.ctx.metrics.initial_rejected(RejectReason::Backlog);
+            return self.drop(DropReason::Overloaded);
+        }
+        let mut retry = None;
+        let mut validated = false;
+        if !token.is_empty() {
+            let wall = self.wall_time(now);
+            let lifetimes = self.config.token_lifetimes;
+            match self.token_keys.open(&token, datagram.peer, wall, lifetimes) {
+                Ok(t) if t.kind == TokenKind::Retry && t.retry_scid.as_ref() == dcid.as_slice() => {
+                    retry = Some(RetryIds {
+                        original_destination_cid: t.original_dcid,
+                        retry_source_cid: ConnectionId::from_vec(dcid.clone()),
+                    });
+                    validated = true;
+                }
+                Ok(t) if t.kind == TokenKind::NewToken => validated = true,
+                outcome => {
+                    let reason = match outcome {
+                        Err(TokenError::Expired) => RejectReason::ExpiredToken,
+                        Err(TokenError::WrongAddress) => RejectReason::WrongAddress,
+                        _ => RejectReason::InvalidToken,
+                    };
+                    self.stats.tokens_rejected += 1;
+                    self.ctx.metrics.initial_rejected(reason);
+                    // A bad RETRY token means a forged or replayed Initial: drop it. Any other
+                    // token (NEW_TOKEN, unknown) is treated as none (RFC 9000 §8.1.3).
+                    if TokenKeys::claimed_kind(&token) == Some(TokenKind::Retry) {
+                        return self.drop(DropReason::Rejected);
+                    }
+                }
+            }
+        }
+        if !validated && self.config.validate_addresses {
+            let new_scid = self.ctx.cid_generator.generate();
+            let sealed = self.token_keys.seal(&AddressToken {
+                kind: TokenKind::Retry,
+                issued: self.wall_time(now),
+                address: datagram.peer,
+                original_dcid: ConnectionId::from_vec(dcid.clone()),
+                retry_scid: new_scid.clone(),
+            });
+            let pool = &self.ctx.buffers;
+            let t = stateless::retry(pool, &datagram, &dcid, &scid, &new_scid, &sealed, version)?;
+            self.stats.retries += 1;
+            return Some(self.respond(t));
+        }
+        self.stats.incoming += 1;
+        Some(DatagramEvent::NewConnection(Incoming {
+            datagram,
+            scid: self.ctx.cid_generator.generate(),
+            client_dcid: dcid,
+            retry,
+            validated,
+        }))
+    }
+}

@@ -1,0 +1,127 @@
+//! Answers the endpoint sends without a connection: version negotiation, RETRY, stateless
+//! reset; and the rate limit on resets.
+
+use std::time::Instant;
+
+use quiche::ConnectionId;
+
+use crate::{BufferPool, Datagram, StatelessResetKey, Transmit};
+
+/// The smallest stateless reset we send: 1 header byte, 20 unpredictable bytes covering the
+/// longest DCID a peer may parse, 4 more for a packet number and sample, and the 16-byte token.
+pub(crate) const MIN_RESET_LEN: usize = 41;
+
+fn reply(dgram: &Datagram, contents: crate::PooledBuf) -> Transmit {
+    Transmit {
+        destination: dgram.peer,
+        source: dgram.local,
+        ecn: None,
+        dscp: 0,
+        segment_size: None,
+        release_at: None,
+        contents,
+    }
+}
+
+/// A version negotiation packet listing the versions we speak.
+pub(crate) fn version_negotiation(
+    pool: &BufferPool,
+    dgram: &Datagram,
+    dcid: &[u8],
+    scid: &[u8],
+) -> Option<Transmit> {
+    let mut buf = pool.take();
+    let v = buf.as_mut_vec();
+    v.resize(1200, 0);
+    // We answer with the peer's CIDs swapped.
+    let len = quiche::negotiate_version(
+        &ConnectionId::from_ref(scid),
+        &ConnectionId::from_ref(dcid),
+        v,
+    )
+    .ok()?;
+    v.truncate(len);
+    Some(reply(dgram, buf))
+}
+
+/// A RETRY packet carrying `token`, asking the client to come back to `new_scid`.
+pub(crate) fn retry(
+    pool: &BufferPool,
+    dgram: &Datagram,
+    dcid: &[u8],
+    scid: &[u8],
+    new_scid: &ConnectionId<'_>,
+    token: &[u8],
+    version: u32,
+) -> Option<Transmit> {
+    let mut buf = pool.take();
+    let v = buf.as_mut_vec();
+    v.resize(1200, 0);
+    let len = quiche::retry(
+        &ConnectionId::from_ref(scid),
+        &ConnectionId::from_ref(dcid),
+        new_scid,
+        token,
+        version,
+        v,
+    )
+    .ok()?;
+    v.truncate(len);
+    Some(reply(dgram, buf))
+}
+
+/// A stateless reset for a short-header packet to the unknown `dcid`: one byte smaller than
+/// the packet that triggered it (so two endpoints can never ping-pong resets), never under
+/// [`MIN_RESET_LEN`]. `None` when the trigger is too small to answer safely.
+pub(crate) fn stateless_reset(
+    pool: &BufferPool,
+    key: &StatelessResetKey,
+    dgram: &Datagram,
+    dcid: &[u8],
+    unpredictable: &mut impl rand::RngCore,
+) -> Option<Transmit> {
+    let len = dgram.payload.len().checked_sub(1)?.min(1200);
+    if len < MIN_RESET_LEN {
+        return None;
+    }
+    let mut buf = pool.take();
+    let v = buf.as_mut_vec();
+    v.resize(len, 0);
+    unpredictable.fill_bytes(&mut v[..len - 16]);
+    // Short header form: 0b01 fixed bits, the rest unpredictable.
+    v[0] = 0b0100_0000 | (v[0] & 0b0011_1111);
+    v[len - 16..].copy_from_slice(&key.token(dcid).to_be_bytes());
+    Some(reply(dgram, buf))
+}
+
+/// A token bucket: `rate` events per second, bursts of up to `rate`.
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    rate: f64,
+    budget: f64,
+    refilled_at: Option<Instant>,
+}
+
+impl RateLimit {
+    pub(crate) fn new(per_second: u32) -> Self {
+        RateLimit {
+            rate: per_second as f64,
+            budget: per_second as f64,
+            refilled_at: None,
+        }
+    }
+
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
+        if let Some(at) = self.refilled_at {
+            let gained = now.saturating_duration_since(at).as_secs_f64() * self.rate;
+            self.budget = (self.budget + gained).min(self.rate);
+        }
+        self.refilled_at = Some(now);
+        if self.budget >= 1.0 {
+            self.budget -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

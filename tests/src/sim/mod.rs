@@ -1,0 +1,352 @@
+//! The deterministic network simulator: a third driver of the core, beside the tokio and smol
+//! adapters. One thread, no sockets, virtual time that quiche sees too (see
+//! [`crate::clock`]), and one `u64` seed for everything random in the network and endpoints.
+//!
+//! A [`Sim`] has a client host and a server host joined by a [`Network`]. Each step delivers the
+//! packets that are due, lets both hosts run in the core's documented order, and puts their
+//! transmits on the wire (GSO transmits split into their segments). Everything that happens —
+//! every packet's fate and size, every connection event — goes into a [`Trace`] whose digest
+//! two runs of one seed must share.
+
+mod host;
+mod network;
+mod seeds;
+mod trace;
+
+pub use host::{AcceptFn, Host};
+pub use network::{
+    Blackhole, Direction, Fate, LinkConfig, LossModel, Network, Packet, PacketFilter,
+};
+pub use seeds::{for_each_seed, seed_list};
+pub use trace::Trace;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use quicksand_core::metrics::CountingMetrics;
+use quicksand_core::{
+    Application, CertificateKey, CertificateSource, ConnectionContext, ConnectionHandle,
+    ConnectionParams, CreateError, Datagram, Endpoint, EndpointConfig, Incoming, QuicConfig,
+    QuicSettings, RandomConnectionIds, StatelessResetKey, TlsSettings, Transmit,
+};
+
+use crate::clock::VirtualTime;
+
+/// The client host's address.
+pub const CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50_000);
+/// The server host's address.
+pub const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 443);
+
+/// Everything a simulation is built from.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The seed of the network's and endpoints' randomness.
+    pub seed: u64,
+    /// Client → server link.
+    pub to_server: LinkConfig,
+    /// Server → client link.
+    pub to_client: LinkConfig,
+    /// Transport settings of both sides.
+    pub settings: QuicSettings,
+    /// The server endpoint's policies.
+    pub server_endpoint: EndpointConfig,
+    /// The client endpoint's policies.
+    pub client_endpoint: EndpointConfig,
+}
+
+impl SimConfig {
+    /// A clean 20 ms RTT network and test settings (ALPN `quicksand-test`, 30 s idle timeout).
+    pub fn new(seed: u64) -> Self {
+        SimConfig {
+            seed,
+            to_server: LinkConfig::default(),
+            to_client: LinkConfig::default(),
+            settings: QuicSettings {
+                alpn: vec![b"quicksand-test".to_vec(), b"h3".to_vec()],
+                ..Default::default()
+            },
+            server_endpoint: EndpointConfig {
+                seed: Some(seed ^ 0x5e),
+                ..Default::default()
+            },
+            client_endpoint: EndpointConfig {
+                seed: Some(seed ^ 0xc1),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Both directions set to `link`.
+    pub fn with_link(mut self, link: LinkConfig) -> Self {
+        self.to_server = link.clone();
+        self.to_client = link;
+        self
+    }
+}
+
+/// The server certificate of every simulation in this process: made once so that every run
+/// has the same bytes (Ed25519, whose signatures have one size). It is made on a thread of its
+/// own so that making it draws nothing from the calling simulation's seeded entropy.
+pub fn server_certificate() -> CertificateSource {
+    static CERT: OnceLock<CertificateSource> = OnceLock::new();
+    CERT.get_or_init(|| {
+        std::thread::spawn(|| {
+            let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+            CertificateSource::self_signed_with(&["localhost"], epoch, CertificateKey::Ed25519)
+                .expect("generating a certificate")
+        })
+        .join()
+        .expect("certificate thread")
+    })
+    .clone()
+}
+
+/// Client and server configs for these settings (the client skips verification).
+pub fn configs(settings: &QuicSettings) -> (QuicConfig, QuicConfig) {
+    let mut client = ConnectionParams::new(settings.clone());
+    client.tls.verify_peer = false;
+    // BoringSSL clients do not offer Ed25519 unless asked.
+    client.hooks.ssl_context = Some(Arc::new(|ctx| {
+        use quicksand_core::boring::ssl::SslSignatureAlgorithm as Alg;
+        ctx.set_verify_algorithm_prefs(&[
+            Alg::ED25519,
+            Alg::ECDSA_SECP256R1_SHA256,
+            Alg::RSA_PSS_RSAE_SHA256,
+            Alg::RSA_PKCS1_SHA256,
+        ])
+    }));
+    let server = ConnectionParams {
+        settings: settings.clone(),
+        tls: TlsSettings {
+            certificate: Some(server_certificate()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    (
+        QuicConfig::client(&client).expect("client config"),
+        QuicConfig::server(&server).expect("server config"),
+    )
+}
+
+/// A seeded connection context with counting metrics.
+pub fn context(seed: u64) -> (ConnectionContext, Arc<CountingMetrics>) {
+    let metrics = Arc::new(CountingMetrics::default());
+    let ctx = ConnectionContext {
+        cid_generator: Arc::new(RandomConnectionIds::with_seed(
+            quicksand_core::DEFAULT_CID_LEN,
+            seed,
+        )),
+        reset_key: Arc::new(StatelessResetKey::with_seed(seed)),
+        metrics: metrics.clone(),
+        ..Default::default()
+    };
+    (ctx, metrics)
+}
+
+/// A client host and a server host over a simulated network, on virtual time.
+pub struct Sim<C: Application, S: Application> {
+    /// Virtual time; dropped with the simulation.
+    pub clock: VirtualTime,
+    /// When the simulation started.
+    pub start: Instant,
+    /// The client host.
+    pub client: Host<C>,
+    /// The server host.
+    pub server: Host<S>,
+    /// The client's QUIC config (for new connections and sessions).
+    pub client_config: QuicConfig,
+    /// The network.
+    pub net: Network,
+    /// What happened so far.
+    pub trace: Trace,
+    /// The server's metrics.
+    pub server_metrics: Arc<CountingMetrics>,
+    /// The client's metrics.
+    pub client_metrics: Arc<CountingMetrics>,
+    /// Called for every datagram put on the wire, with its fate.
+    pub observer: Option<Box<dyn FnMut(Instant, Direction, SocketAddr, &[u8], Fate)>>,
+    config: SimConfig,
+    traced_events: [usize; 2],
+}
+
+impl<C: Application, S: Application> Sim<C, S> {
+    /// Builds the simulation and enters virtual time on this thread. `accept` picks the
+    /// application of each incoming connection (or refuses it with `None`).
+    pub fn new(config: SimConfig, accept: impl FnMut(&Incoming) -> Option<S> + 'static) -> Self {
+        let clock = VirtualTime::enter_seeded(config.seed);
+        let start = Instant::now();
+        let (client_config, server_quic) = configs(&config.settings);
+        let (server_ctx, server_metrics) = context(config.seed ^ 0x5e5e);
+        let (client_ctx, client_metrics) = context(config.seed ^ 0xc1c1);
+        let wall = SystemTime::now();
+        let server_endpoint = Endpoint::new(
+            config.server_endpoint.clone(),
+            Some(server_quic),
+            server_ctx,
+            start,
+            wall,
+        );
+        let client_endpoint = Endpoint::new(
+            config.client_endpoint.clone(),
+            None,
+            client_ctx,
+            start,
+            wall,
+        );
+        Sim {
+            start,
+            client: Host::new(CLIENT, client_endpoint, None),
+            server: Host::new(SERVER, server_endpoint, Some(Box::new(accept))),
+            client_config,
+            net: Network::new(
+                config.to_server.clone(),
+                config.to_client.clone(),
+                config.seed,
+                start,
+            ),
+            trace: Trace::new(start),
+            server_metrics,
+            client_metrics,
+            observer: None,
+            config,
+            clock,
+            traced_events: [0, 0],
+        }
+    }
+
+    /// The configuration the simulation was built from.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Opens a client connection to the server.
+    pub fn connect(&mut self, app: C) -> Result<ConnectionHandle, CreateError> {
+        self.client
+            .connect(Instant::now(), &mut self.client_config, SERVER, app)
+    }
+
+    /// Replaces the server with one that has lost all state (a restart) but keeps its static
+    /// keys, as a real restart with persisted keys would.
+    pub fn restart_server(&mut self, accept: impl FnMut(&Incoming) -> Option<S> + 'static) {
+        let (_, server_quic) = configs(&self.config.settings);
+        let ctx = self.server.endpoint.context().clone();
+        let endpoint = Endpoint::new(
+            self.config.server_endpoint.clone(),
+            Some(server_quic),
+            ctx,
+            Instant::now(),
+            SystemTime::now(),
+        );
+        self.server = Host::new(SERVER, endpoint, Some(Box::new(accept)));
+        self.traced_events[1] = 0;
+    }
+
+    /// Processes everything due now.
+    pub fn step(&mut self) {
+        let now = Instant::now();
+        let (mut to_client, mut to_server) = (Vec::new(), Vec::new());
+        while let Some(p) = self.net.pop_due(now) {
+            self.trace
+                .record(now, ("deliver", p.direction, p.bytes.len()));
+            match p.direction {
+                Direction::ToServer => {
+                    if p.to == self.server.addr {
+                        let d = Datagram::new(&p.bytes[..], p.from, p.to, now);
+                        self.server.receive(now, d, &mut to_client);
+                    }
+                }
+                Direction::ToClient => {
+                    // Through the NAT: whatever public address the server used, the client's
+                    // socket receives it on its own address.
+                    let d = Datagram::new(&p.bytes[..], p.from, self.client.addr, now);
+                    self.client.receive(now, d, &mut to_server);
+                }
+            }
+        }
+        self.server.poll(now, &mut to_client);
+        self.client.poll(now, &mut to_server);
+        self.trace_events(now);
+        for t in to_client {
+            self.transmit(now, Direction::ToClient, t);
+        }
+        for t in to_server {
+            self.transmit(now, Direction::ToServer, t);
+        }
+    }
+
+    fn transmit(&mut self, now: Instant, direction: Direction, t: Transmit) {
+        let depart = t.release_at.map_or(now, |at| at.max(now));
+        for d in t.datagrams() {
+            let fate = self
+                .net
+                .send(depart, direction, t.source, t.destination, d.to_vec());
+            self.trace.record(now, ("send", direction, d.len(), fate));
+            if let Some(observer) = self.observer.as_mut() {
+                observer(now, direction, t.destination, d, fate);
+            }
+        }
+    }
+
+    fn trace_events(&mut self, now: Instant) {
+        for (i, events) in [&self.client.events, &self.server.events]
+            .into_iter()
+            .enumerate()
+        {
+            for (_, handle, event) in &events[self.traced_events[i]..] {
+                self.trace.record(now, (i, handle.0, format!("{event:?}")));
+            }
+            self.traced_events[i] = events.len();
+        }
+    }
+
+    /// The next instant anything is due.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        [
+            self.net.next_arrival(),
+            self.client.next_timeout(),
+            self.server.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Steps until `done(self)` (true), or `limit` of virtual time passes or nothing is left to
+    /// happen (false).
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut spins = 0u32;
+        loop {
+            self.step();
+            if done(self) {
+                return true;
+            }
+            let now = Instant::now();
+            let Some(next) = self.next_wakeup() else {
+                return false;
+            };
+            if next > deadline {
+                self.clock.advance_to(deadline);
+                return false;
+            }
+            if next <= now {
+                spins += 1;
+                assert!(
+                    spins < 100_000,
+                    "no progress at one instant: livelock at {:?}",
+                    now - self.start
+                );
+            } else {
+                spins = 0;
+                self.clock.advance_to(next);
+            }
+        }
+    }
+
+    /// Runs for `duration` of virtual time, whatever happens.
+    pub fn run_for(&mut self, duration: Duration) {
+        self.run_until(duration, |_| false);
+    }
+}

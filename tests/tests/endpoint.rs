@@ -1,0 +1,490 @@
+//! The server endpoint: routing, address validation, version negotiation, stateless reset,
+//! limits, shutdown and migration — over the simulator, on virtual time.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use quicksand_core::endpoint::{TokenKind, TokenLifetimes};
+use quicksand_core::metrics::{DropReason, RejectReason};
+use quicksand_core::{
+    CloseReason, ConnectionIdGenerator, Datagram, DatagramEvent, Endpoint, EndpointConfig, Event,
+    NoApplication, QuicLbConnectionIds, Stage,
+};
+use quicksand_tests::apps::BulkTransfer;
+use quicksand_tests::sim::{self, Direction, Fate, LinkConfig, Sim, SimConfig, SERVER};
+
+quicksand_tests::virtual_clock!();
+
+fn all_running<C: quicksand_core::Application, S: quicksand_core::Application>(
+    s: &Sim<C, S>,
+    n: usize,
+) -> bool {
+    s.client.conns.len() == n
+        && s.client.conns.values().all(|c| c.stage() == Stage::Running)
+        && s.server.conns.len() == n
+        && s.server.conns.values().all(|c| c.stage() == Stage::Running)
+}
+
+fn bulk_sim(config: SimConfig, len: u64) -> Sim<BulkTransfer, BulkTransfer> {
+    Sim::new(config, move |_| Some(BulkTransfer::new(true, len)))
+}
+
+#[test]
+fn retry_round_trip_then_transfer() {
+    sim::for_each_seed("retry_round_trip_then_transfer", 3, |seed| {
+        let mut s = bulk_sim(SimConfig::new(seed), 100_000);
+        s.connect(BulkTransfer::new(false, 100_000)).unwrap();
+        assert!(s.run_until(Duration::from_secs(5), |s| {
+            s.client
+                .conns
+                .values()
+                .all(|c| c.application().is_complete(100_000))
+                && s.server
+                    .conns
+                    .values()
+                    .all(|c| c.application().is_complete(100_000))
+                && !s.server.conns.is_empty()
+        }));
+        let stats = s.server.endpoint.stats();
+        // The client's first flight may span two datagrams; each token-less one gets a RETRY.
+        assert!(stats.retries >= 1 && stats.incoming == 1, "{stats:?}");
+        assert_eq!(stats.tokens_rejected, 0);
+    });
+}
+
+#[test]
+fn without_address_validation_there_is_no_retry() {
+    let mut config = SimConfig::new(1);
+    config.server_endpoint.validate_addresses = false;
+    let mut s = bulk_sim(config, 10);
+    s.connect(BulkTransfer::new(false, 10)).unwrap();
+    assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 1)));
+    assert_eq!(s.server.endpoint.stats().retries, 0);
+}
+
+fn long_header(version: u32, len: usize) -> Vec<u8> {
+    let mut p = vec![0xc0];
+    p.extend(version.to_be_bytes());
+    p.push(8);
+    p.extend([0xd1; 8]);
+    p.push(4);
+    p.extend([0x5c; 4]);
+    p.resize(len, 0);
+    p
+}
+
+fn endpoint(config: EndpointConfig) -> (Endpoint, Instant) {
+    let now = Instant::now();
+    let (_, server) = sim::configs(&SimConfig::new(1).settings);
+    let (ctx, _) = sim::context(7);
+    (
+        Endpoint::new(
+            config,
+            Some(server),
+            ctx,
+            now,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        ),
+        now,
+    )
+}
+
+fn peer() -> SocketAddr {
+    "192.0.2.7:4000".parse().unwrap()
+}
+
+#[test]
+fn unknown_versions_get_version_negotiation_and_small_ones_nothing() {
+    let _clock = quicksand_tests::clock::VirtualTime::enter();
+    let (mut ep, now) = endpoint(EndpointConfig::default());
+    let event = ep.handle_datagram(
+        now,
+        Datagram::new(&long_header(0x1a2a_3a4a, 1200)[..], peer(), SERVER, now),
+    );
+    let Some(DatagramEvent::Respond(t)) = event else {
+        panic!("expected a response, got {event:?}")
+    };
+    assert_eq!(t.destination, peer());
+    let mut bytes = t.contents.to_vec();
+    let hdr = quicksand_core::quiche::Header::from_slice(&mut bytes, 8).unwrap();
+    assert_eq!(hdr.ty, quicksand_core::quiche::Type::VersionNegotiation);
+    // CIDs swapped, and our version offered.
+    assert_eq!(
+        (hdr.dcid.as_ref(), hdr.scid.as_ref()),
+        (&[0x5c; 4][..], &[0xd1; 8][..])
+    );
+    assert!(hdr
+        .versions
+        .unwrap()
+        .contains(&quicksand_core::quiche::PROTOCOL_VERSION));
+    assert!(
+        t.contents.len() < 1200,
+        "never larger than what triggered it"
+    );
+    // Too small to answer, and version negotiation packets themselves: silence.
+    assert!(ep
+        .handle_datagram(
+            now,
+            Datagram::new(&long_header(0x1a2a_3a4a, 1199)[..], peer(), SERVER, now)
+        )
+        .is_none());
+    assert!(ep
+        .handle_datagram(
+            now,
+            Datagram::new(&long_header(0, 1300)[..], peer(), SERVER, now)
+        )
+        .is_none());
+    assert_eq!(ep.stats().version_negotiations, 1);
+    assert_eq!(ep.connection_count(), 0);
+}
+
+#[test]
+fn short_initials_and_stray_packets_are_dropped_with_reasons() {
+    let _clock = quicksand_tests::clock::VirtualTime::enter();
+    let (mut ep, now) = endpoint(EndpointConfig::default());
+    assert!(ep
+        .handle_datagram(
+            now,
+            Datagram::new(&long_header(1, 1100)[..], peer(), SERVER, now)
+        )
+        .is_none());
+    let mut handshake = long_header(1, 1300);
+    handshake[0] = 0xe0; // Handshake type for an unknown connection
+    assert!(ep
+        .handle_datagram(now, Datagram::new(&handshake[..], peer(), SERVER, now))
+        .is_none());
+    assert!(ep
+        .handle_datagram(now, Datagram::new(&[][..], peer(), SERVER, now))
+        .is_none());
+    assert_eq!(ep.stats().dropped, 3);
+}
+
+#[test]
+fn restarted_server_resets_the_client() {
+    sim::for_each_seed("restarted_server_resets_the_client", 3, |seed| {
+        let mut s = bulk_sim(SimConfig::new(seed), 10);
+        s.connect(BulkTransfer::new(false, 10)).unwrap();
+        assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 1)));
+        s.run_for(Duration::from_millis(100));
+        s.restart_server(|_| Some(BulkTransfer::new(true, 10)));
+        // The client speaks; the new server knows nothing and resets it.
+        for conn in s.client.conns.values_mut() {
+            conn.quiche_mut().send_ack_eliciting().unwrap();
+        }
+        assert!(s.run_until(Duration::from_secs(2), |s| s.client.conns.is_empty()));
+        assert_eq!(s.client.closed_reasons(), vec![CloseReason::StatelessReset]);
+        assert_eq!(s.server.endpoint.stats().stateless_resets, 1);
+        // Long before the idle timeout.
+        assert!(Instant::now() - s.start < Duration::from_secs(3));
+    });
+}
+
+#[test]
+fn a_thousand_connections_route_through_cid_rotation_and_leave_no_entries() {
+    let mut config = SimConfig::new(11);
+    config.server_endpoint.validate_addresses = false;
+    config.server_endpoint.max_handshakes = 2000;
+    let mut s = Sim::new(config, |_| Some(NoApplication));
+    for _ in 0..1000 {
+        s.connect(NoApplication).unwrap();
+    }
+    assert!(s.run_until(Duration::from_secs(10), |s| all_running(s, 1000)));
+    s.run_for(Duration::from_millis(200));
+    let cids_before = s.server.endpoint.cid_count();
+    // The client retires the server CID it started with: the server must retire it from
+    // its table, issue a fresh one and keep routing.
+    for conn in s.client.conns.values_mut() {
+        let q = conn.quiche_mut();
+        assert!(q.available_dcids() > 0, "the server issued spare CIDs");
+        q.retire_dcid(0).unwrap();
+    }
+    s.run_for(Duration::from_millis(200));
+    for conn in s.client.conns.values_mut() {
+        conn.quiche_mut().send_ack_eliciting().unwrap();
+    }
+    s.run_for(Duration::from_millis(200));
+    assert!(all_running(&s, 1000));
+    for (handle, conn) in &s.server.conns {
+        for cid in conn.source_ids() {
+            let routed = s.server.endpoint.handle_datagram(
+                Instant::now(),
+                Datagram::new(
+                    &[&[0x40][..], &cid[..], &[0u8; 40][..]].concat()[..],
+                    peer(),
+                    SERVER,
+                    Instant::now(),
+                ),
+            );
+            assert!(matches!(routed, Some(DatagramEvent::Connection(h, _)) if h == *handle));
+        }
+    }
+    assert_eq!(s.server.endpoint.connection_count(), 1000);
+    let cids_after = s.server.endpoint.cid_count();
+    assert!(
+        cids_after <= 1000 * 10 && cids_before <= 1000 * 10,
+        "{cids_before} {cids_after}"
+    );
+    for conn in s.client.conns.values_mut() {
+        conn.close(true, 0, b"done");
+    }
+    assert!(
+        s.run_until(Duration::from_secs(10), |s| s.client.conns.is_empty()
+            && s.server.conns.is_empty())
+    );
+    for ep in [&s.client.endpoint, &s.server.endpoint] {
+        assert_eq!(
+            (
+                ep.connection_count(),
+                ep.cid_count(),
+                ep.handshakes_in_progress()
+            ),
+            (0, 0, 0)
+        );
+    }
+    assert_eq!(
+        s.server_metrics.connections_in_memory(),
+        1000,
+        "closed connections kept for inspection"
+    );
+    s.server.finished.clear();
+    assert_eq!(s.server_metrics.connections_in_memory(), 0);
+}
+
+#[test]
+fn quic_lb_cids_name_their_server() {
+    let mut s = Sim::new(SimConfig::new(3), |_| Some(NoApplication));
+    let lb = Arc::new(QuicLbConnectionIds::with_seed(1, &[0x42, 0x07], 8, 3).unwrap());
+    let decoder = lb.decoder();
+    // Rebuild the server endpoint around the QUIC-LB generator.
+    let mut ctx = s.server.endpoint.context().clone();
+    ctx.cid_generator = lb.clone();
+    let (_, server_quic) = sim::configs(&s.config().settings);
+    s.server.endpoint = Endpoint::new(
+        s.config().server_endpoint.clone(),
+        Some(server_quic),
+        ctx,
+        Instant::now(),
+        SystemTime::now(),
+    );
+    for _ in 0..20 {
+        s.connect(NoApplication).unwrap();
+    }
+    assert!(s.run_until(Duration::from_secs(5), |s| all_running(s, 20)));
+    s.run_for(Duration::from_millis(100));
+    let mut seen = 0;
+    for conn in s.server.conns.values() {
+        for cid in conn.source_ids() {
+            assert_eq!(cid.len(), lb.cid_len());
+            assert_eq!(decoder.server_id(&cid), Some(&[0x42, 0x07][..]));
+            seen += 1;
+        }
+    }
+    assert!(seen > 20, "spare CIDs were issued too");
+}
+
+#[test]
+fn backlog_limit_refuses_extra_handshakes() {
+    let mut config = SimConfig::new(5);
+    config.server_endpoint.validate_addresses = false;
+    config.server_endpoint.max_handshakes = 3;
+    let mut s = Sim::new(config, |_| Some(NoApplication));
+    for _ in 0..5 {
+        s.connect(NoApplication).unwrap();
+    }
+    // The first three get in; the others' Initials are dropped until room frees up.
+    s.run_for(Duration::from_millis(15));
+    assert_eq!(s.server.conns.len(), 3);
+    assert!(s.server_metrics.rejected(RejectReason::Backlog) >= 2);
+    assert!(s.server_metrics.dropped(DropReason::Overloaded) >= 2);
+    // Clients retransmit; once handshakes finish the rest are accepted.
+    assert!(s.run_until(Duration::from_secs(5), |s| all_running(s, 5)));
+}
+
+#[test]
+fn shutdown_refuses_new_connections_and_keeps_old_ones() {
+    let mut s = bulk_sim(SimConfig::new(9), 0);
+    s.connect(BulkTransfer::new(false, 0)).unwrap();
+    assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 1)));
+    s.server.endpoint.shutdown();
+    s.connect(BulkTransfer::new(false, 0)).unwrap();
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(s.server.conns.len(), 1);
+    assert!(s.server_metrics.dropped(DropReason::ShuttingDown) >= 1);
+    // The established connection still works.
+    let old = *s.client.conns.keys().next().unwrap();
+    s.client
+        .conns
+        .get_mut(&old)
+        .unwrap()
+        .application_mut()
+        .send_len = 0;
+    assert_eq!(s.client.conns[&old].stage(), Stage::Running);
+}
+
+#[test]
+fn nat_rebinding_keeps_the_connection() {
+    sim::for_each_seed("nat_rebinding_keeps_the_connection", 3, |seed| {
+        const LEN: u64 = 2_000_000;
+        let mut s = bulk_sim(SimConfig::new(seed), LEN);
+        s.connect(BulkTransfer::new(false, LEN)).unwrap();
+        assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 1)));
+        s.run_for(Duration::from_millis(30));
+        s.net.nat = Some("10.0.0.99:61000".parse().unwrap());
+        assert!(s.run_until(Duration::from_secs(30), |s| {
+            s.client
+                .conns
+                .values()
+                .all(|c| c.application().is_complete(LEN))
+                && s.server
+                    .conns
+                    .values()
+                    .all(|c| c.application().is_complete(LEN))
+        }));
+        assert!(s.server.events.iter().any(|(_, _, e)| matches!(
+            e,
+            Event::Path(quicksand_core::quiche::PathEvent::PeerMigrated(..))
+        )));
+    });
+}
+
+#[test]
+fn expired_retry_tokens_are_refused() {
+    let mut config =
+        SimConfig::new(2).with_link(LinkConfig::with_latency(Duration::from_millis(100)));
+    config.server_endpoint.token_lifetimes = TokenLifetimes {
+        retry: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let mut s = Sim::new(config, |_| Some(NoApplication));
+    s.connect(NoApplication).unwrap();
+    s.run_for(Duration::from_secs(1));
+    assert!(s.server.conns.is_empty());
+    assert!(s.server_metrics.rejected(RejectReason::ExpiredToken) >= 1);
+}
+
+#[test]
+fn retry_tokens_from_another_address_are_refused() {
+    let mut s = Sim::new(SimConfig::new(4), |_| Some(NoApplication));
+    // The client's public address changes between the RETRY and its answer.
+    s.connect(NoApplication).unwrap();
+    assert!(s.run_until(Duration::from_secs(1), |s| s
+        .server
+        .endpoint
+        .stats()
+        .retries
+        >= 1));
+    s.net.nat = Some("10.0.0.77:4242".parse().unwrap());
+    s.run_for(Duration::from_millis(500));
+    assert!(s.server_metrics.rejected(RejectReason::WrongAddress) >= 1);
+    assert!(s.server.conns.is_empty());
+}
+
+#[test]
+fn forged_retry_token_in_an_initial_is_dropped() {
+    let mut s = Sim::new(SimConfig::new(6), |_| Some(NoApplication));
+    // Capture the client's Initials, then flip a bit inside the RETRY token of one.
+    let captured: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let sink = captured.clone();
+    s.observer = Some(Box::new(move |_, dir, _, bytes, fate| {
+        if dir == Direction::ToServer && fate == Fate::Sent {
+            sink.lock().unwrap().push(bytes.to_vec());
+        }
+    }));
+    s.connect(NoApplication).unwrap();
+    assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 1)));
+    let packets = captured.lock().unwrap().clone();
+    let with_token = packets
+        .iter()
+        .find(|p| p[0] & 0xf0 == 0xc0 && token_range(p).is_some_and(|r| !r.is_empty()))
+        .expect("an Initial carrying the RETRY token");
+    let range = token_range(with_token).unwrap();
+    assert_eq!(
+        quicksand_core::endpoint::TokenKeys::claimed_kind(&with_token[range.clone()]),
+        Some(TokenKind::Retry)
+    );
+    let mut forged = with_token.clone();
+    forged[range.end - 3] ^= 0x10;
+    // On the live server its DCID routes to the connection (quiche then rejects the altered
+    // packet); an endpoint without that connection shows the token check itself.
+    let (mut fresh, now) = endpoint(EndpointConfig::default());
+    assert!(fresh
+        .handle_datagram(now, Datagram::new(&forged[..], sim::CLIENT, SERVER, now))
+        .is_none());
+    assert_eq!(fresh.stats().tokens_rejected, 1);
+    assert_eq!(
+        (fresh.stats().retries, fresh.connection_count()),
+        (0, 0),
+        "a bad RETRY token gets no new RETRY"
+    );
+}
+
+/// The byte range of an Initial's token.
+fn token_range(p: &[u8]) -> Option<std::ops::Range<usize>> {
+    let dcid_len = *p.get(5)? as usize;
+    let at = 6 + dcid_len;
+    let scid_len = *p.get(at)? as usize;
+    let at = at + 1 + scid_len;
+    let first = *p.get(at)?;
+    let (len, n) = match first >> 6 {
+        0 => (u64::from(first & 0x3f), 1),
+        1 => (
+            u64::from(u16::from_be_bytes([first & 0x3f, *p.get(at + 1)?])),
+            2,
+        ),
+        _ => return None,
+    };
+    Some(at + n..at + n + len as usize)
+}
+
+#[test]
+fn server_never_sends_more_than_three_times_what_it_received_before_validation() {
+    sim::for_each_seed(
+        "server_never_sends_more_than_three_times_what_it_received_before_validation",
+        3,
+        |seed| {
+            let mut config = SimConfig::new(seed);
+            config.server_endpoint.validate_addresses = false;
+            let mut s = Sim::new(config, |_| Some(NoApplication));
+            // Client packets 2..=7 are lost: the server cannot validate the address for a while.
+            s.net.filter = Some(Box::new(|dir, index, _| {
+                dir == Direction::ToServer && (1..=6).contains(&index)
+            }));
+            let log: Arc<Mutex<Vec<(Instant, Direction, usize, Fate)>>> = Arc::default();
+            let sink = log.clone();
+            s.observer = Some(Box::new(move |now, dir, _, bytes, fate| {
+                sink.lock().unwrap().push((now, dir, bytes.len(), fate))
+            }));
+            s.connect(NoApplication).unwrap();
+            assert!(s.run_until(Duration::from_secs(10), |s| all_running(s, 1)));
+            let validated_at = s
+                .server
+                .events
+                .iter()
+                .find_map(|(t, _, e)| matches!(e, Event::HandshakeCompleted { .. }).then_some(*t))
+                .unwrap();
+            let latency = s.config().to_server.latency;
+            let log = log.lock().unwrap();
+            let mut sent = 0usize;
+            for &(t, _, len, _) in log
+                .iter()
+                .filter(|e| e.1 == Direction::ToClient && e.0 < validated_at)
+            {
+                sent += len;
+                let received: usize = log
+                    .iter()
+                    .filter(|e| {
+                        e.1 == Direction::ToServer && e.3 == Fate::Sent && e.0 + latency <= t
+                    })
+                    .map(|e| e.2)
+                    .sum();
+                assert!(
+                    sent <= 3 * received,
+                    "at {:?}: sent {sent} > 3 × received {received}",
+                    t - s.start
+                );
+            }
+            assert!(sent > 0);
+        },
+    );
+}
