@@ -4,5 +4,6 @@
 pub mod apps;
 pub mod clock;
 pub mod entropy;
+pub mod h3;
 pub mod pair;
 pub mod sim;

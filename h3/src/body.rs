@@ -1,0 +1,425 @@
+//! Message bodies: [`RecvBody`] (what the peer sends, a stream of `Bytes` with bounded
+//! buffering), [`BodySender`] (what we send, with backpressure) and [`Body`] (a response body
+//! a handler returns).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use http::HeaderMap;
+
+use crate::error::{ErrorCode, SendError, StreamError};
+use crate::headers;
+use crate::shared::{Outgoing, RecvEnd, StreamShared};
+
+/// The body of a received message: a [`Stream`] of `Bytes` chunks, then optional trailers.
+///
+/// Memory is bounded: the driver stops reading from quiche while this body holds
+/// `Http3Settings::stream_buffer_size` unread bytes (or the connection holds
+/// `connection_buffer_size`), so QUIC flow control slows the peer down. Dropping the body
+/// before its end asks the peer to stop sending (STOP_SENDING).
+pub struct RecvBody {
+    shared: Arc<StreamShared>,
+    done: bool,
+    stop_code: u64,
+}
+
+impl fmt::Debug for RecvBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvBody")
+            .field("id", &self.shared.lock().id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecvBody {
+    pub(crate) fn new(shared: Arc<StreamShared>, stop_code: ErrorCode) -> Self {
+        RecvBody {
+            shared,
+            done: false,
+            stop_code: stop_code.code(),
+        }
+    }
+
+    /// The next chunk; `None` at the end of the body. An error (reset by the peer, connection
+    /// closed) is returned once, then `None`.
+    pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, StreamError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let mut st = self.shared.lock();
+        if let Some(chunk) = st.recv.pop_front() {
+            st.recv_buffered -= chunk.len();
+            self.shared
+                .conn
+                .recv_buffered
+                .fetch_sub(chunk.len(), Ordering::AcqRel);
+            let stream_blocked = std::mem::take(&mut st.recv_blocked);
+            drop(st);
+            let conn_blocked = self.shared.conn.recv_blocked.swap(false, Ordering::AcqRel);
+            if stream_blocked || conn_blocked {
+                self.shared.conn.wake_driver();
+            }
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        match &st.recv_end {
+            RecvEnd::Open => {
+                st.recv_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            RecvEnd::Fin => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            RecvEnd::Error(e) => {
+                self.done = true;
+                Poll::Ready(Some(Err(e.clone())))
+            }
+        }
+    }
+
+    /// The next chunk; `None` at the end.
+    pub async fn data(&mut self) -> Option<Result<Bytes, StreamError>> {
+        std::future::poll_fn(|cx| self.poll_data(cx)).await
+    }
+
+    /// The trailers, once the body has been read to its end (`None` if there were none).
+    /// Skips unread data.
+    pub async fn trailers(&mut self) -> Result<Option<HeaderMap>, StreamError> {
+        while let Some(chunk) = self.data().await {
+            chunk?;
+        }
+        Ok(self.shared.lock().recv_trailers.take())
+    }
+
+    /// Reads the whole body into one buffer; fails with [`StreamError::ResetLocally`] (and
+    /// stops the stream) if it grows beyond `limit` bytes.
+    pub async fn collect(&mut self, limit: usize) -> Result<Bytes, StreamError> {
+        let mut out = BytesMut::new();
+        while let Some(chunk) = self.data().await {
+            let chunk = chunk?;
+            if out.len() + chunk.len() > limit {
+                self.stop(ErrorCode::ExcessiveLoad.code());
+                return Err(StreamError::ResetLocally {
+                    code: ErrorCode::ExcessiveLoad.code(),
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Asks the peer to stop sending (STOP_SENDING with `code`) and discards what is buffered.
+    pub fn stop(&mut self, code: u64) {
+        self.stop_code = code;
+        self.release();
+        self.done = true;
+    }
+
+    /// Bytes buffered and not yet read.
+    pub fn buffered(&self) -> usize {
+        self.shared.lock().recv_buffered
+    }
+
+    fn release(&mut self) {
+        let mut st = self.shared.lock();
+        if st.recv_dropped {
+            return;
+        }
+        st.recv_dropped = true;
+        self.shared
+            .conn
+            .recv_buffered
+            .fetch_sub(st.recv_buffered, Ordering::AcqRel);
+        st.recv_buffered = 0;
+        st.recv.clear();
+        st.recv_blocked = false;
+        if st.recv_end == RecvEnd::Open {
+            st.recv_stop = Some(self.stop_code);
+            st.recv_end = RecvEnd::Error(StreamError::ResetLocally {
+                code: self.stop_code,
+            });
+        }
+        drop(st);
+        self.shared.conn.wake_driver();
+    }
+}
+
+impl Stream for RecvBody {
+    type Item = Result<Bytes, StreamError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_data(cx)
+    }
+}
+
+impl Drop for RecvBody {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The sending half of a message body, with backpressure: [`send_data`](Self::send_data)
+/// waits while `Http3Settings::stream_buffer_size` bytes are queued and not yet taken by
+/// QUIC flow control.
+///
+/// Call order: `send_data` any number of times, then [`finish`](Self::finish) or
+/// [`send_trailers`](Self::send_trailers). Dropping the sender before that resets the
+/// stream (the message is incomplete).
+pub struct BodySender {
+    shared: Arc<StreamShared>,
+    ended: bool,
+    drop_code: u64,
+}
+
+impl fmt::Debug for BodySender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodySender")
+            .field("id", &self.shared.lock().id)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl BodySender {
+    pub(crate) fn new(shared: Arc<StreamShared>, drop_code: ErrorCode) -> Self {
+        BodySender {
+            shared,
+            ended: false,
+            drop_code: drop_code.code(),
+        }
+    }
+
+    /// Ready when a chunk may be queued; an error if the stream failed.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        if self.ended {
+            return Poll::Ready(Err(SendError::InvalidState("body already finished")));
+        }
+        let mut st = self.shared.lock();
+        if let Some(e) = &st.send_error {
+            return Poll::Ready(Err(SendError::Stream(e.clone())));
+        }
+        if st.send_buffered < self.shared.cap {
+            Poll::Ready(Ok(()))
+        } else {
+            st.send_waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// Queues a chunk without waiting (the buffer may go over its cap by this chunk); use
+    /// after [`poll_ready`](Self::poll_ready) returned `Ready(Ok)`.
+    pub fn start_send(&mut self, data: Bytes) -> Result<(), SendError> {
+        if self.ended {
+            return Err(SendError::InvalidState("body already finished"));
+        }
+        let mut st = self.shared.lock();
+        if let Some(e) = &st.send_error {
+            return Err(SendError::Stream(e.clone()));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        st.send_buffered += data.len();
+        st.send.push_back(Outgoing::Data(data));
+        drop(st);
+        self.shared.conn.wake_driver();
+        Ok(())
+    }
+
+    /// Waits for buffer room, then queues `data`.
+    pub async fn send_data(&mut self, data: Bytes) -> Result<(), SendError> {
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.start_send(data)
+    }
+
+    /// Ends the body with a trailer section.
+    pub fn send_trailers(mut self, trailers: HeaderMap) -> Result<(), SendError> {
+        let fields = headers::trailer_fields(&trailers).map_err(SendError::Invalid)?;
+        self.end(Outgoing::Trailers(fields))
+    }
+
+    /// Ends the body.
+    pub fn finish(mut self) -> Result<(), SendError> {
+        self.end(Outgoing::Fin)
+    }
+
+    fn end(&mut self, last: Outgoing) -> Result<(), SendError> {
+        self.ended = true;
+        let mut st = self.shared.lock();
+        if let Some(e) = &st.send_error {
+            return Err(SendError::Stream(e.clone()));
+        }
+        st.send.push_back(last);
+        st.send_closed = true;
+        drop(st);
+        self.shared.conn.wake_driver();
+        Ok(())
+    }
+
+    /// Aborts the body: RESET_STREAM with `code`.
+    pub fn reset(mut self, code: u64) {
+        self.abort(code);
+    }
+
+    fn abort(&mut self, code: u64) {
+        self.ended = true;
+        let mut st = self.shared.lock();
+        st.send_closed = true;
+        if st.send_error.is_none() {
+            st.reset = Some(code);
+            st.fail_send(StreamError::ResetLocally { code });
+        }
+        drop(st);
+        self.shared.conn.wake_driver();
+    }
+
+    /// Bytes queued and not yet accepted by QUIC.
+    pub fn buffered(&self) -> usize {
+        self.shared.lock().send_buffered
+    }
+}
+
+impl Drop for BodySender {
+    fn drop(&mut self) {
+        if !self.ended {
+            let code = self.drop_code;
+            self.abort(code);
+        }
+    }
+}
+
+/// A boxed stream of body chunks.
+pub type BoxBodyStream =
+    Pin<Box<dyn Stream<Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>> + Send>>;
+
+/// A body to send, as a handler returns it: empty, one buffer, or a stream of chunks, with
+/// optional trailers. A stream that yields an error resets the message (H3_INTERNAL_ERROR).
+#[derive(Default)]
+pub struct Body {
+    kind: Kind,
+    trailers: Option<HeaderMap>,
+}
+
+#[derive(Default)]
+enum Kind {
+    #[default]
+    Empty,
+    Full(Bytes),
+    Stream(BoxBodyStream),
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Empty => "empty".to_string(),
+            Kind::Full(b) => format!("{} bytes", b.len()),
+            Kind::Stream(_) => "stream".to_string(),
+        };
+        f.debug_struct("Body")
+            .field("kind", &kind)
+            .field("trailers", &self.trailers)
+            .finish()
+    }
+}
+
+impl Body {
+    /// No body.
+    pub fn empty() -> Self {
+        Body::default()
+    }
+
+    /// A body from a stream of chunks.
+    pub fn from_stream<S, E>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        use futures_util::TryStreamExt;
+        Body {
+            kind: Kind::Stream(Box::pin(stream.map_err(Into::into))),
+            trailers: None,
+        }
+    }
+
+    /// Adds trailers sent after the last chunk.
+    pub fn with_trailers(mut self, trailers: HeaderMap) -> Self {
+        self.trailers = Some(trailers);
+        self
+    }
+
+    /// True if nothing (no data, no trailers) is to be sent.
+    pub fn is_end_stream(&self) -> bool {
+        matches!(self.kind, Kind::Empty) && self.trailers.is_none()
+    }
+
+    /// Sends the whole body through `sender`, honouring its backpressure, then ends it.
+    pub async fn pipe(self, mut sender: BodySender) -> Result<(), SendError> {
+        match self.kind {
+            Kind::Empty => {}
+            Kind::Full(b) => sender.send_data(b).await?,
+            Kind::Stream(mut s) => {
+                use futures_util::StreamExt;
+                while let Some(chunk) = s.next().await {
+                    match chunk {
+                        Ok(b) => sender.send_data(b).await?,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "body stream failed; resetting");
+                            sender.reset(ErrorCode::InternalError.code());
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+        match self.trailers {
+            Some(t) => sender.send_trailers(t),
+            None => sender.finish(),
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        Body {
+            kind: if b.is_empty() {
+                Kind::Empty
+            } else {
+                Kind::Full(b)
+            },
+            trailers: None,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Self {
+        Body::from(Bytes::from(v))
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Self {
+        Body::from(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Self {
+        Body::from(Bytes::from(s))
+    }
+}
+
+impl From<()> for Body {
+    fn from(_: ()) -> Self {
+        Body::empty()
+    }
+}
+
+/// A future that is `Send` and boxed.
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;

@@ -1,0 +1,215 @@
+//! HTTP/3 datagrams (RFC 9297): QUIC DATAGRAM frames whose payload starts with the quarter
+//! stream id of the request stream they belong to. A [`DatagramFlow`] is handed out with an
+//! extended CONNECT request (server) or its response (client).
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::DatagramError;
+use crate::shared::{lock, ConnShared};
+
+#[derive(Debug, Default)]
+struct FlowState {
+    queue: VecDeque<Bytes>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+/// Datagrams queued by flows for the driver to send.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    queue: Mutex<VecDeque<(u64, Bytes)>>,
+}
+
+/// One request stream's datagram flow. Cloneable; sending is synchronous (datagrams are
+/// unreliable: a full send queue drops them), receiving is async.
+#[derive(Clone)]
+pub struct DatagramFlow {
+    quarter_id: u64,
+    state: Arc<Mutex<FlowState>>,
+    outbox: Arc<Outbox>,
+    conn: Arc<ConnShared>,
+}
+
+impl fmt::Debug for DatagramFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatagramFlow")
+            .field("quarter_stream_id", &self.quarter_id)
+            .finish()
+    }
+}
+
+impl DatagramFlow {
+    /// The quarter stream id (request stream id / 4) that addresses this flow.
+    pub fn quarter_stream_id(&self) -> u64 {
+        self.quarter_id
+    }
+
+    /// True once both sides negotiated HTTP/3 datagrams (known after the peer's SETTINGS).
+    pub fn is_negotiated(&self) -> bool {
+        self.conn.datagrams.load(Ordering::Acquire)
+    }
+
+    /// Queues a datagram. Fails if datagrams were not negotiated or the flow's stream closed.
+    pub fn send(&self, payload: Bytes) -> Result<(), DatagramError> {
+        if !self.is_negotiated() {
+            return Err(DatagramError::NotNegotiated);
+        }
+        if lock(&self.state).closed {
+            return Err(DatagramError::FlowClosed);
+        }
+        lock(&self.outbox.queue).push_back((self.quarter_id, payload));
+        self.conn.wake_driver();
+        Ok(())
+    }
+
+    /// The next datagram; `None` once the flow's stream has closed and the queue is empty.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let mut st = lock(&self.state);
+        if let Some(d) = st.queue.pop_front() {
+            return Poll::Ready(Some(d));
+        }
+        if st.closed {
+            return Poll::Ready(None);
+        }
+        st.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// The next datagram.
+    pub async fn recv(&self) -> Option<Bytes> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+}
+
+/// The driver's side: flows by quarter stream id, and the wire format.
+#[derive(Debug)]
+pub(crate) struct Flows {
+    map: HashMap<u64, Arc<Mutex<FlowState>>>,
+    outbox: Arc<Outbox>,
+    queue_len: usize,
+    /// Datagrams dropped (unknown flow, full queue, too large).
+    pub dropped: u64,
+}
+
+impl Flows {
+    pub fn new(queue_len: usize) -> Self {
+        Flows {
+            map: HashMap::new(),
+            outbox: Arc::default(),
+            queue_len: queue_len.max(1),
+            dropped: 0,
+        }
+    }
+
+    /// Opens the flow of request stream `stream_id`.
+    pub fn open(&mut self, stream_id: u64, conn: &Arc<ConnShared>) -> DatagramFlow {
+        let state = self.map.entry(stream_id / 4).or_default().clone();
+        DatagramFlow {
+            quarter_id: stream_id / 4,
+            state,
+            outbox: self.outbox.clone(),
+            conn: conn.clone(),
+        }
+    }
+
+    /// Closes the flow of a finished stream.
+    pub fn close(&mut self, stream_id: u64) {
+        if let Some(state) = self.map.remove(&(stream_id / 4)) {
+            let mut st = lock(&state);
+            st.closed = true;
+            if let Some(w) = st.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Closes every flow (connection ended).
+    pub fn close_all(&mut self) {
+        let ids: Vec<u64> = self.map.keys().map(|q| q * 4).collect();
+        for id in ids {
+            self.close(id);
+        }
+    }
+
+    /// Reads every received QUIC datagram. `Err` when one is malformed (connection error
+    /// H3_DATAGRAM_ERROR).
+    pub fn receive(&mut self, conn: &mut quiche::Connection, enabled: bool) -> Result<(), ()> {
+        let mut buf = vec![0; 65536];
+        while let Ok(len) = conn.dgram_recv(&mut buf) {
+            let d = &buf[..len];
+            if !enabled {
+                self.dropped += 1;
+                continue;
+            }
+            let (qid, off) = decode_varint(d).ok_or(())?;
+            match self.map.get(&qid) {
+                Some(state) => {
+                    let mut st = lock(state);
+                    if st.queue.len() >= self.queue_len {
+                        st.queue.pop_front();
+                        self.dropped += 1;
+                    }
+                    st.queue.push_back(Bytes::copy_from_slice(&d[off..]));
+                    if let Some(w) = st.waker.take() {
+                        w.wake();
+                    }
+                }
+                // RFC 9297 §2.1: a datagram for a stream we do not know may be dropped.
+                None => self.dropped += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what flows queued; drops what does not fit.
+    pub fn send(&mut self, conn: &mut quiche::Connection) {
+        let queued: Vec<(u64, Bytes)> = lock(&self.outbox.queue).drain(..).collect();
+        for (qid, payload) in queued {
+            let mut buf = BytesMut::with_capacity(payload.len() + 8);
+            encode_varint(qid, &mut buf);
+            buf.put_slice(&payload);
+            let max = conn.dgram_max_writable_len().unwrap_or(0);
+            if buf.len() > max {
+                tracing::debug!(size = buf.len(), max, "HTTP/3 datagram too large; dropped");
+                self.dropped += 1;
+                continue;
+            }
+            if conn.dgram_send(&buf).is_err() {
+                self.dropped += 1;
+            }
+        }
+    }
+}
+
+/// Decodes a QUIC variable-length integer; returns it and the bytes it took.
+pub(crate) fn decode_varint(b: &[u8]) -> Option<(u64, usize)> {
+    let first = *b.first()?;
+    let len = 1usize << (first >> 6);
+    if b.len() < len {
+        return None;
+    }
+    let mut v = u64::from(first & 0x3f);
+    for byte in &b[1..len] {
+        v = (v << 8) | u64::from(*byte);
+    }
+    Some((v, len))
+}
+
+/// Encodes a QUIC variable-length integer (values up to 2^62 - 1).
+pub(crate) fn encode_varint(v: u64, out: &mut BytesMut) {
+    if v < 1 << 6 {
+        out.put_u8(v as u8);
+    } else if v < 1 << 14 {
+        out.put_u16(0x4000 | v as u16);
+    } else if v < 1 << 30 {
+        out.put_u32(0x8000_0000 | v as u32);
+    } else {
+        out.put_u64(0xc000_0000_0000_0000 | (v & ((1 << 62) - 1)));
+    }
+}

@@ -1,0 +1,64 @@
+//! RFC 9218 extensible priorities: the `priority` field and PRIORITY_UPDATE values.
+
+/// A request's priority (RFC 9218 §4), stored as a request extension by the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Priority {
+    /// Urgency 0 (highest) ..= 7 (lowest). Default 3.
+    pub urgency: u8,
+    /// Incremental delivery. Default false.
+    pub incremental: bool,
+}
+
+impl Default for Priority {
+    fn default() -> Self {
+        Priority {
+            urgency: 3,
+            incremental: false,
+        }
+    }
+}
+
+impl Priority {
+    /// Parses a Structured Fields dictionary such as `u=1, i` or `i=?0,u=5`. Unknown members
+    /// are ignored and bad values keep the default, as RFC 9218 §4 asks; out-of-range
+    /// urgencies are clamped to 7.
+    pub fn parse(value: &[u8]) -> Priority {
+        let mut p = Priority::default();
+        let Ok(text) = std::str::from_utf8(value) else {
+            return p;
+        };
+        for member in text.split(',') {
+            let member = member.split(';').next().unwrap_or("").trim();
+            let (key, val) = match member.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (member, None),
+            };
+            match (key, val) {
+                ("u", Some(v)) => {
+                    if let Ok(u) = v.parse::<i64>() {
+                        p.urgency = u.clamp(0, 7) as u8;
+                    }
+                }
+                ("i", None) | ("i", Some("?1")) => p.incremental = true,
+                ("i", Some("?0")) => p.incremental = false,
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// The field value, e.g. `u=1, i`.
+    pub fn to_field_value(&self) -> String {
+        if self.incremental {
+            format!("u={}, i", self.urgency)
+        } else {
+            format!("u={}", self.urgency)
+        }
+    }
+
+    /// quiche's stream priority (urgency offset by 124 as quiche::h3 does for requests).
+    pub(crate) fn apply(&self, conn: &mut quiche::Connection, stream: u64) {
+        // An error means the stream is already gone: nothing to prioritise.
+        let _ = conn.stream_priority(stream, self.urgency.min(7) + 124, self.incremental);
+    }
+}

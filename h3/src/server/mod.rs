@@ -1,0 +1,501 @@
+//! The HTTP/3 server: [`ServerDriver`], an [`Application`] that accepts requests.
+//!
+//! Two ways to use it:
+//! - [`ServerDriver::new`] returns the driver and an [`IncomingRequests`] stream: take each
+//!   [`IncomingRequest`] and answer it wherever you like (spawn it on your runtime);
+//! - [`ServerDriver::with_service`] runs a [`Service`] (any `async fn(Request<RecvBody>) ->
+//!   Response<Body>`) *inside* the driver: the driver owns the handler futures and polls them
+//!   from `poll_work` and `process_writes` with the waker the adapter registered. No runtime
+//!   is needed and the simulator stays deterministic; the price is that handlers share the
+//!   connection's thread, so CPU-heavy handlers should use the stream API and spawn.
+
+mod control;
+mod request;
+mod service;
+
+pub use control::{IncomingRequests, ServerHandle};
+pub use request::{EarlyData, IncomingRequest, Informational, Responder, StreamId};
+pub use service::Service;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_channel::mpsc;
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use http::Request;
+use quiche::h3;
+use quicksand_core::{Application, ApplicationError, CloseReason};
+
+use crate::body::{BoxFuture, RecvBody};
+use crate::datagram::Flows;
+use crate::error::ErrorCode;
+use crate::headers::{self, Protocol};
+use crate::limits::RapidResetDetector;
+use crate::shared::{ConnShared, RecvEnd, StreamShared};
+use crate::streams::{Entry, Streams};
+use crate::{DriverStats, Http3Settings, Priority};
+
+enum Sink {
+    Channel(mpsc::UnboundedSender<IncomingRequest>),
+    Service(service::Handler),
+}
+
+/// How long after the last in-flight request we wait for quiche to deliver the last bytes
+/// before closing anyway, once shutting down.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// The server side of HTTP/3 on one connection. See the [module docs](self).
+///
+/// Call order (done by the core's `Connection`): `on_established` creates the HTTP/3
+/// connection and sends SETTINGS; `process_reads` turns quiche's events into requests, body
+/// chunks, resets; `process_writes` runs handlers, writes queued responses and enforces
+/// shutdown; `poll_work` lets the adapter wait for handles and handlers.
+pub struct ServerDriver {
+    settings: Http3Settings,
+    h3: Option<h3::Connection>,
+    conn: Arc<ConnShared>,
+    control: Arc<control::Control>,
+    sink: Sink,
+    tasks: FuturesUnordered<BoxFuture>,
+    streams: Streams,
+    flows: Flows,
+    rapid: RapidResetDetector,
+    established_at: Option<Instant>,
+    accepted: u64,
+    rejected: u64,
+    malformed: u64,
+    /// Stream id sent in our GOAWAY: requests at or above it are refused.
+    goaway_id: Option<u64>,
+    /// Highest request stream id seen.
+    highest_id: Option<u64>,
+    idle_since: Option<Instant>,
+    close_reason: Option<CloseReason>,
+}
+
+impl std::fmt::Debug for ServerDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerDriver")
+            .field("accepted", &self.accepted)
+            .field("in_flight", &self.streams.map.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerDriver {
+    fn build(
+        settings: Http3Settings,
+        sink: Sink,
+        conn: Arc<ConnShared>,
+        control: Arc<control::Control>,
+    ) -> Self {
+        ServerDriver {
+            rapid: RapidResetDetector::new(
+                settings.rapid_reset_threshold,
+                settings.rapid_reset_window,
+            ),
+            flows: Flows::new(settings.datagram_queue_len),
+            settings,
+            h3: None,
+            conn,
+            control,
+            sink,
+            tasks: FuturesUnordered::new(),
+            streams: Streams::default(),
+            established_at: None,
+            accepted: 0,
+            rejected: 0,
+            malformed: 0,
+            goaway_id: None,
+            highest_id: None,
+            idle_since: None,
+            close_reason: None,
+        }
+    }
+
+    /// A driver that hands requests out through the returned stream.
+    pub fn new(settings: Http3Settings) -> (ServerDriver, IncomingRequests) {
+        let (tx, rx) = mpsc::unbounded();
+        let conn = Arc::new(ConnShared::default());
+        let control = Arc::new(control::Control::default());
+        let handle = ServerHandle {
+            control: control.clone(),
+            conn: conn.clone(),
+        };
+        let driver = Self::build(settings, Sink::Channel(tx), conn, control);
+        (driver, IncomingRequests { rx, handle })
+    }
+
+    /// A driver that answers every request with `service`, polling the handler futures itself.
+    pub fn with_service<S: Service>(settings: Http3Settings, service: S) -> ServerDriver {
+        let conn = Arc::new(ConnShared::default());
+        let control = Arc::new(control::Control::default());
+        Self::build(
+            settings,
+            Sink::Service(service::erase(service)),
+            conn,
+            control,
+        )
+    }
+
+    /// A handle for graceful shutdown.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            control: self.control.clone(),
+            conn: self.conn.clone(),
+        }
+    }
+
+    /// Counters and buffer high-water marks.
+    pub fn stats(&self) -> DriverStats {
+        DriverStats {
+            requests: self.accepted,
+            rejected: self.rejected,
+            malformed: self.malformed,
+            in_flight: self.streams.map.len(),
+            recv_buffer_high_water: self.streams.recv_high_water,
+            send_buffer_high_water: self.streams.send_high_water,
+            recent_resets: self.rapid.count(),
+            datagrams_dropped: self.flows.dropped,
+            goaway_sent: self.goaway_id.is_some(),
+        }
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
+    }
+
+    fn reject(&mut self, conn: &mut quiche::Connection, id: u64, code: ErrorCode) {
+        self.rejected += 1;
+        // Errors: the stream is already gone, nothing to refuse.
+        let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code.code());
+        let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code.code());
+    }
+
+    fn send_goaway(&mut self, conn: &mut quiche::Connection) {
+        if self.goaway_id.is_some() {
+            return;
+        }
+        let Some(h3) = self.h3.as_mut() else {
+            return;
+        };
+        // The first request id we will not process.
+        let id = self.highest_id.map_or(0, |h| h + 4);
+        match h3.send_goaway(conn, id) {
+            Ok(()) => self.goaway_id = Some(id),
+            Err(e) => tracing::debug!(error = ?e, "GOAWAY not sent yet"),
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        conn: &mut quiche::Connection,
+        id: u64,
+        list: Vec<h3::Header>,
+        more_frames: bool,
+    ) {
+        if id % 4 != 0 {
+            return;
+        }
+        self.highest_id = Some(self.highest_id.map_or(id, |h| h.max(id)));
+        if self.goaway_id.is_some_and(|g| id >= g) {
+            return self.reject(conn, id, ErrorCode::RequestRejected);
+        }
+        if self
+            .settings
+            .max_requests_per_connection
+            .is_some_and(|max| self.accepted >= max)
+        {
+            self.highest_id = Some(id.saturating_sub(4));
+            self.send_goaway(conn);
+            return self.reject(conn, id, ErrorCode::RequestRejected);
+        }
+        if self.streams.map.len() >= self.settings.max_concurrent_streams {
+            return self.reject(conn, id, ErrorCode::RequestRejected);
+        }
+        let parsed = headers::parse_request(&list, self.settings.enable_extended_connect);
+        let mut req = match parsed {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(stream = id, error = %e, "malformed request");
+                self.malformed += 1;
+                if let Some(h3) = self.h3.as_mut() {
+                    let status = [h3::Header::new(b":status", b"400")];
+                    // Err: no room or stream gone; the reset below still ends it.
+                    let _ = h3.send_response(conn, id, &status, true);
+                }
+                let _ = conn.stream_shutdown(
+                    id,
+                    quiche::Shutdown::Read,
+                    ErrorCode::MessageError.code(),
+                );
+                return;
+            }
+        };
+        self.accepted += 1;
+        self.idle_since = None;
+        let shared = StreamShared::new(
+            self.conn.clone(),
+            self.settings.stream_buffer_size,
+            self.settings.connection_buffer_size,
+        );
+        let mut entry = Entry::new(shared.clone());
+        {
+            let mut st = shared.lock();
+            st.id = Some(id);
+            if !more_frames {
+                st.recv_end = RecvEnd::Fin;
+                entry.recv_done = true;
+            }
+        }
+        let priority = req
+            .headers()
+            .get("priority")
+            .map(|v| Priority::parse(v.as_bytes()))
+            .unwrap_or_default();
+        priority.apply(conn, id);
+        let ext = req.extensions_mut();
+        ext.insert(StreamId(id));
+        ext.insert(priority);
+        ext.insert(Informational::new(shared.clone()));
+        if conn.is_in_early_data() {
+            ext.insert(EarlyData);
+        }
+        if self.settings.enable_datagrams && ext.get::<Protocol>().is_some() {
+            ext.insert(self.flows.open(id, &self.conn));
+        }
+        self.streams.map.insert(id, entry);
+        let (parts, ()) = req.into_parts();
+        let request = Request::from_parts(parts, RecvBody::new(shared.clone(), ErrorCode::NoError));
+        let responder = Responder::new(shared, id);
+        match &self.sink {
+            Sink::Channel(tx) => {
+                if let Err(e) = tx.unbounded_send(IncomingRequest { request, responder }) {
+                    // Nobody listens: the responder's drop resets the stream.
+                    drop(e.into_inner());
+                    self.control.incoming_dropped.store(true, Ordering::Release);
+                }
+            }
+            Sink::Service(handler) => self.tasks.push(handler(request, responder)),
+        }
+    }
+
+    fn poll_tasks(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progressed = false;
+        while let Poll::Ready(Some(())) = self.tasks.poll_next_unpin(cx) {
+            progressed = true;
+        }
+        progressed
+    }
+
+    fn run_tasks(&mut self) {
+        if self.tasks.is_empty() {
+            return;
+        }
+        let waker = self
+            .conn
+            .waker()
+            .unwrap_or_else(|| std::task::Waker::noop().clone());
+        self.poll_tasks(&mut Context::from_waker(&waker));
+    }
+
+    /// Shuts down when asked and closes once nothing is in flight.
+    fn check_shutdown(&mut self, conn: &mut quiche::Connection, now: Instant) {
+        let asked = self.control.goaway.load(Ordering::Acquire)
+            || self.control.incoming_dropped.load(Ordering::Acquire);
+        if asked {
+            self.send_goaway(conn);
+        }
+        if self.goaway_id.is_none() || !self.streams.map.is_empty() || !self.tasks.is_empty() {
+            return;
+        }
+        let idle_since = *self.idle_since.get_or_insert(now);
+        let delivered = conn.stream_capacity(0).is_err()
+            && self.highest_id.is_none_or(|h| {
+                (0..=h)
+                    .step_by(4)
+                    .all(|id| conn.stream_capacity(id).is_err())
+            });
+        if delivered || now >= idle_since + DRAIN_GRACE {
+            // Err: already closing.
+            let _ = conn.close(true, ErrorCode::NoError.code(), b"");
+        }
+    }
+    /// Handles every HTTP/3 event quiche has.
+    fn poll_h3(
+        &mut self,
+        conn: &mut quiche::Connection,
+        now: Instant,
+    ) -> Result<(), ApplicationError> {
+        let chunk = self.settings.read_chunk();
+        loop {
+            let Some(h3) = self.h3.as_mut() else {
+                return Ok(());
+            };
+            match h3.poll(conn) {
+                Ok((id, h3::Event::Headers { list, more_frames })) => {
+                    if self.streams.map.contains_key(&id) {
+                        if self.streams.on_trailers(id, &list).is_err() {
+                            let code = ErrorCode::MessageError.code();
+                            let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code);
+                            self.streams.on_reset(id, code);
+                        }
+                    } else {
+                        self.on_request(conn, id, list, more_frames);
+                    }
+                }
+                Ok((id, h3::Event::Data)) => {
+                    if let Err(e) = self.streams.pump_recv(h3, conn, id, chunk) {
+                        tracing::debug!(stream = id, error = ?e, "body read failed");
+                        self.streams.on_reset(id, crate::error::wire_code(&e));
+                    }
+                }
+                Ok((id, h3::Event::Finished)) => self.streams.on_finished(id),
+                Ok((id, h3::Event::Reset(code))) => {
+                    let in_flight = self.streams.map.get(&id).is_some_and(|e| !e.final_head);
+                    self.streams.on_reset(id, code);
+                    if in_flight && self.rapid.record(now) {
+                        return Err(ApplicationError::new(
+                            ErrorCode::ExcessiveLoad.code(),
+                            "too many request streams reset",
+                        ));
+                    }
+                }
+                Ok((id, h3::Event::PriorityUpdate)) => {
+                    if let Ok(v) = h3.take_last_priority_update(id) {
+                        Priority::parse(&v).apply(conn, id);
+                    }
+                }
+                Ok((_, h3::Event::GoAway)) => {}
+                Err(h3::Error::Done) => break,
+                Err(e) => return Err(h3_error(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn h3_error(e: h3::Error) -> ApplicationError {
+    ApplicationError::new(crate::error::wire_code(&e), format!("HTTP/3: {e:?}"))
+}
+
+impl Application for ServerDriver {
+    fn on_established(
+        &mut self,
+        conn: &mut quiche::Connection,
+        now: Instant,
+    ) -> Result<(), ApplicationError> {
+        let config = self.settings.quiche_config().map_err(h3_error)?;
+        self.h3 = Some(h3::Connection::with_transport(conn, &config).map_err(h3_error)?);
+        self.established_at = Some(now);
+        Ok(())
+    }
+
+    fn process_reads(
+        &mut self,
+        conn: &mut quiche::Connection,
+        now: Instant,
+    ) -> Result<(), ApplicationError> {
+        self.poll_h3(conn, now)?;
+        let chunk = self.settings.read_chunk();
+        if let Some(h3) = self.h3.as_mut() {
+            if let Err(e) = self.streams.pump_readable(h3, conn, chunk) {
+                tracing::debug!(error = ?e, "body read failed");
+            }
+        }
+        // Reads above may have completed streams: collect their Finished events.
+        self.poll_h3(conn, now)?;
+        let negotiated = self.settings.enable_datagrams
+            && self
+                .h3
+                .as_ref()
+                .is_some_and(|h3| h3.dgram_enabled_by_peer(conn));
+        self.conn.datagrams.store(negotiated, Ordering::Release);
+        if self.flows.receive(conn, negotiated).is_err() {
+            return Err(ApplicationError::new(
+                ErrorCode::DatagramError.code(),
+                "malformed HTTP/3 datagram",
+            ));
+        }
+        Ok(())
+    }
+
+    fn process_writes(
+        &mut self,
+        conn: &mut quiche::Connection,
+        now: Instant,
+    ) -> Result<(), ApplicationError> {
+        self.conn.clear();
+        self.run_tasks();
+        let Some(h3) = self.h3.as_mut() else {
+            return Ok(());
+        };
+        self.streams.flush_all(h3, conn);
+        if let Err(e) = self
+            .streams
+            .pump_pending(h3, conn, self.settings.read_chunk())
+        {
+            tracing::debug!(error = ?e, "body read failed");
+        }
+        self.poll_h3(conn, now)?;
+        self.flows.send(conn);
+        let done: Vec<u64> = self
+            .streams
+            .map
+            .iter()
+            .filter(|(_, e)| e.is_done())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            self.flows.close(id);
+        }
+        self.streams.collect_done();
+        if let Some(t) = self.settings.post_accept_timeout {
+            if self.accepted == 0
+                && self.rejected == 0
+                && self.established_at.is_some_and(|e| now >= e + t)
+            {
+                let _ = conn.close(true, ErrorCode::NoError.code(), b"no request in time");
+            }
+        }
+        self.check_shutdown(conn, now);
+        Ok(())
+    }
+
+    fn poll_deadline(&self) -> Option<Instant> {
+        let post_accept = match (self.settings.post_accept_timeout, self.established_at) {
+            (Some(t), Some(e)) if self.accepted == 0 && self.rejected == 0 => Some(e + t),
+            _ => None,
+        };
+        let drain = self.goaway_id.and(self.idle_since).map(|i| i + DRAIN_GRACE);
+        [post_accept, drain].into_iter().flatten().min()
+    }
+
+    fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut ready = self.conn.register(cx.waker());
+        if !self.tasks.is_empty() {
+            self.poll_tasks(cx);
+        }
+        ready |= self.conn.register(cx.waker());
+        if ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn on_close(&mut self, _: &quiche::Connection, reason: &CloseReason) {
+        self.close_reason = Some(reason.clone());
+        self.conn.closed.store(true, Ordering::Release);
+        self.streams.fail_all();
+        self.flows.close_all();
+        // Dropping the sender ends the request stream for the application.
+        if let Sink::Channel(tx) = &self.sink {
+            tx.close_channel();
+        }
+        self.tasks.clear();
+    }
+}

@@ -1,0 +1,223 @@
+//! State shared between a driver (inside the connection) and the handles it gives out
+//! (bodies, responders, the client handle), possibly on other threads.
+//!
+//! Handles never touch quiche: they queue work in a [`StreamState`] and wake the driver
+//! through [`ConnShared::wake_driver`]; the driver does the quiche calls in `process_writes`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response};
+use quiche::h3::Header;
+
+use crate::error::StreamError;
+
+/// Locks, ignoring poisoning: the state stays consistent because no code path panics while
+/// holding a lock with a half-applied update.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Per-connection shared state.
+#[derive(Debug, Default)]
+pub(crate) struct ConnShared {
+    waker: Mutex<(Option<Waker>, bool)>,
+    /// Received body bytes buffered over all streams, not yet taken by consumers.
+    pub recv_buffered: AtomicUsize,
+    /// The driver stopped reading some stream because a buffer was full.
+    pub recv_blocked: AtomicBool,
+    /// The peer negotiated HTTP/3 datagrams and we enabled them.
+    pub datagrams: AtomicBool,
+    /// The connection has ended.
+    pub closed: AtomicBool,
+}
+
+impl ConnShared {
+    /// Says "the driver has work" and wakes whoever drives the connection.
+    pub fn wake_driver(&self) {
+        let waker = {
+            let mut g = lock(&self.waker);
+            g.1 = true;
+            g.0.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Registers the driver's waker; true if work was signalled since the last call.
+    pub fn register(&self, waker: &Waker) -> bool {
+        let mut g = lock(&self.waker);
+        match &g.0 {
+            Some(w) if w.will_wake(waker) => {}
+            _ => g.0 = Some(waker.clone()),
+        }
+        std::mem::take(&mut g.1)
+    }
+
+    /// A clone of the registered waker, if any.
+    pub fn waker(&self) -> Option<Waker> {
+        lock(&self.waker).0.clone()
+    }
+
+    /// Clears the work flag (the driver is about to do everything pending anyway).
+    pub fn clear(&self) {
+        lock(&self.waker).1 = false;
+    }
+}
+
+/// Something queued for the driver to write on a stream, in order.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A response head (1xx or final; servers only).
+    Head(Vec<Header>),
+    /// Body bytes.
+    Data(Bytes),
+    /// The trailer section; ends the stream.
+    Trailers(Vec<Header>),
+    /// End of the stream without trailers.
+    Fin,
+}
+
+/// The end state of the receiving half.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum RecvEnd {
+    /// More may come.
+    #[default]
+    Open,
+    /// The peer finished the stream.
+    Fin,
+    /// The stream failed.
+    Error(StreamError),
+}
+
+/// One request stream's shared state: the receiving half (body bytes from the peer), the
+/// sending half (what we queue for the peer), and on a client the response head.
+#[derive(Debug, Default)]
+pub(crate) struct StreamState {
+    /// Stream id, once the stream exists (a client request waits for stream credit).
+    pub id: Option<u64>,
+
+    // ---- receiving half ----
+    pub recv: VecDeque<Bytes>,
+    pub recv_buffered: usize,
+    pub recv_end: RecvEnd,
+    pub recv_trailers: Option<HeaderMap>,
+    pub recv_waker: Option<Waker>,
+    /// The consumer dropped the body: the driver sends STOP_SENDING.
+    pub recv_dropped: bool,
+    /// STOP_SENDING to send with this code (consumer dropped or stopped the body early).
+    pub recv_stop: Option<u64>,
+    /// The driver stopped reading this stream because a buffer was full.
+    pub recv_blocked: bool,
+
+    // ---- response head (client) ----
+    pub head: Option<Result<Response<()>, crate::error::RequestError>>,
+    pub informational: Vec<Response<()>>,
+    pub head_waker: Option<Waker>,
+    /// The datagram flow handed out with the response (extended CONNECT).
+    pub flow: Option<crate::datagram::DatagramFlow>,
+    /// The response future was dropped: the request is cancelled unless already answered.
+    pub head_dropped: bool,
+
+    // ---- sending half ----
+    pub send: VecDeque<Outgoing>,
+    pub send_buffered: usize,
+    /// The sender queued the end (`Fin` or trailers) or went away.
+    pub send_closed: bool,
+    /// A final response head was queued (servers).
+    pub final_queued: bool,
+    pub send_error: Option<StreamError>,
+    pub send_waker: Option<Waker>,
+    /// A local reset asked for (code), applied by the driver.
+    pub reset: Option<u64>,
+}
+
+impl StreamState {
+    /// Fails both halves (connection closed or stream reset) and wakes everyone.
+    pub fn fail(&mut self, err: StreamError) {
+        if self.recv_end == RecvEnd::Open {
+            self.recv_end = RecvEnd::Error(err.clone());
+        }
+        if self.head.is_none() {
+            self.head = Some(Err(err.clone().into()));
+        }
+        self.fail_send(err);
+        self.wake_all();
+    }
+
+    /// Fails the request with `err` (what the response future returns) and the rest of the
+    /// stream with a matching stream error.
+    pub fn fail_with(&mut self, err: crate::error::RequestError) {
+        let stream_err = match &err {
+            crate::error::RequestError::Stream(e) => e.clone(),
+            _ => StreamError::ConnectionClosed,
+        };
+        if self.head.is_none() {
+            self.head = Some(Err(err));
+        }
+        self.fail(stream_err);
+    }
+
+    /// Fails the sending half.
+    pub fn fail_send(&mut self, err: StreamError) {
+        if self.send_error.is_none() {
+            self.send_error = Some(err);
+        }
+        self.send.clear();
+        self.send_buffered = 0;
+        if let Some(w) = self.send_waker.take() {
+            w.wake();
+        }
+    }
+
+    pub fn wake_all(&mut self) {
+        for w in [
+            self.recv_waker.take(),
+            self.head_waker.take(),
+            self.send_waker.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            w.wake();
+        }
+    }
+}
+
+/// A stream's shared state plus the connection it belongs to.
+#[derive(Debug)]
+pub(crate) struct StreamShared {
+    pub state: Mutex<StreamState>,
+    pub conn: Arc<ConnShared>,
+    /// Per-stream buffer cap (both directions).
+    pub cap: usize,
+    /// Per-connection receive cap.
+    pub conn_cap: usize,
+}
+
+impl StreamShared {
+    pub fn new(conn: Arc<ConnShared>, cap: usize, conn_cap: usize) -> Arc<Self> {
+        Arc::new(StreamShared {
+            state: Mutex::new(StreamState::default()),
+            conn,
+            cap: cap.max(1),
+            conn_cap: conn_cap.max(1),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, StreamState> {
+        lock(&self.state)
+    }
+
+    /// Room left for received bytes on this stream, considering the connection cap too.
+    pub fn recv_room(&self, st: &StreamState) -> usize {
+        let conn_used = self.conn.recv_buffered.load(Ordering::Acquire);
+        self.cap
+            .saturating_sub(st.recv_buffered)
+            .min(self.conn_cap.saturating_sub(conn_used))
+    }
+}

@@ -1,0 +1,352 @@
+//! The driver's table of request streams and the quiche calls that move bytes between quiche
+//! and the shared per-stream state: reading bodies (within the buffer caps) and writing what
+//! handles queued. Shared by the server and the client drivers.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes};
+use quiche::h3;
+
+use crate::error::StreamError;
+use crate::headers;
+use crate::shared::{Outgoing, RecvEnd, StreamShared};
+
+/// What the driver knows about one request stream.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub shared: Arc<StreamShared>,
+    /// A response head went out (servers: the next head uses `send_additional_headers`).
+    pub head_sent: bool,
+    /// quiche may hold body bytes we did not read (we stopped at a buffer cap).
+    pub data_pending: bool,
+    /// The peer's half ended (FIN read, reset, or we sent STOP_SENDING).
+    pub recv_done: bool,
+    /// Our half ended (FIN or trailers written, or reset).
+    pub send_done: bool,
+    /// Client: the final response head arrived. Server: the final response was written.
+    pub final_head: bool,
+}
+
+impl Entry {
+    pub fn new(shared: Arc<StreamShared>) -> Self {
+        Entry {
+            shared,
+            head_sent: false,
+            data_pending: false,
+            recv_done: false,
+            send_done: false,
+            final_head: false,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.recv_done && self.send_done
+    }
+}
+
+/// The stream table.
+#[derive(Debug, Default)]
+pub(crate) struct Streams {
+    pub map: HashMap<u64, Entry>,
+    /// High-water mark of received body bytes buffered over the connection.
+    pub recv_high_water: usize,
+    /// High-water mark of queued send bytes on one stream.
+    pub send_high_water: usize,
+}
+
+impl Streams {
+    /// Reads body bytes of `id` from quiche while the caps allow.
+    pub fn pump_recv(
+        &mut self,
+        h3: &mut h3::Connection,
+        conn: &mut quiche::Connection,
+        id: u64,
+        chunk: usize,
+    ) -> Result<(), h3::Error> {
+        let Some(entry) = self.map.get_mut(&id) else {
+            return Ok(());
+        };
+        entry.data_pending = true;
+        if entry.recv_done {
+            return Ok(());
+        }
+        loop {
+            let mut st = entry.shared.lock();
+            if st.recv_dropped {
+                // Nobody reads: drain and discard so the FIN/reset can be seen.
+                drop(st);
+                let mut sink = vec![0; chunk];
+                match h3.recv_body(conn, id, &mut sink) {
+                    Ok(_) => continue,
+                    Err(h3::Error::Done) => {
+                        entry.data_pending = false;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let room = entry.shared.recv_room(&st);
+            if room == 0 {
+                st.recv_blocked = true;
+                entry
+                    .shared
+                    .conn
+                    .recv_blocked
+                    .store(true, Ordering::Release);
+                return Ok(());
+            }
+            let n = room.min(chunk);
+            let mut buf = Vec::with_capacity(n);
+            match h3.recv_body_buf(conn, id, (&mut buf).limit(n)) {
+                Ok(read) => {
+                    buf.truncate(read);
+                    st.recv_buffered += read;
+                    let total = entry
+                        .shared
+                        .conn
+                        .recv_buffered
+                        .fetch_add(read, Ordering::AcqRel)
+                        + read;
+                    self.recv_high_water = self.recv_high_water.max(total);
+                    st.recv.push_back(Bytes::from(buf));
+                    if let Some(w) = st.recv_waker.take() {
+                        w.wake();
+                    }
+                }
+                Err(h3::Error::Done) => {
+                    entry.data_pending = false;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Retries reading every stream that stopped at a cap.
+    pub fn pump_pending(
+        &mut self,
+        h3: &mut h3::Connection,
+        conn: &mut quiche::Connection,
+        chunk: usize,
+    ) -> Result<(), h3::Error> {
+        let pending: Vec<u64> = self
+            .map
+            .iter()
+            .filter(|(_, e)| e.data_pending && !e.recv_done)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in pending {
+            self.pump_recv(h3, conn, id, chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Reads every request stream quiche reports readable. Needed besides the `Data` event:
+    /// quiche re-arms that event only when a read drained the stream, and a read that stops
+    /// at our buffer cap exactly at a DATA frame boundary leaves it armed, so the next frame
+    /// would raise no event.
+    pub fn pump_readable(
+        &mut self,
+        h3: &mut h3::Connection,
+        conn: &mut quiche::Connection,
+        chunk: usize,
+    ) -> Result<(), h3::Error> {
+        let readable: Vec<u64> = conn
+            .readable()
+            .filter(|id| self.map.get(id).is_some_and(|e| !e.recv_done))
+            .collect();
+        for id in readable {
+            self.pump_recv(h3, conn, id, chunk)?;
+        }
+        Ok(())
+    }
+
+    /// The peer finished its half.
+    pub fn on_finished(&mut self, id: u64) {
+        if let Some(e) = self.map.get_mut(&id) {
+            e.recv_done = true;
+            e.data_pending = false;
+            let mut st = e.shared.lock();
+            if st.recv_end == RecvEnd::Open {
+                st.recv_end = RecvEnd::Fin;
+            }
+            if let Some(w) = st.recv_waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// The peer reset its half. Returns true if the stream was known.
+    pub fn on_reset(&mut self, id: u64, code: u64) -> bool {
+        let Some(e) = self.map.get_mut(&id) else {
+            return false;
+        };
+        e.recv_done = true;
+        e.data_pending = false;
+        let mut st = e.shared.lock();
+        let err = StreamError::ResetByPeer { code };
+        if st.recv_end == RecvEnd::Open {
+            st.recv_end = RecvEnd::Error(err.clone());
+        }
+        if st.head.is_none() {
+            st.head = Some(Err(err.into()));
+        }
+        st.wake_all();
+        true
+    }
+
+    /// A trailer section arrived.
+    pub fn on_trailers(
+        &mut self,
+        id: u64,
+        list: &[h3::Header],
+    ) -> Result<(), headers::HeaderError> {
+        if let Some(e) = self.map.get_mut(&id) {
+            let trailers = headers::parse_trailers(list)?;
+            e.shared.lock().recv_trailers = Some(trailers);
+        }
+        Ok(())
+    }
+
+    /// Applies what handles asked for (resets, STOP_SENDING) and writes queued data on every
+    /// stream, as far as flow control allows.
+    pub fn flush_all(&mut self, h3: &mut h3::Connection, conn: &mut quiche::Connection) {
+        for (id, entry) in self.map.iter_mut() {
+            apply_local(conn, *id, entry);
+            if !entry.send_done {
+                flush(h3, conn, *id, entry);
+            }
+            let queued = entry.shared.lock().send_buffered;
+            self.send_high_water = self.send_high_water.max(queued);
+        }
+    }
+
+    /// Removes finished streams.
+    pub fn collect_done(&mut self) {
+        self.map.retain(|_, e| !e.is_done());
+    }
+
+    /// Fails every stream (the connection ended).
+    pub fn fail_all(&mut self) {
+        for (_, e) in self.map.drain() {
+            e.shared.lock().fail(StreamError::ConnectionClosed);
+        }
+    }
+}
+
+/// Resets and STOP_SENDING the handles asked for.
+fn apply_local(conn: &mut quiche::Connection, id: u64, entry: &mut Entry) {
+    let mut st = entry.shared.lock();
+    if let Some(code) = st.reset.take() {
+        if !entry.send_done {
+            // Err: the stream is already gone; nothing to reset.
+            let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code);
+            entry.send_done = true;
+        }
+    }
+    if let Some(code) = st.recv_stop.take() {
+        if !entry.recv_done {
+            let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code);
+            entry.recv_done = true;
+            entry.data_pending = false;
+        }
+    }
+    if st.head_dropped && !entry.final_head && !(entry.send_done && entry.recv_done) {
+        // A client gave up on the response: cancel the request both ways (RFC 9114 §4.1.1).
+        let code = crate::error::ErrorCode::RequestCancelled.code();
+        let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code);
+        let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code);
+        entry.send_done = true;
+        entry.recv_done = true;
+        entry.data_pending = false;
+        st.fail_send(StreamError::ResetLocally { code });
+    }
+    if st.recv_dropped && !entry.recv_done && st.recv_end != RecvEnd::Open {
+        // Dropped after its end was already known.
+        entry.recv_done = matches!(st.recv_end, RecvEnd::Fin | RecvEnd::Error(_));
+    }
+}
+
+/// Writes the stream's queue in order until it is empty or flow control stops it.
+fn flush(h3: &mut h3::Connection, conn: &mut quiche::Connection, id: u64, entry: &mut Entry) {
+    let mut st = entry.shared.lock();
+    loop {
+        let fin_next = matches!(st.send.get(1), Some(Outgoing::Fin));
+        let Some(item) = st.send.pop_front() else {
+            break;
+        };
+        // Ok(true): the stream's end went out. Err: `item` (or its rest) goes back in front.
+        let result: Result<bool, (Outgoing, h3::Error)> = match item {
+            Outgoing::Head(fields) => {
+                let r = if !entry.head_sent {
+                    h3.send_response(conn, id, &fields, fin_next)
+                } else {
+                    h3.send_additional_headers(conn, id, &fields, false, fin_next)
+                };
+                match r {
+                    Ok(()) => {
+                        entry.head_sent = true;
+                        Ok(fin_next)
+                    }
+                    Err(e) => Err((Outgoing::Head(fields), e)),
+                }
+            }
+            Outgoing::Data(bytes) => match h3.send_body(conn, id, &bytes, fin_next) {
+                Ok(n) => {
+                    st.send_buffered = st.send_buffered.saturating_sub(n);
+                    if n == bytes.len() {
+                        Ok(fin_next)
+                    } else {
+                        Err((Outgoing::Data(bytes.slice(n..)), h3::Error::Done))
+                    }
+                }
+                Err(e) => Err((Outgoing::Data(bytes), e)),
+            },
+            Outgoing::Trailers(fields) => {
+                match h3.send_additional_headers(conn, id, &fields, true, true) {
+                    Ok(()) => Ok(true),
+                    Err(e) => Err((Outgoing::Trailers(fields), e)),
+                }
+            }
+            Outgoing::Fin => match h3.send_body(conn, id, b"", true) {
+                Ok(_) => Ok(true),
+                Err(e) => Err((Outgoing::Fin, e)),
+            },
+        };
+        match result {
+            Ok(true) => {
+                entry.send_done = true;
+                // On a server the final response is complete; a client's `final_head`
+                // tracks the response it receives instead.
+                if conn.is_server() {
+                    entry.final_head = true;
+                }
+                st.send.clear();
+                break;
+            }
+            Ok(false) => {}
+            Err((item, h3::Error::Done | h3::Error::StreamBlocked)) => {
+                st.send.push_front(item);
+                break;
+            }
+            Err((_, h3::Error::TransportError(quiche::Error::StreamStopped(code)))) => {
+                entry.send_done = true;
+                st.fail_send(StreamError::StoppedByPeer { code });
+                break;
+            }
+            Err((_, e)) => {
+                tracing::debug!(stream = id, error = ?e, "stream write failed");
+                entry.send_done = true;
+                st.fail_send(StreamError::Protocol(e));
+                break;
+            }
+        }
+    }
+    if st.send_buffered < entry.shared.cap {
+        if let Some(w) = st.send_waker.take() {
+            w.wake();
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Helpers for HTTP/3 tests: configs with the `h3` ALPN, and a way to run a future while the
+//! pair exchanges packets on virtual time.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, SystemTime};
+
+use quicksand_core::{
+    Application, CertificateSource, ConnectionParams, QuicConfig, QuicSettings, TlsSettings,
+};
+
+use crate::clock::VirtualTime;
+use crate::pair::Pair;
+
+/// Transport settings for HTTP/3 tests: `h3`, generous windows, datagrams on.
+pub fn quic_settings() -> QuicSettings {
+    QuicSettings {
+        alpn: vec![b"h3".to_vec()],
+        max_idle_timeout: Some(Duration::from_secs(30)),
+        initial_max_data: 16 << 20,
+        initial_max_stream_data_bidi_local: 2 << 20,
+        initial_max_stream_data_bidi_remote: 2 << 20,
+        enable_dgram: true,
+        ..Default::default()
+    }
+}
+
+/// A client and a server config (self-signed certificate, no verification).
+pub fn configs(client: QuicSettings, server: QuicSettings) -> (QuicConfig, QuicConfig) {
+    let mut c = ConnectionParams::new(client);
+    c.tls.verify_peer = false;
+    let s = ConnectionParams {
+        settings: server,
+        tls: TlsSettings {
+            certificate: Some(
+                CertificateSource::self_signed(&["localhost"], SystemTime::now())
+                    .expect("self-signed certificate"),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    (
+        QuicConfig::client(&c).expect("client config"),
+        QuicConfig::server(&s).expect("server config"),
+    )
+}
+
+/// Polls `fut` while stepping the pair (advancing virtual time as needed) until it
+/// completes; `None` if `limit` of virtual time passed or nothing was left to do.
+pub fn block_on<C: Application, S: Application, F: Future>(
+    pair: &mut Pair<C, S>,
+    clock: &VirtualTime,
+    limit: Duration,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    let waker = Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    let deadline = Instant::now() + limit;
+    let mut spins = 0u32;
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        pair.step().expect("pair step");
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        let now = Instant::now();
+        let next = pair.next_wakeup()?;
+        if next > deadline {
+            return None;
+        }
+        if next <= now {
+            spins += 1;
+            assert!(spins < 100_000, "no progress at one instant: livelock");
+        } else {
+            spins = 0;
+            clock.advance_to(next);
+        }
+    }
+}
+
+/// Steps the pair until `done` holds or `limit` passes.
+pub fn run_until<C: Application, S: Application>(
+    pair: &mut Pair<C, S>,
+    clock: &VirtualTime,
+    limit: Duration,
+    done: impl FnMut(&Pair<C, S>) -> bool,
+) -> bool {
+    pair.run_until(clock, limit, done).expect("pair step")
+}
+
+/// `len` bytes of the deterministic pattern `seed`.
+pub fn pattern(seed: u64, len: usize) -> bytes::Bytes {
+    (0..len as u64)
+        .map(|i| crate::apps::pattern_byte(seed, i))
+        .collect::<Vec<u8>>()
+        .into()
+}
