@@ -419,6 +419,9 @@ fn forged_retry_token_in_an_initial_is_dropped() {
     );
 }
 
+/// A datagram on the wire: when, which way, how big, and its fate.
+type WireEntry = (Instant, Direction, usize, Fate);
+
 /// The byte range of an Initial's token.
 fn token_range(p: &[u8]) -> Option<std::ops::Range<usize>> {
     let dcid_len = *p.get(5)? as usize;
@@ -450,7 +453,7 @@ fn server_never_sends_more_than_three_times_what_it_received_before_validation()
             s.net.filter = Some(Box::new(|dir, index, _| {
                 dir == Direction::ToServer && (1..=6).contains(&index)
             }));
-            let log: Arc<Mutex<Vec<(Instant, Direction, usize, Fate)>>> = Arc::default();
+            let log: Arc<Mutex<Vec<WireEntry>>> = Arc::default();
             let sink = log.clone();
             s.observer = Some(Box::new(move |now, dir, _, bytes, fate| {
                 sink.lock().unwrap().push((now, dir, bytes.len(), fate))

@@ -145,6 +145,9 @@ pub fn context(seed: u64) -> (ConnectionContext, Arc<CountingMetrics>) {
     (ctx, metrics)
 }
 
+/// Sees every datagram put on the wire: `(now, direction, destination, bytes, fate)`.
+pub type PacketObserver = Box<dyn FnMut(Instant, Direction, SocketAddr, &[u8], Fate)>;
+
 /// A client host and a server host over a simulated network, on virtual time.
 pub struct Sim<C: Application, S: Application> {
     /// Virtual time; dropped with the simulation.
@@ -166,7 +169,7 @@ pub struct Sim<C: Application, S: Application> {
     /// The client's metrics.
     pub client_metrics: Arc<CountingMetrics>,
     /// Called for every datagram put on the wire, with its fate.
-    pub observer: Option<Box<dyn FnMut(Instant, Direction, SocketAddr, &[u8], Fate)>>,
+    pub observer: Option<PacketObserver>,
     config: SimConfig,
     traced_events: [usize; 2],
 }
