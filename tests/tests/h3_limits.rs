@@ -1,0 +1,484 @@
+//! HTTP/3 limits and lifecycle over the in-memory pair: bounded buffers with a slow reader,
+//! GOAWAY with requests in flight, rapid reset, oversize headers, malformed requests,
+//! concurrency and request-count limits, post-accept timeout.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::join_all;
+use http::{Request, Response, StatusCode};
+use quicksand_core::{quiche, Application, ApplicationError, CloseReason};
+use quicksand_h3::{
+    ClientDriver, ErrorCode, H3Client, Http3Settings, IncomingRequests, RequestError, ServerDriver,
+    StreamError,
+};
+use quicksand_tests::clock::VirtualTime;
+use quicksand_tests::h3::{block_on, configs, quic_settings, run_until};
+use quicksand_tests::pair::Pair;
+
+quicksand_tests::virtual_clock!();
+
+type H3Pair = Pair<ClientDriver, ServerDriver>;
+
+fn pair(client: Http3Settings, server: Http3Settings) -> (H3Pair, H3Client, IncomingRequests) {
+    let (mut cc, sc) = configs(quic_settings(), quic_settings());
+    let (driver, handle) = ClientDriver::new(client);
+    let (server, incoming) = ServerDriver::new(server);
+    let pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
+    (pair, handle, incoming)
+}
+
+fn get(client: &H3Client, path: &str) -> quicksand_h3::ResponseFuture {
+    client
+        .request(
+            Request::get(format!("https://localhost{path}"))
+                .body(Bytes::new())
+                .unwrap(),
+        )
+        .unwrap()
+}
+
+fn server_close(pair: &H3Pair) -> Option<CloseReason> {
+    pair.server().application().close_reason().cloned()
+}
+
+#[test]
+fn slow_reader_keeps_server_and_client_buffers_bounded() {
+    let clock = VirtualTime::enter();
+    const CAP: usize = 64 * 1024;
+    const LEN: usize = 4 << 20;
+    let settings = Http3Settings {
+        stream_buffer_size: CAP,
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(settings.clone(), settings);
+    let response = get(&client, "/big");
+    let req = block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+        .unwrap()
+        .unwrap();
+    // The server writes as fast as the sender lets it, in 16 KiB chunks.
+    let mut sender = req
+        .responder
+        .send_response(Response::new(()))
+        .expect("head queued");
+    let writer = async move {
+        let chunk = Bytes::from(vec![0xab; 16 * 1024]);
+        for _ in 0..LEN / chunk.len() {
+            sender.send_data(chunk.clone()).await.unwrap();
+        }
+        sender.finish().unwrap();
+    };
+    let mut writer = Box::pin(writer);
+    let resp = block_on(&mut pair, &clock, Duration::from_secs(5), async {
+        futures::future::select(&mut writer, response).await
+    })
+    .unwrap();
+    let resp = match resp {
+        futures::future::Either::Right((r, _)) => r.unwrap(),
+        futures::future::Either::Left(_) => panic!("writer finished before the head arrived"),
+    };
+    let mut body = resp.into_body();
+    let mut received = 0;
+    let mut writer_done = false;
+    while received < LEN {
+        // Read one chunk, then let 20 ms pass without reading.
+        let (chunk, done) = block_on(&mut pair, &clock, Duration::from_secs(5), async {
+            if writer_done {
+                return (body.data().await, true);
+            }
+            match futures::future::select(&mut writer, Box::pin(body.data())).await {
+                futures::future::Either::Left(((), _)) => (None, true),
+                futures::future::Either::Right((c, _)) => (c, false),
+            }
+        })
+        .unwrap();
+        writer_done |= done;
+        if let Some(c) = chunk {
+            received += c.unwrap().len();
+        }
+        assert!(body.buffered() <= CAP);
+        let until = Instant::now() + Duration::from_millis(20);
+        run_until(&mut pair, &clock, Duration::from_millis(20), |_| {
+            Instant::now() >= until
+        });
+    }
+    assert_eq!(received, LEN);
+    let s = pair.server().application().stats();
+    let c = pair.client.application().stats();
+    // At most the cap plus one chunk queued on the server; at most the cap read ahead on the
+    // client: the rest waited in the peer's flow-control window.
+    assert!(s.send_buffer_high_water <= CAP + 16 * 1024, "{s:?}");
+    assert!(c.recv_buffer_high_water <= CAP, "{c:?}");
+}
+
+#[test]
+fn goaway_lets_ten_in_flight_requests_finish() {
+    let clock = VirtualTime::enter();
+    let (mut pair, client, mut incoming) = pair(Http3Settings::default(), Http3Settings::default());
+    let responses: Vec<_> = (0..10).map(|i| get(&client, &format!("/{i}"))).collect();
+    let mut requests = Vec::new();
+    for _ in 0..10 {
+        requests.push(
+            block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    incoming.handle().goaway();
+    run_until(&mut pair, &clock, Duration::from_millis(100), |_| false);
+    assert!(pair.server().application().stats().goaway_sent);
+    // A new request after GOAWAY is refused on the client, with a clear error.
+    let late = client.request(
+        Request::get("https://localhost/late")
+            .body(Bytes::new())
+            .unwrap(),
+    );
+    assert_eq!(late.err(), Some(RequestError::GoAway));
+    for r in requests {
+        let path = r.request.uri().path().to_string();
+        let sender = r.responder.send_response(Response::new(())).unwrap();
+        let mut sender = sender;
+        block_on(
+            &mut pair,
+            &clock,
+            Duration::from_secs(1),
+            sender.send_data(Bytes::from(path)),
+        )
+        .unwrap()
+        .unwrap();
+        sender.finish().unwrap();
+    }
+    let bodies = block_on(
+        &mut pair,
+        &clock,
+        Duration::from_secs(5),
+        join_all(responses.into_iter().map(|f| async move {
+            let resp = f.await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            resp.into_body().collect(1024).await.unwrap()
+        })),
+    )
+    .unwrap();
+    for (i, b) in bodies.iter().enumerate() {
+        assert_eq!(&b[..], format!("/{i}").as_bytes());
+    }
+    // With nothing in flight the server closes the connection cleanly.
+    assert!(run_until(&mut pair, &clock, Duration::from_secs(5), |p| p
+        .server()
+        .is_closed()));
+    match server_close(&pair) {
+        Some(CloseReason::Local {
+            application: true,
+            code,
+            ..
+        }) => {
+            assert_eq!(code, ErrorCode::NoError.code())
+        }
+        other => panic!("unexpected close {other:?}"),
+    }
+}
+
+#[test]
+fn rapid_reset_closes_the_connection_with_excessive_load() {
+    let clock = VirtualTime::enter();
+    let server = Http3Settings {
+        rapid_reset_threshold: 10,
+        rapid_reset_window: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(Http3Settings::default(), server);
+    let mut streams = Vec::new();
+    for i in 0..30 {
+        let req = Request::post(format!("https://localhost/{i}"))
+            .body(())
+            .unwrap();
+        streams.push(client.send_request(req).unwrap());
+    }
+    // Let the requests reach the server (it holds them, never answering).
+    let mut held = Vec::new();
+    for _ in 0..30 {
+        held.push(
+            block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    for (sender, _response) in streams.drain(..) {
+        sender.reset(ErrorCode::RequestCancelled.code());
+    }
+    assert!(run_until(&mut pair, &clock, Duration::from_secs(5), |p| p
+        .server()
+        .is_closed()));
+    match server_close(&pair) {
+        Some(CloseReason::Local {
+            application: true,
+            code,
+            ..
+        }) => {
+            assert_eq!(code, ErrorCode::ExcessiveLoad.code())
+        }
+        other => panic!("unexpected close {other:?}"),
+    }
+}
+
+#[test]
+fn rapid_reset_below_the_threshold_is_tolerated() {
+    let clock = VirtualTime::enter();
+    let server = Http3Settings {
+        rapid_reset_threshold: 10,
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(Http3Settings::default(), server);
+    for i in 0..10 {
+        let (sender, _resp) = client
+            .send_request(
+                Request::post(format!("https://localhost/{i}"))
+                    .body(())
+                    .unwrap(),
+            )
+            .unwrap();
+        let _req = block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next()).unwrap();
+        sender.reset(ErrorCode::RequestCancelled.code());
+        run_until(&mut pair, &clock, Duration::from_millis(50), |_| false);
+    }
+    assert!(!pair.server().is_closed());
+    assert_eq!(pair.server().application().stats().recent_resets, 10);
+}
+
+#[test]
+fn oversize_request_headers_are_refused_before_sending() {
+    let clock = VirtualTime::enter();
+    let server = Http3Settings {
+        max_header_list_size: 1000,
+        ..Default::default()
+    };
+    let (mut pair, client, _incoming) = pair(Http3Settings::default(), server);
+    // Let SETTINGS arrive.
+    run_until(&mut pair, &clock, Duration::from_millis(200), |_| false);
+    let req = Request::get("https://localhost/")
+        .header("x-big", "a".repeat(2000))
+        .body(Bytes::new())
+        .unwrap();
+    let result = block_on(
+        &mut pair,
+        &clock,
+        Duration::from_secs(1),
+        client.request(req).unwrap(),
+    )
+    .unwrap();
+    match result {
+        Err(RequestError::HeadersTooLarge { size, limit }) => {
+            assert_eq!(limit, 1000);
+            assert!(size > 2000);
+        }
+        other => panic!("expected HeadersTooLarge, got {other:?}"),
+    }
+}
+
+#[test]
+fn oversize_response_headers_close_the_connection() {
+    let clock = VirtualTime::enter();
+    let client_settings = Http3Settings {
+        max_header_list_size: 1000,
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(client_settings, Http3Settings::default());
+    let response = get(&client, "/");
+    let req = block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+        .unwrap()
+        .unwrap();
+    let resp = Response::builder()
+        .header("x-big", "b".repeat(4000))
+        .body(())
+        .unwrap();
+    req.responder.send_response(resp).unwrap().finish().unwrap();
+    let result = block_on(&mut pair, &clock, Duration::from_secs(5), response).unwrap();
+    assert_eq!(result.err(), Some(RequestError::ConnectionClosed));
+    match pair.client.application().close_reason() {
+        Some(CloseReason::Local {
+            application: true,
+            code,
+            ..
+        }) => {
+            assert_eq!(*code, ErrorCode::ExcessiveLoad.code())
+        }
+        other => panic!("unexpected close {other:?}"),
+    }
+}
+
+#[test]
+fn too_many_concurrent_requests_are_rejected() {
+    let clock = VirtualTime::enter();
+    let server = Http3Settings {
+        max_concurrent_streams: 3,
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(Http3Settings::default(), server);
+    let responses: Vec<_> = (0..5).map(|i| get(&client, &format!("/{i}"))).collect();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next()).unwrap());
+    }
+    let results = block_on(&mut pair, &clock, Duration::from_secs(5), async {
+        let mut out = Vec::new();
+        for r in responses.into_iter().skip(3) {
+            out.push(r.await);
+        }
+        out
+    })
+    .unwrap();
+    for r in results {
+        assert_eq!(
+            r.err(),
+            Some(RequestError::Stream(StreamError::ResetByPeer {
+                code: ErrorCode::RequestRejected.code()
+            }))
+        );
+    }
+    assert_eq!(pair.server().application().stats().rejected, 2);
+}
+
+#[test]
+fn max_requests_per_connection_sends_goaway() {
+    let clock = VirtualTime::enter();
+    let server = Http3Settings {
+        max_requests_per_connection: Some(2),
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(Http3Settings::default(), server);
+    let responses: Vec<_> = (0..3).map(|i| get(&client, &format!("/{i}"))).collect();
+    for _ in 0..2 {
+        let r = block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+            .unwrap()
+            .unwrap();
+        r.responder
+            .send_response(Response::new(()))
+            .unwrap()
+            .finish()
+            .unwrap();
+    }
+    let results = block_on(
+        &mut pair,
+        &clock,
+        Duration::from_secs(5),
+        join_all(responses),
+    )
+    .unwrap();
+    assert!(results[0].is_ok() && results[1].is_ok());
+    assert!(results[2].is_err(), "third request must be refused");
+    assert!(pair.server().application().stats().goaway_sent);
+}
+
+#[test]
+fn post_accept_timeout_closes_an_idle_connection() {
+    let clock = VirtualTime::enter();
+    let server = Http3Settings {
+        post_accept_timeout: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    let (mut pair, _client, _incoming) = pair(Http3Settings::default(), server);
+    assert!(run_until(&mut pair, &clock, Duration::from_secs(5), |p| p
+        .server
+        .as_ref()
+        .is_some_and(|s| s.is_closed())));
+    let elapsed = clock.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(2),
+        "{elapsed:?}"
+    );
+    match server_close(&pair) {
+        Some(CloseReason::Local { code, .. }) => assert_eq!(code, ErrorCode::NoError.code()),
+        other => panic!("unexpected close {other:?}"),
+    }
+}
+
+#[test]
+fn dropping_the_client_handle_closes_an_idle_connection() {
+    let clock = VirtualTime::enter();
+    let (mut pair, client, _incoming) = pair(Http3Settings::default(), Http3Settings::default());
+    run_until(&mut pair, &clock, Duration::from_millis(200), |_| false);
+    drop(client);
+    assert!(run_until(&mut pair, &clock, Duration::from_secs(5), |p| p
+        .client
+        .is_closed()));
+}
+
+/// Sends one request without `:path` through quiche directly, then records the status.
+struct RawClient {
+    h3: Option<quiche::h3::Connection>,
+    sent: bool,
+    status: Option<Vec<u8>>,
+}
+
+impl Application for RawClient {
+    fn on_established(
+        &mut self,
+        conn: &mut quiche::Connection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        let config = quiche::h3::Config::new().unwrap();
+        self.h3 = Some(quiche::h3::Connection::with_transport(conn, &config).unwrap());
+        Ok(())
+    }
+
+    fn process_reads(
+        &mut self,
+        conn: &mut quiche::Connection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        let Some(h3) = self.h3.as_mut() else {
+            return Ok(());
+        };
+        while let Ok((_, ev)) = h3.poll(conn) {
+            if let quiche::h3::Event::Headers { list, .. } = ev {
+                use quiche::h3::NameValue;
+                self.status = list
+                    .iter()
+                    .find(|h| h.name() == b":status")
+                    .map(|h| h.value().to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    fn process_writes(
+        &mut self,
+        conn: &mut quiche::Connection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        if let (Some(h3), false) = (self.h3.as_mut(), self.sent) {
+            let headers = [
+                quiche::h3::Header::new(b":method", b"GET"),
+                quiche::h3::Header::new(b":scheme", b"https"),
+                quiche::h3::Header::new(b":authority", b"localhost"),
+            ];
+            self.sent = h3.send_request(conn, &headers, true).is_ok();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn malformed_request_gets_400_and_never_reaches_the_handler() {
+    let clock = VirtualTime::enter();
+    let (mut cc, sc) = configs(quic_settings(), quic_settings());
+    let (server, mut incoming) = ServerDriver::new(Http3Settings::default());
+    let raw = RawClient {
+        h3: None,
+        sent: false,
+        status: None,
+    };
+    let mut pair = Pair::new(&mut cc, sc, raw, server, Duration::from_millis(5)).unwrap();
+    assert!(run_until(&mut pair, &clock, Duration::from_secs(5), |p| p
+        .client
+        .application()
+        .status
+        .is_some()));
+    assert_eq!(
+        pair.client.application().status.as_deref(),
+        Some(&b"400"[..])
+    );
+    assert_eq!(pair.server().application().stats().malformed, 1);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(futures::Stream::poll_next(std::pin::Pin::new(&mut incoming), &mut cx).is_pending());
+}
