@@ -1,0 +1,144 @@
+//! Extended CONNECT (RFC 9220) and HTTP/3 datagrams (RFC 9297) over the in-memory pair.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use quicksand_h3::{
+    ClientDriver, DatagramError, DatagramFlow, H3Client, Http3Settings, IncomingRequests, Protocol,
+    RequestError, ServerDriver,
+};
+use quicksand_tests::clock::VirtualTime;
+use quicksand_tests::h3::{block_on, configs, quic_settings};
+use quicksand_tests::pair::Pair;
+
+quicksand_tests::virtual_clock!();
+
+type H3Pair = Pair<ClientDriver, ServerDriver>;
+
+fn connect_settings() -> Http3Settings {
+    Http3Settings {
+        enable_extended_connect: true,
+        enable_datagrams: true,
+        ..Default::default()
+    }
+}
+
+fn pair(
+    client: Http3Settings,
+    server: Http3Settings,
+    server_dgram: bool,
+) -> (H3Pair, H3Client, IncomingRequests) {
+    let mut sq = quic_settings();
+    sq.enable_dgram = server_dgram;
+    let (mut cc, sc) = configs(quic_settings(), sq);
+    let (driver, handle) = ClientDriver::new(client);
+    let (server, incoming) = ServerDriver::new(server);
+    let pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
+    (pair, handle, incoming)
+}
+
+fn connect_request() -> Request<()> {
+    let mut req = Request::builder()
+        .method(Method::CONNECT)
+        .uri("https://localhost/.well-known/masque/udp/192.0.2.1/443/")
+        .body(())
+        .unwrap();
+    req.extensions_mut()
+        .insert(Protocol("connect-udp".to_string()));
+    req
+}
+
+#[test]
+fn extended_connect_and_datagrams_round_trip() {
+    let clock = VirtualTime::enter();
+    let (mut pair, client, mut incoming) = pair(connect_settings(), connect_settings(), true);
+    let (_tunnel_tx, response) = client.send_request(connect_request()).unwrap();
+    let req = block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+        .unwrap()
+        .unwrap();
+    assert_eq!(req.request.method(), Method::CONNECT);
+    assert_eq!(
+        req.request.extensions().get::<Protocol>(),
+        Some(&Protocol("connect-udp".into()))
+    );
+    let server_flow = req
+        .request
+        .extensions()
+        .get::<DatagramFlow>()
+        .cloned()
+        .expect("server flow");
+    assert_eq!(server_flow.quarter_stream_id(), 0);
+    let _tunnel_rx = req.responder.send_response(Response::new(())).unwrap();
+    let resp = block_on(&mut pair, &clock, Duration::from_secs(5), response)
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let client_flow = resp
+        .extensions()
+        .get::<DatagramFlow>()
+        .cloned()
+        .expect("client flow");
+    assert!(client_flow.is_negotiated());
+    // Client → server → client, several datagrams.
+    for i in 0..5u8 {
+        client_flow.send(Bytes::from(vec![i; 100])).unwrap();
+        let got = block_on(
+            &mut pair,
+            &clock,
+            Duration::from_secs(1),
+            server_flow.recv(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(&got[..], &[i; 100][..]);
+        server_flow.send(got).unwrap();
+        let back = block_on(
+            &mut pair,
+            &clock,
+            Duration::from_secs(1),
+            client_flow.recv(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(&back[..], &[i; 100][..]);
+    }
+}
+
+#[test]
+fn extended_connect_is_refused_when_the_peer_did_not_enable_it() {
+    let clock = VirtualTime::enter();
+    let (mut pair, client, _incoming) = pair(connect_settings(), Http3Settings::default(), true);
+    let (_tx, response) = client.send_request(connect_request()).unwrap();
+    let result = block_on(&mut pair, &clock, Duration::from_secs(5), response).unwrap();
+    assert_eq!(
+        result.err(),
+        Some(RequestError::ExtendedConnectNotSupported)
+    );
+}
+
+#[test]
+fn datagrams_are_refused_when_not_negotiated() {
+    let clock = VirtualTime::enter();
+    // The server has QUIC datagrams off, so it cannot announce HTTP/3 datagrams.
+    let server = Http3Settings {
+        enable_extended_connect: true,
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(connect_settings(), server, false);
+    let (_tx, response) = client.send_request(connect_request()).unwrap();
+    let req = block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+        .unwrap()
+        .unwrap();
+    assert!(req.request.extensions().get::<DatagramFlow>().is_none());
+    let _rx = req.responder.send_response(Response::new(())).unwrap();
+    let resp = block_on(&mut pair, &clock, Duration::from_secs(5), response)
+        .unwrap()
+        .unwrap();
+    let flow = resp.extensions().get::<DatagramFlow>().cloned().unwrap();
+    assert!(!flow.is_negotiated());
+    assert_eq!(
+        flow.send(Bytes::from_static(b"x")),
+        Err(DatagramError::NotNegotiated)
+    );
+}
