@@ -34,6 +34,7 @@ mod cid;
 mod command;
 mod connection;
 mod datagram;
+pub mod driver;
 pub mod endpoint;
 pub mod gso;
 mod log;
@@ -52,6 +53,7 @@ pub use connection::{
     RetryIds, Stage,
 };
 pub use datagram::{Datagram, DatagramQueue, Ecn, SegmentIter, Transmit};
+pub use driver::Driver;
 pub use endpoint::{
     AcceptError, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig, EndpointStats, Incoming,
 };

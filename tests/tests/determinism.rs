@@ -23,15 +23,9 @@ fn run(seed: u64) -> (u64, u64) {
     });
     s.connect(BulkTransfer::new(false, LEN)).unwrap();
     let done = s.run_until(Duration::from_secs(60), |s| {
-        s.client
-            .conns
-            .values()
-            .all(|c| c.application().is_complete(LEN))
-            && s.server
-                .conns
-                .values()
-                .all(|c| c.application().is_complete(LEN))
-            && !s.server.conns.is_empty()
+        s.client.conns().all(|c| c.application().is_complete(LEN))
+            && s.server.conns().all(|c| c.application().is_complete(LEN))
+            && !s.server.is_empty()
     });
     assert!(done, "seed {seed}: transfer incomplete");
     (s.trace.digest(), s.trace.entries)

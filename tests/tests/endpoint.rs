@@ -20,10 +20,10 @@ fn all_running<C: quicksand_core::Application, S: quicksand_core::Application>(
     s: &Sim<C, S>,
     n: usize,
 ) -> bool {
-    s.client.conns.len() == n
-        && s.client.conns.values().all(|c| c.stage() == Stage::Running)
-        && s.server.conns.len() == n
-        && s.server.conns.values().all(|c| c.stage() == Stage::Running)
+    s.client.len() == n
+        && s.client.conns().all(|c| c.stage() == Stage::Running)
+        && s.server.len() == n
+        && s.server.conns().all(|c| c.stage() == Stage::Running)
 }
 
 fn bulk_sim(config: SimConfig, len: u64) -> Sim<BulkTransfer, BulkTransfer> {
@@ -37,16 +37,14 @@ fn retry_round_trip_then_transfer() {
         s.connect(BulkTransfer::new(false, 100_000)).unwrap();
         assert!(s.run_until(Duration::from_secs(5), |s| {
             s.client
-                .conns
-                .values()
+                .conns()
                 .all(|c| c.application().is_complete(100_000))
                 && s.server
-                    .conns
-                    .values()
+                    .conns()
                     .all(|c| c.application().is_complete(100_000))
-                && !s.server.conns.is_empty()
+                && !s.server.is_empty()
         }));
-        let stats = s.server.endpoint.stats();
+        let stats = s.server.endpoint().stats();
         // The client's first flight may span two datagrams; each token-less one gets a RETRY.
         assert!(stats.retries >= 1 && stats.incoming == 1, "{stats:?}");
         assert_eq!(stats.tokens_rejected, 0);
@@ -60,7 +58,7 @@ fn without_address_validation_there_is_no_retry() {
     let mut s = bulk_sim(config, 10);
     s.connect(BulkTransfer::new(false, 10)).unwrap();
     assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 1)));
-    assert_eq!(s.server.endpoint.stats().retries, 0);
+    assert_eq!(s.server.endpoint().stats().retries, 0);
 }
 
 fn long_header(version: u32, len: usize) -> Vec<u8> {
@@ -169,12 +167,11 @@ fn restarted_server_resets_the_client() {
         s.run_for(Duration::from_millis(100));
         s.restart_server(|_| Some(BulkTransfer::new(true, 10)));
         // The client speaks; the new server knows nothing and resets it.
-        for conn in s.client.conns.values_mut() {
-            conn.quiche_mut().send_ack_eliciting().unwrap();
-        }
-        assert!(s.run_until(Duration::from_secs(2), |s| s.client.conns.is_empty()));
+        s.client
+            .for_each_mut(|conn| conn.quiche_mut().send_ack_eliciting().unwrap());
+        assert!(s.run_until(Duration::from_secs(2), |s| s.client.is_empty()));
         assert_eq!(s.client.closed_reasons(), vec![CloseReason::StatelessReset]);
-        assert_eq!(s.server.endpoint.stats().stateless_resets, 1);
+        assert_eq!(s.server.endpoint().stats().stateless_resets, 1);
         // Long before the idle timeout.
         assert!(Instant::now() - s.start < Duration::from_secs(3));
     });
@@ -191,23 +188,28 @@ fn a_thousand_connections_route_through_cid_rotation_and_leave_no_entries() {
     }
     assert!(s.run_until(Duration::from_secs(10), |s| all_running(s, 1000)));
     s.run_for(Duration::from_millis(200));
-    let cids_before = s.server.endpoint.cid_count();
+    let cids_before = s.server.endpoint().cid_count();
     // The client retires the server CID it started with: the server must retire it from
     // its table, issue a fresh one and keep routing.
-    for conn in s.client.conns.values_mut() {
+    s.client.for_each_mut(|conn| {
         let q = conn.quiche_mut();
         assert!(q.available_dcids() > 0, "the server issued spare CIDs");
         q.retire_dcid(0).unwrap();
-    }
+    });
     s.run_for(Duration::from_millis(200));
-    for conn in s.client.conns.values_mut() {
-        conn.quiche_mut().send_ack_eliciting().unwrap();
-    }
+    s.client
+        .for_each_mut(|conn| conn.quiche_mut().send_ack_eliciting().unwrap());
     s.run_for(Duration::from_millis(200));
     assert!(all_running(&s, 1000));
-    for (handle, conn) in &s.server.conns {
-        for cid in conn.source_ids() {
-            let routed = s.server.endpoint.handle_datagram(
+    let server_cids: Vec<_> = s
+        .server
+        .driver
+        .connections()
+        .map(|(h, c)| (h, c.source_ids()))
+        .collect();
+    for (handle, cids) in server_cids {
+        for cid in cids {
+            let routed = s.server.driver.endpoint_mut().handle_datagram(
                 Instant::now(),
                 Datagram::new(
                     &[&[0x40][..], &cid[..], &[0u8; 40][..]].concat()[..],
@@ -216,23 +218,19 @@ fn a_thousand_connections_route_through_cid_rotation_and_leave_no_entries() {
                     Instant::now(),
                 ),
             );
-            assert!(matches!(routed, Some(DatagramEvent::Connection(h, _)) if h == *handle));
+            assert!(matches!(routed, Some(DatagramEvent::Connection(h, _)) if h == handle));
         }
     }
-    assert_eq!(s.server.endpoint.connection_count(), 1000);
-    let cids_after = s.server.endpoint.cid_count();
+    assert_eq!(s.server.endpoint().connection_count(), 1000);
+    let cids_after = s.server.endpoint().cid_count();
     assert!(
         cids_after <= 1000 * 10 && cids_before <= 1000 * 10,
         "{cids_before} {cids_after}"
     );
-    for conn in s.client.conns.values_mut() {
-        conn.close(true, 0, b"done");
-    }
-    assert!(
-        s.run_until(Duration::from_secs(10), |s| s.client.conns.is_empty()
-            && s.server.conns.is_empty())
-    );
-    for ep in [&s.client.endpoint, &s.server.endpoint] {
+    s.client.for_each_mut(|conn| conn.close(true, 0, b"done"));
+    assert!(s.run_until(Duration::from_secs(10), |s| s.client.is_empty()
+        && s.server.is_empty()));
+    for ep in [s.client.endpoint(), s.server.endpoint()] {
         assert_eq!(
             (
                 ep.connection_count(),
@@ -247,7 +245,7 @@ fn a_thousand_connections_route_through_cid_rotation_and_leave_no_entries() {
         1000,
         "closed connections kept for inspection"
     );
-    s.server.finished.clear();
+    drop(s.server.driver.take_closed());
     assert_eq!(s.server_metrics.connections_in_memory(), 0);
 }
 
@@ -257,23 +255,16 @@ fn quic_lb_cids_name_their_server() {
     let lb = Arc::new(QuicLbConnectionIds::with_seed(1, &[0x42, 0x07], 8, 3).unwrap());
     let decoder = lb.decoder();
     // Rebuild the server endpoint around the QUIC-LB generator.
-    let mut ctx = s.server.endpoint.context().clone();
+    let mut ctx = s.server.endpoint().context().clone();
     ctx.cid_generator = lb.clone();
-    let (_, server_quic) = sim::configs(&s.config().settings);
-    s.server.endpoint = Endpoint::new(
-        s.config().server_endpoint.clone(),
-        Some(server_quic),
-        ctx,
-        Instant::now(),
-        SystemTime::now(),
-    );
+    s.replace_server(ctx, |_| Some(NoApplication));
     for _ in 0..20 {
         s.connect(NoApplication).unwrap();
     }
     assert!(s.run_until(Duration::from_secs(5), |s| all_running(s, 20)));
     s.run_for(Duration::from_millis(100));
     let mut seen = 0;
-    for conn in s.server.conns.values() {
+    for conn in s.server.conns() {
         for cid in conn.source_ids() {
             assert_eq!(cid.len(), lb.cid_len());
             assert_eq!(decoder.server_id(&cid), Some(&[0x42, 0x07][..]));
@@ -294,7 +285,7 @@ fn backlog_limit_refuses_extra_handshakes() {
     }
     // The first three get in; the others' Initials are dropped until room frees up.
     s.run_for(Duration::from_millis(15));
-    assert_eq!(s.server.conns.len(), 3);
+    assert_eq!(s.server.len(), 3);
     assert!(s.server_metrics.rejected(RejectReason::Backlog) >= 2);
     assert!(s.server_metrics.dropped(DropReason::Overloaded) >= 2);
     // Clients retransmit; once handshakes finish the rest are accepted.
@@ -306,20 +297,18 @@ fn shutdown_refuses_new_connections_and_keeps_old_ones() {
     let mut s = bulk_sim(SimConfig::new(9), 0);
     s.connect(BulkTransfer::new(false, 0)).unwrap();
     assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 1)));
-    s.server.endpoint.shutdown();
+    s.server.driver.shutdown();
     s.connect(BulkTransfer::new(false, 0)).unwrap();
     s.run_for(Duration::from_secs(1));
-    assert_eq!(s.server.conns.len(), 1);
+    assert_eq!(s.server.len(), 1);
     assert!(s.server_metrics.dropped(DropReason::ShuttingDown) >= 1);
     // The established connection still works.
-    let old = *s.client.conns.keys().next().unwrap();
-    s.client
-        .conns
-        .get_mut(&old)
-        .unwrap()
-        .application_mut()
-        .send_len = 0;
-    assert_eq!(s.client.conns[&old].stage(), Stage::Running);
+    let old = s.client.handles()[0];
+    assert_eq!(
+        s.client.driver.connection(old).unwrap().stage(),
+        Stage::Running
+    );
+    assert_eq!(s.server.conns().next().unwrap().stage(), Stage::Running);
 }
 
 #[test]
@@ -332,14 +321,8 @@ fn nat_rebinding_keeps_the_connection() {
         s.run_for(Duration::from_millis(30));
         s.net.nat = Some("10.0.0.99:61000".parse().unwrap());
         assert!(s.run_until(Duration::from_secs(30), |s| {
-            s.client
-                .conns
-                .values()
-                .all(|c| c.application().is_complete(LEN))
-                && s.server
-                    .conns
-                    .values()
-                    .all(|c| c.application().is_complete(LEN))
+            s.client.conns().all(|c| c.application().is_complete(LEN))
+                && s.server.conns().all(|c| c.application().is_complete(LEN))
         }));
         assert!(s.server.events.iter().any(|(_, _, e)| matches!(
             e,
@@ -359,7 +342,7 @@ fn expired_retry_tokens_are_refused() {
     let mut s = Sim::new(config, |_| Some(NoApplication));
     s.connect(NoApplication).unwrap();
     s.run_for(Duration::from_secs(1));
-    assert!(s.server.conns.is_empty());
+    assert!(s.server.is_empty());
     assert!(s.server_metrics.rejected(RejectReason::ExpiredToken) >= 1);
 }
 
@@ -370,14 +353,14 @@ fn retry_tokens_from_another_address_are_refused() {
     s.connect(NoApplication).unwrap();
     assert!(s.run_until(Duration::from_secs(1), |s| s
         .server
-        .endpoint
+        .endpoint()
         .stats()
         .retries
         >= 1));
     s.net.nat = Some("10.0.0.77:4242".parse().unwrap());
     s.run_for(Duration::from_millis(500));
     assert!(s.server_metrics.rejected(RejectReason::WrongAddress) >= 1);
-    assert!(s.server.conns.is_empty());
+    assert!(s.server.is_empty());
 }
 
 #[test]

@@ -1,49 +1,35 @@
-//! A simulated host: one endpoint and its connections, driven in the core's documented order.
+//! A simulated host: a [`Driver`] (endpoint and connections, the same loop the tokio and smol
+//! adapters run) on one address.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::task::{Context, Waker};
 use std::time::Instant;
 
+use quicksand_core::driver::AcceptFn;
 use quicksand_core::{
-    Application, Connection, ConnectionHandle, CreateError, Datagram, DatagramEvent, Endpoint,
-    Event, Incoming, QuicConfig, Transmit,
+    Application, CloseReason, Connection, ConnectionHandle, CreateError, Datagram, Driver,
+    Endpoint, Event, QuicConfig, Transmit,
 };
 
-/// Decides whether to accept an incoming connection, and with which application.
-pub type AcceptFn<A> = Box<dyn FnMut(&Incoming) -> Option<A>>;
-
-/// One host: an endpoint on one address and the connections it carries.
+/// One host: a driver on one address, with the events it produced.
 pub struct Host<A: Application> {
     /// The host's address (its socket).
     pub addr: SocketAddr,
-    /// The endpoint.
-    pub endpoint: Endpoint,
-    /// Live connections.
-    pub conns: BTreeMap<ConnectionHandle, Connection<A>>,
-    /// Connections that closed, in closing order, kept for inspection.
-    pub finished: Vec<Connection<A>>,
+    /// The endpoint and its connections.
+    pub driver: Driver<A>,
     /// Every connection event with its time.
     pub events: Vec<(Instant, ConnectionHandle, Event)>,
-    /// GSO segments per transmit this host's "socket" accepts.
-    pub max_segments: usize,
-    accept: Option<AcceptFn<A>>,
-    /// Connections refused by the accept function.
-    pub refused: u64,
 }
 
 impl<A: Application> Host<A> {
-    /// A host; with `accept` it is a server.
+    /// A host whose socket takes GSO batches of up to 16 segments; with `accept` it is a server.
     pub fn new(addr: SocketAddr, endpoint: Endpoint, accept: Option<AcceptFn<A>>) -> Self {
+        let mut driver = Driver::new(endpoint, accept, 16);
+        driver.keep_closed(true);
         Host {
             addr,
-            endpoint,
-            conns: BTreeMap::new(),
-            finished: Vec::new(),
+            driver,
             events: Vec::new(),
-            max_segments: 16,
-            accept,
-            refused: 0,
         }
     }
 
@@ -55,78 +41,76 @@ impl<A: Application> Host<A> {
         peer: SocketAddr,
         app: A,
     ) -> Result<ConnectionHandle, CreateError> {
-        let (handle, conn) =
-            self.endpoint
-                .connect(now, config, Some("localhost"), self.addr, peer, app)?;
-        self.conns.insert(handle, conn);
-        Ok(handle)
+        self.driver
+            .connect(now, config, Some("localhost"), self.addr, peer, app)
     }
 
-    /// Hands one received datagram to the endpoint; returns stateless answers to send.
-    pub fn receive(&mut self, now: Instant, datagram: Datagram, out: &mut Vec<Transmit>) {
-        match self.endpoint.handle_datagram(now, datagram) {
-            Some(DatagramEvent::Connection(handle, d)) => {
-                if let Some(conn) = self.conns.get_mut(&handle) {
-                    conn.handle_datagram(now, d);
-                }
-            }
-            Some(DatagramEvent::NewConnection(incoming)) => {
-                let app = self.accept.as_mut().and_then(|f| f(&incoming));
-                match app {
-                    Some(app) => match self.endpoint.accept(now, incoming, app) {
-                        Ok((handle, conn)) => {
-                            self.conns.insert(handle, conn);
-                        }
-                        Err(e) => tracing::debug!(error = %e, "accept failed"),
-                    },
-                    None => {
-                        self.refused += 1;
-                        self.endpoint.refuse(incoming);
-                    }
-                }
-            }
-            Some(DatagramEvent::Respond(t)) => out.push(t),
-            None => {}
-        }
+    /// Hands one received datagram to the driver.
+    pub fn receive(&mut self, now: Instant, datagram: Datagram) {
+        self.driver.handle_datagram(now, datagram);
     }
 
-    /// Fires due timers, lets applications work, and collects every transmit; then applies
-    /// events and retires closed connections.
+    /// Fires due timers, lets woken applications work, and collects every transmit and event.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Transmit>) {
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut closed = Vec::new();
-        for (&handle, conn) in self.conns.iter_mut() {
-            if conn.poll_timeout().is_some_and(|t| t <= now) {
-                conn.handle_timeout(now);
-            }
-            let _ = conn.poll_wakeup(&mut cx);
-            while let Some(t) = conn.poll_transmit(now, self.max_segments) {
-                out.push(t);
-            }
-            while let Some(e) = conn.poll_event() {
-                self.events.push((now, handle, e));
-            }
-            while let Some(e) = conn.poll_endpoint_event() {
-                self.endpoint.handle_event(handle, e);
-            }
-            if conn.is_closed() {
-                closed.push(handle);
-            }
+        self.driver.handle_timeout(now);
+        // Wake-ups are collected by the driver itself; the simulator checks each step.
+        let _ = self
+            .driver
+            .poll_wakeup(&mut Context::from_waker(Waker::noop()));
+        while let Some(t) = self.driver.poll_transmit(now) {
+            out.push(t);
         }
-        for handle in closed {
-            if let Some(conn) = self.conns.remove(&handle) {
-                self.finished.push(conn);
+        while let Some((handle, e)) = self.driver.poll_event() {
+            self.events.push((now, handle, e));
+        }
+    }
+
+    /// The earliest connection timer.
+    pub fn next_timeout(&mut self) -> Option<Instant> {
+        self.driver.poll_timeout()
+    }
+
+    /// Live connections.
+    pub fn conns(&self) -> impl Iterator<Item = &Connection<A>> {
+        self.driver.connections().map(|(_, c)| c)
+    }
+
+    /// Number of live connections.
+    pub fn len(&self) -> usize {
+        self.driver.connection_count()
+    }
+
+    /// True without live connections.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Handles of the live connections.
+    pub fn handles(&self) -> Vec<ConnectionHandle> {
+        self.driver.connections().map(|(h, _)| h).collect()
+    }
+
+    /// Runs `f` on every live connection (each is driven on the next step).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Connection<A>)) {
+        for h in self.handles() {
+            if let Some(c) = self.driver.connection_mut(h) {
+                f(c);
             }
         }
     }
 
-    /// The earliest timer of any connection.
-    pub fn next_timeout(&self) -> Option<Instant> {
-        self.conns.values().filter_map(|c| c.poll_timeout()).min()
+    /// Closed connections, kept for inspection.
+    pub fn finished(&self) -> impl Iterator<Item = &Connection<A>> {
+        self.driver.closed().iter().map(|(_, c)| c)
     }
 
-    /// Connections whose event list holds a `Closed`.
-    pub fn closed_reasons(&self) -> Vec<quicksand_core::CloseReason> {
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        self.driver.endpoint()
+    }
+
+    /// Close reasons of every connection that closed, in order.
+    pub fn closed_reasons(&self) -> Vec<CloseReason> {
         self.events
             .iter()
             .filter_map(|(_, _, e)| match e {

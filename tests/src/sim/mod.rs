@@ -13,7 +13,7 @@ mod network;
 mod seeds;
 mod trace;
 
-pub use host::{AcceptFn, Host};
+pub use host::Host;
 pub use network::{
     Blackhole, Direction, Fate, LinkConfig, LossModel, Network, Packet, PacketFilter,
 };
@@ -177,7 +177,10 @@ pub struct Sim<C: Application, S: Application> {
 impl<C: Application, S: Application> Sim<C, S> {
     /// Builds the simulation and enters virtual time on this thread. `accept` picks the
     /// application of each incoming connection (or refuses it with `None`).
-    pub fn new(config: SimConfig, accept: impl FnMut(&Incoming) -> Option<S> + 'static) -> Self {
+    pub fn new(
+        config: SimConfig,
+        accept: impl FnMut(&Incoming) -> Option<S> + Send + 'static,
+    ) -> Self {
         let clock = VirtualTime::enter_seeded(config.seed);
         let start = Instant::now();
         let (client_config, server_quic) = configs(&config.settings);
@@ -232,9 +235,18 @@ impl<C: Application, S: Application> Sim<C, S> {
 
     /// Replaces the server with one that has lost all state (a restart) but keeps its static
     /// keys, as a real restart with persisted keys would.
-    pub fn restart_server(&mut self, accept: impl FnMut(&Incoming) -> Option<S> + 'static) {
+    pub fn restart_server(&mut self, accept: impl FnMut(&Incoming) -> Option<S> + Send + 'static) {
+        let ctx = self.server.endpoint().context().clone();
+        self.replace_server(ctx, accept);
+    }
+
+    /// Replaces the server with a fresh one using `ctx` (e.g. another CID generator).
+    pub fn replace_server(
+        &mut self,
+        ctx: ConnectionContext,
+        accept: impl FnMut(&Incoming) -> Option<S> + Send + 'static,
+    ) {
         let (_, server_quic) = configs(&self.config.settings);
-        let ctx = self.server.endpoint.context().clone();
         let endpoint = Endpoint::new(
             self.config.server_endpoint.clone(),
             Some(server_quic),
@@ -256,15 +268,15 @@ impl<C: Application, S: Application> Sim<C, S> {
             match p.direction {
                 Direction::ToServer => {
                     if p.to == self.server.addr {
-                        let d = Datagram::new(&p.bytes[..], p.from, p.to, now);
-                        self.server.receive(now, d, &mut to_client);
+                        self.server
+                            .receive(now, Datagram::new(&p.bytes[..], p.from, p.to, now));
                     }
                 }
                 Direction::ToClient => {
                     // Through the NAT: whatever public address the server used, the client's
                     // socket receives it on its own address.
                     let d = Datagram::new(&p.bytes[..], p.from, self.client.addr, now);
-                    self.client.receive(now, d, &mut to_server);
+                    self.client.receive(now, d);
                 }
             }
         }
@@ -305,7 +317,7 @@ impl<C: Application, S: Application> Sim<C, S> {
     }
 
     /// The next instant anything is due.
-    pub fn next_wakeup(&self) -> Option<Instant> {
+    pub fn next_wakeup(&mut self) -> Option<Instant> {
         [
             self.net.next_arrival(),
             self.client.next_timeout(),

@@ -1,0 +1,366 @@
+//! [`Driver`]: an endpoint and all its connections behind one input/output interface.
+//!
+//! This is the loop every runtime needs — route datagrams, accept, fire timers, let
+//! applications work, collect transmits, apply routing events — written once, without a
+//! runtime. The tokio and smol adapters and the simulator all drive a `Driver`, so they share
+//! every protocol decision and differ only in how they wait.
+//!
+//! # Driving it
+//!
+//! 1. feed datagrams with [`handle_datagram`](Driver::handle_datagram) and, when the instant
+//!    from [`poll_timeout`](Driver::poll_timeout) has passed,
+//!    [`handle_timeout`](Driver::handle_timeout);
+//! 2. send everything [`poll_transmit`](Driver::poll_transmit) returns, until `None`;
+//! 3. drain [`poll_event`](Driver::poll_event);
+//! 4. wait for a datagram, the timeout, or [`poll_wakeup`](Driver::poll_wakeup) becoming
+//!    ready (an application or command woke one of the connections).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use crate::{
+    Application, Connection, ConnectionHandle, CreateError, Datagram, DatagramEvent, Endpoint,
+    Event, Incoming, QuicConfig, Transmit,
+};
+
+/// Picks the application for an incoming connection, or refuses it with `None`.
+pub type AcceptFn<A> = Box<dyn FnMut(&Incoming) -> Option<A> + Send>;
+
+/// Connections whose application or command queue woke them, and the task to wake.
+#[derive(Default)]
+struct ReadySet {
+    inner: Mutex<ReadyInner>,
+}
+
+#[derive(Default)]
+struct ReadyInner {
+    handles: BTreeSet<ConnectionHandle>,
+    task: Option<Waker>,
+}
+
+impl ReadySet {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadyInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The waker handed to one connection: marks it ready and wakes the driver's task.
+struct ConnectionWaker {
+    handle: ConnectionHandle,
+    ready: Arc<ReadySet>,
+}
+
+impl Wake for ConnectionWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let task = {
+            let mut inner = self.ready.lock();
+            inner.handles.insert(self.handle);
+            inner.task.clone()
+        };
+        if let Some(task) = task {
+            task.wake();
+        }
+    }
+}
+
+struct Slot<A: Application> {
+    conn: Connection<A>,
+    waker: Waker,
+    /// The live timer-heap entry of this connection, if any. Later timeouts do not add
+    /// entries; the live one is re-armed when it fires early. So the heap holds at most one
+    /// live entry per connection and stale ones never pile up.
+    scheduled: Option<Instant>,
+}
+
+/// An endpoint with its connections; see the module docs.
+pub struct Driver<A: Application> {
+    endpoint: Endpoint,
+    conns: BTreeMap<ConnectionHandle, Slot<A>>,
+    accept: Option<AcceptFn<A>>,
+    ready: Arc<ReadySet>,
+    /// Connections with input since they were last driven.
+    dirty: BTreeSet<ConnectionHandle>,
+    /// Connection timers; an entry is live only if it equals its slot's `scheduled`.
+    timers: BinaryHeap<Reverse<(Instant, ConnectionHandle)>>,
+    outgoing: VecDeque<Transmit>,
+    events: VecDeque<(ConnectionHandle, Event)>,
+    max_segments: usize,
+    refused: u64,
+    /// Closed connections kept for inspection, when asked for.
+    closed: Option<Vec<(ConnectionHandle, Connection<A>)>>,
+}
+
+impl<A: Application> Driver<A> {
+    /// A driver around `endpoint`; with `accept` it takes incoming connections. Transmits carry
+    /// at most `max_segments` GSO segments (the socket's limit; 1 without GSO).
+    pub fn new(endpoint: Endpoint, accept: Option<AcceptFn<A>>, max_segments: usize) -> Self {
+        Driver {
+            endpoint,
+            conns: BTreeMap::new(),
+            accept,
+            ready: Arc::default(),
+            dirty: BTreeSet::new(),
+            timers: BinaryHeap::new(),
+            outgoing: VecDeque::new(),
+            events: VecDeque::new(),
+            max_segments: max_segments.max(1),
+            refused: 0,
+            closed: None,
+        }
+    }
+
+    /// Keep closed connections (for tests and post-mortems) instead of dropping them; take
+    /// them with [`take_closed`](Self::take_closed).
+    pub fn keep_closed(&mut self, keep: bool) {
+        self.closed = keep.then(Vec::new);
+    }
+
+    /// The closed connections kept since the last call.
+    pub fn take_closed(&mut self) -> Vec<(ConnectionHandle, Connection<A>)> {
+        self.closed.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The closed connections kept so far, without taking them.
+    pub fn closed(&self) -> &[(ConnectionHandle, Connection<A>)] {
+        self.closed.as_deref().unwrap_or_default()
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    /// Routes a received datagram (GRO batches are split here) to its connection, accepts a
+    /// new one, or queues the endpoint's stateless answer.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: Datagram) {
+        for segment in datagram.split_segments() {
+            match self.endpoint.handle_datagram(now, segment) {
+                Some(DatagramEvent::Connection(handle, d)) => {
+                    if let Some(slot) = self.conns.get_mut(&handle) {
+                        slot.conn.handle_datagram(now, d);
+                        self.dirty.insert(handle);
+                    }
+                }
+                Some(DatagramEvent::NewConnection(incoming)) => self.incoming(now, incoming),
+                Some(DatagramEvent::Respond(t)) => self.outgoing.push_back(t),
+                None => {}
+            }
+        }
+    }
+
+    /// Fires every connection timer that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, handle))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.conns.get_mut(&handle) else {
+                continue;
+            };
+            if slot.scheduled != Some(at) {
+                continue;
+            }
+            slot.scheduled = None;
+            match slot.conn.poll_timeout() {
+                Some(t) if t <= now => {
+                    slot.conn.handle_timeout(now);
+                    self.dirty.insert(handle);
+                }
+                // The timer moved later since it was armed: re-arm.
+                Some(t) => {
+                    slot.scheduled = Some(t);
+                    self.timers.push(Reverse((t, handle)));
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Ready when a connection was woken by its application or a command; registers the
+    /// task's waker otherwise.
+    pub fn poll_wakeup(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.ready.lock();
+        if inner.handles.is_empty() {
+            if !inner.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                inner.task = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    }
+
+    // ---- outputs ------------------------------------------------------------------------
+
+    /// The next datagram(s) to send. Drives every connection that has work first.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if self.outgoing.is_empty() {
+            self.drive(now);
+        }
+        self.outgoing.pop_front()
+    }
+
+    /// The next connection event.
+    pub fn poll_event(&mut self) -> Option<(ConnectionHandle, Event)> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    /// It may be earlier than needed (a connection's timer moved later), never later.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, handle))) = self.timers.peek().copied() {
+            if self
+                .conns
+                .get(&handle)
+                .is_some_and(|s| s.scheduled == Some(at))
+            {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    // ---- commands -----------------------------------------------------------------------
+
+    /// Opens a client connection from `local` to `peer`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        config: &mut QuicConfig,
+        server_name: Option<&str>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        app: A,
+    ) -> Result<ConnectionHandle, CreateError> {
+        let (handle, conn) = self
+            .endpoint
+            .connect(now, config, server_name, local, peer, app)?;
+        self.insert(handle, conn);
+        Ok(handle)
+    }
+
+    /// Stops accepting connections (existing ones continue).
+    pub fn shutdown(&mut self) {
+        self.endpoint.shutdown();
+    }
+
+    // ---- getters ------------------------------------------------------------------------
+
+    /// A connection, while it lives.
+    pub fn connection(&self, handle: ConnectionHandle) -> Option<&Connection<A>> {
+        self.conns.get(&handle).map(|s| &s.conn)
+    }
+
+    /// A connection, mutably; it is driven on the next `poll_transmit`.
+    pub fn connection_mut(&mut self, handle: ConnectionHandle) -> Option<&mut Connection<A>> {
+        self.dirty.insert(handle);
+        self.conns.get_mut(&handle).map(|s| &mut s.conn)
+    }
+
+    /// Every live connection.
+    pub fn connections(&self) -> impl Iterator<Item = (ConnectionHandle, &Connection<A>)> {
+        self.conns.iter().map(|(h, s)| (*h, &s.conn))
+    }
+
+    /// Live connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The endpoint, mutably (keys, limits).
+    pub fn endpoint_mut(&mut self) -> &mut Endpoint {
+        &mut self.endpoint
+    }
+
+    /// Incoming connections the accept function refused.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    // ---- internals ----------------------------------------------------------------------
+
+    fn incoming(&mut self, now: Instant, incoming: Incoming) {
+        let app = self.accept.as_mut().and_then(|f| f(&incoming));
+        let Some(app) = app else {
+            self.refused += 1;
+            self.endpoint.refuse(incoming);
+            return;
+        };
+        match self.endpoint.accept(now, incoming, app) {
+            Ok((handle, conn)) => self.insert(handle, conn),
+            Err(e) => tracing::debug!(error = %e, "accept failed"),
+        }
+    }
+
+    fn insert(&mut self, handle: ConnectionHandle, conn: Connection<A>) {
+        let waker = Waker::from(Arc::new(ConnectionWaker {
+            handle,
+            ready: self.ready.clone(),
+        }));
+        self.conns.insert(
+            handle,
+            Slot {
+                conn,
+                waker,
+                scheduled: None,
+            },
+        );
+        self.dirty.insert(handle);
+    }
+
+    /// Runs every connection with input, woken, or newly created: in the core's order, then
+    /// collects its transmits, events and routing changes.
+    fn drive(&mut self, now: Instant) {
+        let woken = std::mem::take(&mut self.ready.lock().handles);
+        let mut work = std::mem::take(&mut self.dirty);
+        work.extend(woken);
+        for handle in work {
+            let Some(slot) = self.conns.get_mut(&handle) else {
+                continue;
+            };
+            let conn = &mut slot.conn;
+            let _ = conn.poll_wakeup(&mut Context::from_waker(&slot.waker));
+            while let Some(t) = conn.poll_transmit(now, self.max_segments) {
+                self.outgoing.push_back(t);
+            }
+            while let Some(e) = conn.poll_event() {
+                self.events.push_back((handle, e));
+            }
+            while let Some(e) = conn.poll_endpoint_event() {
+                self.endpoint.handle_event(handle, e);
+            }
+            if conn.is_closed() {
+                if let (Some(slot), Some(closed)) =
+                    (self.conns.remove(&handle), self.closed.as_mut())
+                {
+                    closed.push((handle, slot.conn));
+                }
+            } else if let Some(at) = conn.poll_timeout() {
+                if slot.scheduled.is_none_or(|s| at < s) {
+                    slot.scheduled = Some(at);
+                    self.timers.push(Reverse((at, handle)));
+                }
+            }
+        }
+    }
+}
+
+impl<A: Application> std::fmt::Debug for Driver<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("connections", &self.conns.len())
+            .field("outgoing", &self.outgoing.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,74 @@
+//! The runtime-agnostic driver: wake-ups from outside code reach the adapter's task.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use quicksand_core::{CloseReason, NoApplication, Stage};
+use quicksand_tests::sim::{Sim, SimConfig};
+
+quicksand_tests::virtual_clock!();
+
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_command_wakes_the_driver_task_and_is_applied() {
+    let mut s = Sim::new(SimConfig::new(1), |_| Some(NoApplication));
+    let handle = s.connect(NoApplication).unwrap();
+    assert!(s.run_until(Duration::from_secs(2), |s| s
+        .server
+        .conns()
+        .any(|c| c.stage() == Stage::Running)));
+    let task = Arc::new(CountingWaker::default());
+    let waker = Waker::from(task.clone());
+    let mut cx = Context::from_waker(&waker);
+    // Nothing to do: the driver parks and keeps the task's waker.
+    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Pending);
+    let commands = s.client.driver.connection(handle).unwrap().command_sender();
+    commands.close(0x77, "from another task").unwrap();
+    assert_eq!(task.0.load(Ordering::SeqCst), 1, "the task was woken");
+    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Ready(()));
+    assert!(s.run_until(Duration::from_secs(2), |s| s.server.is_empty()
+        && s.client.is_empty()));
+    assert_eq!(
+        s.server.closed_reasons(),
+        vec![CloseReason::Peer {
+            application: true,
+            code: 0x77,
+            reason: b"from another task".to_vec()
+        }]
+    );
+}
+
+#[test]
+fn timers_fire_through_the_driver_heap() {
+    let mut config = SimConfig::new(2);
+    config.settings.max_idle_timeout = Some(Duration::from_secs(3));
+    let mut s = Sim::new(config, |_| Some(NoApplication));
+    for _ in 0..5 {
+        s.connect(NoApplication).unwrap();
+    }
+    assert!(s.run_until(Duration::from_secs(2), |s| s.server.len() == 5));
+    let start = std::time::Instant::now();
+    assert!(s.run_until(Duration::from_secs(10), |s| s.server.is_empty()
+        && s.client.is_empty()));
+    let took = std::time::Instant::now() - start;
+    assert!(
+        took >= Duration::from_millis(2_800) && took <= Duration::from_millis(3_100),
+        "{took:?}"
+    );
+    assert!(s
+        .client
+        .closed_reasons()
+        .iter()
+        .all(|r| *r == CloseReason::IdleTimeout));
+    assert_eq!(s.client.closed_reasons().len(), 5);
+}
