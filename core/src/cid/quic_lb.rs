@@ -85,6 +85,15 @@ impl QuicLbDecoder {
         }
         Some(&cid[1..1 + self.server_id_len])
     }
+
+    /// The server id in the destination CID of a packet (long or short header; short-header
+    /// DCIDs are `cid_len` bytes). What a load balancer, or the socket a packet landed on,
+    /// uses to find the worker that owns the connection. `None` for packets whose DCID is not
+    /// of this config (e.g. a client's first Initial, whose DCID the client chose).
+    pub fn server_id_of_packet<'a>(&self, packet: &'a [u8], cid_len: usize) -> Option<&'a [u8]> {
+        let header = crate::endpoint::PacketHeader::parse(packet, cid_len).ok()?;
+        self.server_id(header.dcid)
+    }
 }
 
 /// Makes QUIC-LB plaintext CIDs carrying this server's id.
@@ -185,6 +194,21 @@ mod tests {
         assert_eq!(QuicLbDecoder::new(3, 3).unwrap().server_id(&cid), None);
         assert_eq!(g.decoder().server_id(&[]), None);
         assert_eq!(g.decoder().server_id(&[2 << 5]), None);
+        let mut short = vec![0x41];
+        short.extend_from_slice(&cid);
+        short.extend_from_slice(&[0; 30]);
+        assert_eq!(
+            g.decoder().server_id_of_packet(&short, 14),
+            Some(&[9, 8, 7][..])
+        );
+        let mut long = vec![0xc0, 0, 0, 0, 1, 14];
+        long.extend_from_slice(&cid);
+        long.push(0);
+        assert_eq!(
+            g.decoder().server_id_of_packet(&long, 14),
+            Some(&[9, 8, 7][..])
+        );
+        assert_eq!(g.decoder().server_id_of_packet(&[0x41, 1], 14), None);
     }
 
     #[test]
