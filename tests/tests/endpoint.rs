@@ -474,3 +474,89 @@ fn server_never_sends_more_than_three_times_what_it_received_before_validation()
         },
     );
 }
+
+/// A client's first Initial, as quiche builds it (no token).
+fn first_initial() -> Vec<u8> {
+    let (mut client, _) = sim::configs(&SimConfig::new(1).settings);
+    let now = Instant::now();
+    let mut conn = quicksand_core::Connection::connect(
+        now,
+        &mut client,
+        Some("localhost"),
+        sim::CLIENT,
+        SERVER,
+        Default::default(),
+        NoApplication,
+    )
+    .unwrap();
+    let t = conn.poll_transmit(now, 1).unwrap();
+    let first = t.datagrams().next().unwrap().to_vec();
+    first
+}
+
+/// The same Initial with `token` in its header (the packet's protection no longer verifies,
+/// but the endpoint decides before decryption, which is what these tests observe).
+fn with_token(initial: &[u8], token: &[u8]) -> Vec<u8> {
+    let range = token_range(initial).unwrap();
+    assert!(range.is_empty(), "quiche sends no token in a first Initial");
+    let mut p = initial[..range.start - 1].to_vec();
+    assert!(token.len() < 16_384);
+    p.extend(((token.len() as u16) | 0x4000).to_be_bytes());
+    p.extend(token);
+    p.extend(&initial[range.end..]);
+    p
+}
+
+#[test]
+fn a_new_token_skips_the_retry_round_trip() {
+    let _clock = quicksand_tests::clock::VirtualTime::enter();
+    let (mut ep, now) = endpoint(EndpointConfig::default());
+    let initial = first_initial();
+    // Without a token: RETRY.
+    let plain = ep.handle_datagram(now, Datagram::new(&initial[..], sim::CLIENT, SERVER, now));
+    assert!(matches!(plain, Some(DatagramEvent::Respond(_))));
+    assert_eq!(ep.stats().retries, 1);
+    // With a NEW_TOKEN token minted for this client's IP (any port): straight in, validated.
+    let token = ep.mint_new_token(now, sim::CLIENT);
+    let returning: SocketAddr = SocketAddr::new(sim::CLIENT.ip(), 61_000);
+    let event = ep.handle_datagram(
+        now,
+        Datagram::new(&with_token(&initial, &token)[..], returning, SERVER, now),
+    );
+    let Some(DatagramEvent::NewConnection(incoming)) = event else {
+        panic!("expected a new connection, got {event:?}");
+    };
+    assert!(incoming.is_validated());
+    assert_eq!(ep.stats().retries, 1, "no second RETRY");
+}
+
+#[test]
+fn bad_new_tokens_fall_back_to_retry() {
+    let clock = quicksand_tests::clock::VirtualTime::enter();
+    let mut config = EndpointConfig::default();
+    config.token_lifetimes.new_token = Duration::from_secs(60);
+    let (mut ep, now) = endpoint(config);
+    let initial = first_initial();
+    let token = ep.mint_new_token(now, sim::CLIENT);
+    // From another IP: refused, counted, answered with RETRY as if there were no token.
+    let stranger: SocketAddr = "192.0.2.99:5000".parse().unwrap();
+    let event = ep.handle_datagram(
+        now,
+        Datagram::new(&with_token(&initial, &token)[..], stranger, SERVER, now),
+    );
+    assert!(matches!(event, Some(DatagramEvent::Respond(_))));
+    // Too old: the same.
+    clock.advance(Duration::from_secs(61));
+    let later = Instant::now();
+    let event = ep.handle_datagram(
+        later,
+        Datagram::new(
+            &with_token(&initial, &token)[..],
+            sim::CLIENT,
+            SERVER,
+            later,
+        ),
+    );
+    assert!(matches!(event, Some(DatagramEvent::Respond(_))));
+    assert_eq!((ep.stats().tokens_rejected, ep.stats().retries), (2, 2));
+}
