@@ -35,6 +35,7 @@ mod command;
 mod connection;
 mod datagram;
 pub mod driver;
+pub mod driver_workers;
 pub mod endpoint;
 pub mod gso;
 mod log;
