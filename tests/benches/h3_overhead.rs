@@ -1,0 +1,275 @@
+//! What quicksand's HTTP/3 driver costs on top of `quiche::h3`: many small requests on one
+//! connection, in memory, through bare quiche (the limit) and through quicksand's core with
+//! its `ClientDriver` / `ServerDriver`.
+//!
+//! `cargo bench -p quicksand-tests --bench h3_overhead` (QUICKSAND_BENCH_REQUESTS=N, default
+//! 100,000; 64 requests in flight; 100-byte responses). Timed in CPU time; both loops copy
+//! each datagram once, as a socket would.
+
+use std::net::SocketAddr;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{FuturesUnordered, StreamExt};
+use quicksand_core::quiche::h3::NameValue;
+use quicksand_core::{quiche, Application, Connection, ConnectionContext, Datagram, QuicConfig};
+use quicksand_h3::{Body, ClientDriver, Http3Settings, ServerDriver};
+
+const CLIENT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4000);
+const SERVER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 443);
+const BODY: &[u8] = &[b'x'; 100];
+const IN_FLIGHT: usize = 64;
+
+fn configs() -> (QuicConfig, QuicConfig) {
+    let mut settings = quicksand_tests::h3::quic_settings();
+    settings.enable_pacing = false;
+    settings.initial_max_streams_bidi = 1000;
+    quicksand_tests::h3::configs(settings.clone(), settings)
+}
+
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn deliver(
+    from: &mut quiche::Connection,
+    to: &mut quiche::Connection,
+    addrs: (SocketAddr, SocketAddr),
+    out: &mut [u8],
+    wire: &mut [u8],
+) {
+    while let Ok((n, _)) = from.send(out) {
+        wire[..n].copy_from_slice(&out[..n]);
+        let _ = to.recv(
+            &mut wire[..n],
+            quiche::RecvInfo {
+                from: addrs.0,
+                to: addrs.1,
+            },
+        );
+    }
+}
+
+fn raw_quiche(requests: usize) -> Duration {
+    let (mut cc, mut sc) = configs();
+    let mut client = quiche::connect(
+        Some("localhost"),
+        &quiche::ConnectionId::from_ref(&[1; 16]),
+        CLIENT,
+        SERVER,
+        cc.quiche_config_mut(),
+    )
+    .unwrap();
+    let mut server = quiche::accept(
+        &quiche::ConnectionId::from_ref(&[2; 16]),
+        None,
+        SERVER,
+        CLIENT,
+        sc.quiche_config_mut(),
+    )
+    .unwrap();
+    let h3_config = quiche::h3::Config::new().unwrap();
+    let (mut ch3, mut sh3) = (None, None);
+    let (mut out, mut wire, mut scratch) = (vec![0u8; 65536], vec![0u8; 65536], vec![0u8; 65536]);
+    let req = [
+        quiche::h3::Header::new(b":method", b"GET"),
+        quiche::h3::Header::new(b":scheme", b"https"),
+        quiche::h3::Header::new(b":authority", b"localhost"),
+        quiche::h3::Header::new(b":path", b"/"),
+    ];
+    let resp = [
+        quiche::h3::Header::new(b":status", b"200"),
+        quiche::h3::Header::new(b"content-length", b"100"),
+    ];
+    let (mut sent, mut done, mut inflight) = (0usize, 0usize, 0usize);
+    let start = cpu_time();
+    while done < requests {
+        if ch3.is_none() && client.is_established() {
+            ch3 = Some(quiche::h3::Connection::with_transport(&mut client, &h3_config).unwrap());
+        }
+        if sh3.is_none() && server.is_established() {
+            sh3 = Some(quiche::h3::Connection::with_transport(&mut server, &h3_config).unwrap());
+        }
+        if let Some(h3) = ch3.as_mut() {
+            while inflight < IN_FLIGHT && sent < requests {
+                match h3.send_request(&mut client, &req, true) {
+                    Ok(_) => {
+                        sent += 1;
+                        inflight += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            while let Ok((stream, ev)) = h3.poll(&mut client) {
+                match ev {
+                    quiche::h3::Event::Data => {
+                        while h3.recv_body(&mut client, stream, &mut scratch).is_ok() {}
+                    }
+                    quiche::h3::Event::Finished => {
+                        done += 1;
+                        inflight -= 1;
+                    }
+                    quiche::h3::Event::Headers { list, .. } => assert_eq!(list[0].value(), b"200"),
+                    _ => {}
+                }
+            }
+        }
+        deliver(
+            &mut client,
+            &mut server,
+            (CLIENT, SERVER),
+            &mut out,
+            &mut wire,
+        );
+        if let Some(h3) = sh3.as_mut() {
+            while let Ok((stream, ev)) = h3.poll(&mut server) {
+                if let quiche::h3::Event::Headers { .. } = ev {
+                    h3.send_response(&mut server, stream, &resp, false).unwrap();
+                    h3.send_body(&mut server, stream, BODY, true).unwrap();
+                }
+            }
+        }
+        deliver(
+            &mut server,
+            &mut client,
+            (SERVER, CLIENT),
+            &mut out,
+            &mut wire,
+        );
+        let now = Instant::now();
+        for c in [&mut client, &mut server] {
+            if c.timeout_instant().is_some_and(|t| t <= now) {
+                c.on_timeout();
+            }
+        }
+        assert!(
+            !client.is_closed() && !server.is_closed(),
+            "raw connection closed"
+        );
+    }
+    cpu_time() - start
+}
+
+fn exchange<A: Application, B: Application>(
+    from: &mut Connection<A>,
+    to: &mut Connection<B>,
+    addrs: (SocketAddr, SocketAddr),
+    now: Instant,
+) {
+    while let Some(t) = from.poll_transmit(now, 64) {
+        for d in t.datagrams() {
+            to.handle_datagram(now, Datagram::new(BytesMut::from(d), addrs.0, addrs.1, now));
+        }
+    }
+}
+
+fn quicksand(requests: usize) -> Duration {
+    let (mut cc, mut sc) = configs();
+    let now = Instant::now();
+    let (client_driver, h3) = ClientDriver::new(Http3Settings::default());
+    let server_driver = ServerDriver::with_service(Http3Settings::default(), |_req| async {
+        http::Response::new(Body::from(Bytes::from_static(BODY)))
+    });
+    let mut client = Connection::connect(
+        now,
+        &mut cc,
+        Some("localhost"),
+        CLIENT,
+        SERVER,
+        ConnectionContext::default(),
+        client_driver,
+    )
+    .unwrap();
+    let ctx = ConnectionContext::default();
+    let scid = ctx.cid_generator.generate();
+    let mut server = Connection::accept(
+        now,
+        &mut sc,
+        &scid,
+        None,
+        SERVER,
+        CLIENT,
+        ctx,
+        server_driver,
+    )
+    .unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut pending = FuturesUnordered::new();
+    let (mut sent, mut done) = (0usize, 0usize);
+    let start = cpu_time();
+    while done < requests {
+        while pending.len() < IN_FLIGHT && sent < requests {
+            let req = http::Request::get("https://localhost/")
+                .body(Bytes::new())
+                .unwrap();
+            let fut = h3.request(req).unwrap();
+            pending.push(async move {
+                let mut resp = fut.await.unwrap();
+                let body = resp.body_mut().collect(1 << 20).await.unwrap();
+                assert_eq!(body.len(), BODY.len());
+            });
+            sent += 1;
+        }
+        while let Poll::Ready(Some(())) = pending.poll_next_unpin(&mut cx) {
+            done += 1;
+        }
+        let now = Instant::now();
+        let _ = client.poll_wakeup(&mut cx);
+        let _ = server.poll_wakeup(&mut cx);
+        exchange(&mut client, &mut server, (CLIENT, SERVER), now);
+        exchange(&mut server, &mut client, (SERVER, CLIENT), now);
+        if client.poll_timeout().is_some_and(|t| t <= now) {
+            client.handle_timeout(now);
+        }
+        if server.poll_timeout().is_some_and(|t| t <= now) {
+            server.handle_timeout(now);
+        }
+        assert!(
+            !client.is_closed() && !server.is_closed(),
+            "quicksand connection closed"
+        );
+    }
+    cpu_time() - start
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let requests: usize = std::env::var("QUICKSAND_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 100_000 } else { 2_000 });
+    let rounds = if benching { 3 } else { 1 };
+    let (mut raw, mut ours) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        raw.push(raw_quiche(requests));
+        ours.push(quicksand(requests));
+    }
+    let best = |v: &[Duration]| v.iter().min().copied().unwrap_or_default();
+    let (r, q) = (best(&raw), best(&ours));
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
+    println!("{requests} requests, {IN_FLIGHT} in flight, 100-byte responses, in memory, best of {rounds} (CPU time):");
+    println!(
+        "  quiche::h3 alone    {:>8.3} s  ({:.2} µs per request)",
+        r.as_secs_f64(),
+        per(r)
+    );
+    println!(
+        "  quicksand core+h3   {:>8.3} s  ({:.2} µs per request)",
+        q.as_secs_f64(),
+        per(q)
+    );
+    println!(
+        "  quicksand / quiche  {:>8.3}",
+        q.as_secs_f64() / r.as_secs_f64()
+    );
+}
