@@ -43,6 +43,8 @@ pub(crate) enum Control {
     Shutdown { deadline: Instant, code: u64 },
     /// A datagram another worker received for one of our connections.
     Forwarded(Datagram),
+    /// Reply with the endpoint's counters and live connections.
+    Stats(oneshot::Sender<EndpointStats>),
 }
 
 /// Calls the application's graceful-shutdown hook (HTTP/3: GOAWAY).
@@ -77,6 +79,21 @@ pub(crate) struct EndpointTask<A: Application> {
     drain: Option<DrainFn<A>>,
     shutdown: Option<(Instant, u64)>,
     forced: Option<usize>,
+    forwarded_in: u64,
+    forwarded_out: u64,
+}
+
+/// One socket's endpoint counters (see [`Server::stats`](crate::Server::stats)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// What the endpoint did with datagrams (routed, RETRYs, resets, drops).
+    pub endpoint: quicksand_core::EndpointStats,
+    /// Connections alive now.
+    pub connections: usize,
+    /// Datagrams other workers forwarded to this one.
+    pub forwarded_in: u64,
+    /// Datagrams this worker received for another and forwarded.
+    pub forwarded_out: u64,
 }
 
 impl<A: Application> EndpointTask<A> {
@@ -129,6 +146,8 @@ impl<A: Application> EndpointTask<A> {
             drain,
             shutdown: None,
             forced: None,
+            forwarded_in: 0,
+            forwarded_out: 0,
         }
     }
 
@@ -143,7 +162,18 @@ impl<A: Application> EndpointTask<A> {
         }
         while let Some(rx) = self.control.as_mut() {
             match Pin::new(rx).poll_next(cx) {
-                Poll::Ready(Some(Control::Forwarded(d))) => self.driver.handle_datagram(now, d),
+                Poll::Ready(Some(Control::Forwarded(d))) => {
+                    self.forwarded_in += 1;
+                    self.driver.handle_datagram(now, d)
+                }
+                Poll::Ready(Some(Control::Stats(reply))) => {
+                    let _ = reply.send(EndpointStats {
+                        endpoint: self.driver.endpoint().stats(),
+                        connections: self.driver.connection_count(),
+                        forwarded_in: self.forwarded_in,
+                        forwarded_out: self.forwarded_out,
+                    });
+                }
                 Poll::Ready(Some(Control::Shutdown { deadline, code })) => {
                     self.begin_shutdown(deadline, code)
                 }
@@ -212,10 +242,12 @@ impl<A: Application> EndpointTask<A> {
     fn receive(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let driver = &mut self.driver;
         let siblings = &self.siblings;
+        let forwarded = &mut self.forwarded_out;
         for _ in 0..RECV_ROUNDS {
             let sink = |d: Datagram| match siblings {
                 Some(s) => match s.workers.route(s.index, &d.payload) {
                     Route::Forward(i) => {
+                        *forwarded += 1;
                         let _ = s.peers[i].unbounded_send(Control::Forwarded(d));
                     }
                     Route::Local => driver.handle_datagram(now, d),

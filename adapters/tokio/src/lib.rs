@@ -68,7 +68,7 @@ pub use client::{
     any_addr, connect, get, host_port, resolve, Client, Connection, ConnectionInfo, H3Connection,
 };
 pub use config::{h3_settings, ClientConfig, ServerConfig};
-pub use endpoint::WorkerReport;
+pub use endpoint::{EndpointStats, WorkerReport};
 pub use error::Error;
 pub use server::{listen, serve, Server, ShutdownHandle, ShutdownReport, SHUTDOWN_CODE};
 

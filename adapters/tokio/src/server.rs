@@ -11,7 +11,7 @@ use quicksand_h3::{ServerDriver, Service};
 use quicksand_udp::UdpSocket;
 use tokio::task::JoinHandle;
 
-use crate::endpoint::{Control, DrainFn, EndpointTask, Siblings, WorkerReport};
+use crate::endpoint::{Control, DrainFn, EndpointStats, EndpointTask, Siblings, WorkerReport};
 use crate::io::Socket;
 use crate::{Error, ServerConfig};
 
@@ -60,6 +60,20 @@ impl Server {
     /// The address the sockets are bound to (with the port the OS picked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Each socket's endpoint counters, in worker order (empty once the server stopped).
+    pub async fn stats(&self) -> Vec<EndpointStats> {
+        let mut out = Vec::new();
+        for w in &self.handle.workers {
+            let (tx, rx) = futures_channel::oneshot::channel();
+            if w.unbounded_send(Control::Stats(tx)).is_ok() {
+                if let Ok(s) = rx.await {
+                    out.push(s);
+                }
+            }
+        }
+        out
     }
 
     /// A handle that starts a graceful shutdown.

@@ -1,0 +1,235 @@
+//! Client endpoints: one socket carries any number of connections.
+
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_channel::{mpsc, oneshot};
+use http::{Response, Uri};
+use quicksand_core::{
+    Application, CommandSender, ConnectionContext, ConnectionGone, ConnectionHandle,
+    ConnectionStats, Driver, Endpoint,
+};
+use quicksand_h3::{ClientDriver, H3Client, Http3Settings};
+use quicksand_udp::UdpSocket;
+
+use crate::config::spawn;
+use crate::endpoint::{Connect, EndpointTask};
+use crate::io::Socket;
+use crate::{ClientConfig, Error};
+
+/// A connection whose handshake completed, as the endpoint task reports it.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    pub(crate) handle: ConnectionHandle,
+    pub(crate) commands: CommandSender,
+}
+
+/// A handle to one established connection: close it, read its statistics. The connection
+/// lives in its endpoint's task; dropping this handle does not close it (its application
+/// decides: an HTTP/3 client closes when its last `H3Client` is dropped).
+#[derive(Clone, Debug)]
+pub struct Connection {
+    info: ConnectionInfo,
+}
+
+impl Connection {
+    /// The connection's handle within its endpoint.
+    pub fn handle(&self) -> ConnectionHandle {
+        self.info.handle
+    }
+
+    /// Closes the connection with an application error code.
+    pub fn close(&self, code: u64, reason: &[u8]) -> Result<(), ConnectionGone> {
+        self.info.commands.close(code, reason.to_vec())
+    }
+
+    /// The connection's statistics.
+    pub async fn stats(&self) -> Result<ConnectionStats, ConnectionGone> {
+        let rx = self.info.commands.stats()?;
+        rx.await.map_err(|_| ConnectionGone)
+    }
+
+    /// Sends raw commands to the connection.
+    pub fn commands(&self) -> &CommandSender {
+        &self.info.commands
+    }
+}
+
+/// An HTTP/3 connection: the [`H3Client`] that sends requests and the [`Connection`].
+#[derive(Clone, Debug)]
+pub struct H3Connection {
+    /// Sends requests.
+    pub client: H3Client,
+    /// Closes the connection, reads statistics.
+    pub connection: Connection,
+}
+
+impl H3Connection {
+    /// GETs `url` and reads the whole body.
+    pub async fn get(&self, url: &str) -> Result<Response<Bytes>, Error> {
+        Ok(self.client.get(url).await?)
+    }
+}
+
+/// A client endpoint: a socket and its task. Clone it freely; the task ends when every clone
+/// is dropped and its connections have closed.
+#[derive(Debug)]
+pub struct Client<A: Application = ClientDriver> {
+    tx: mpsc::UnboundedSender<Connect<A>>,
+    local_addr: SocketAddr,
+    h3: Http3Settings,
+}
+
+impl<A: Application> Clone for Client<A> {
+    fn clone(&self) -> Self {
+        Client {
+            tx: self.tx.clone(),
+            local_addr: self.local_addr,
+            h3: self.h3.clone(),
+        }
+    }
+}
+
+impl<A: Application + Send + 'static> Client<A> {
+    /// Binds a socket on `addr` (`0.0.0.0:0` or `[::]:0` for any) and starts its task.
+    /// The task runs on [`ClientConfig::executor`] (or the global executor).
+    pub fn bind(addr: SocketAddr, config: ClientConfig) -> Result<Self, Error> {
+        let quic = config.quic_config()?;
+        let socket =
+            UdpSocket::bind(addr, &config.socket).map_err(|source| Error::Bind { addr, source })?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        let socket = Socket::new(socket, false).map_err(Error::Register)?;
+        let endpoint = Endpoint::new(
+            config.endpoint.clone(),
+            None,
+            ConnectionContext::default(),
+            Instant::now(),
+            SystemTime::now(),
+        );
+        let driver = Driver::new(endpoint, None, socket.gso_segments());
+        let (tx, rx) = mpsc::unbounded();
+        // Detached: it ends by itself once every handle is gone and its connections closed.
+        spawn(
+            config.executor.as_ref(),
+            EndpointTask::client(driver, socket, quic, rx),
+        )
+        .detach();
+        Ok(Client {
+            tx,
+            local_addr,
+            h3: config.h3,
+        })
+    }
+
+    /// The socket's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Opens a connection to `peer` running `app`; resolves when the handshake completed.
+    /// `server_name` is the TLS name to verify (and send as SNI).
+    pub async fn connect_with(
+        &self,
+        peer: SocketAddr,
+        server_name: &str,
+        app: A,
+    ) -> Result<Connection, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .unbounded_send(Connect {
+                peer,
+                server_name: Some(server_name.to_string()),
+                app,
+                reply,
+            })
+            .map_err(|_| Error::EndpointGone)?;
+        let info = rx.await.map_err(|_| Error::EndpointGone)??;
+        Ok(Connection { info })
+    }
+}
+
+impl Client<ClientDriver> {
+    /// Opens an HTTP/3 connection to `peer`.
+    pub async fn connect(
+        &self,
+        peer: SocketAddr,
+        server_name: &str,
+    ) -> Result<H3Connection, Error> {
+        let (driver, client) = ClientDriver::new(self.h3.clone());
+        let connection = self.connect_with(peer, server_name, driver).await?;
+        Ok(H3Connection { client, connection })
+    }
+}
+
+/// Binds a client socket for `peer`'s address family and opens one HTTP/3 connection.
+pub async fn connect(
+    peer: SocketAddr,
+    server_name: &str,
+    config: ClientConfig,
+) -> Result<(Client, H3Connection), Error> {
+    let client = Client::bind(any_addr(peer), config)?;
+    let conn = client.connect(peer, server_name).await?;
+    Ok((client, conn))
+}
+
+/// GETs `url` (`https://host[:port]/path`) over a new connection and reads the whole body.
+pub async fn get(url: &str, config: ClientConfig) -> Result<Response<Bytes>, Error> {
+    let (host, peer) = resolve(url).await?;
+    let (_client, conn) = connect(peer, &host, config).await?;
+    conn.get(url).await
+}
+
+/// The unspecified address of `peer`'s family, port 0.
+pub fn any_addr(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    }
+}
+
+/// The host of an `https` URL and its first address (port 443 unless given).
+pub async fn resolve(url: &str) -> Result<(String, SocketAddr), Error> {
+    let (host, port) = host_port(url)?;
+    let lookup = {
+        let name = host.clone();
+        blocking::unblock(move || {
+            std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port))
+                .map(|mut addrs| addrs.next())
+        })
+        .await
+    };
+    let first = match lookup {
+        Ok(addr) => addr,
+        Err(e) => {
+            return Err(Error::Resolve {
+                host,
+                source: Some(e),
+            })
+        }
+    };
+    match first {
+        Some(addr) => Ok((host, addr)),
+        None => Err(Error::Resolve { host, source: None }),
+    }
+}
+
+/// Host (without IPv6 brackets) and port of an `https` URL.
+pub fn host_port(url: &str) -> Result<(String, u16), Error> {
+    let bad = |reason| Error::Url {
+        url: url.to_string(),
+        reason,
+    };
+    let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(bad("only https:// URLs are fetched over HTTP/3"));
+    }
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Ok((host, uri.port_u16().unwrap_or(443)))
+}

@@ -1,0 +1,189 @@
+//! Server and client configuration: the core's settings cascade plus the socket and worker
+//! choices only an adapter makes.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use async_executor::{Executor, Task};
+
+use quicksand_core::{
+    CertificateSource, ConnectionParams, EndpointConfig, Hooks, QuicConfig, QuicSettings,
+    TlsSettings,
+};
+use quicksand_h3::Http3Settings;
+use quicksand_udp::UdpSocketConfig;
+
+use crate::Error;
+
+/// Transport settings with `h3` as ALPN and the core's defaults otherwise.
+pub fn h3_settings() -> QuicSettings {
+    QuicSettings {
+        alpn: vec![b"h3".to_vec()],
+        ..QuicSettings::default()
+    }
+}
+
+/// How a server listens. [`Default`] serves HTTP/3 on one socket with a self-signed
+/// certificate for `localhost`, `127.0.0.1` and `::1` (logged as a warning).
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Transport settings (ALPN, windows, congestion control, pacing, qlog directory).
+    pub quic: QuicSettings,
+    /// Certificate and verification. Without a certificate a self-signed one is generated at
+    /// start for [`self_signed_names`](Self::self_signed_names).
+    pub tls: TlsSettings,
+    /// Adjustments of the TLS context.
+    pub hooks: Hooks,
+    /// HTTP/3 settings (used by `serve`).
+    pub h3: Http3Settings,
+    /// Endpoint limits and policies (RETRY, backlog, stateless resets).
+    pub endpoint: EndpointConfig,
+    /// Socket offloads. `reuse_port` is forced on when `workers > 1`.
+    pub socket: UdpSocketConfig,
+    /// Sockets bound to the same address with `SO_REUSEPORT`, one endpoint task each; their
+    /// connection IDs name the worker so packets that land on the wrong socket are forwarded.
+    /// 1 ..= 256. Default: 1.
+    pub workers: usize,
+    /// Names the self-signed certificate is made for when no certificate is given.
+    pub self_signed_names: Vec<String>,
+    /// Where the endpoint tasks run; `None` uses a global executor with one thread per core.
+    pub executor: Option<Arc<Executor<'static>>>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            quic: h3_settings(),
+            tls: TlsSettings::default(),
+            hooks: Hooks::default(),
+            h3: Http3Settings::default(),
+            endpoint: EndpointConfig::default(),
+            socket: UdpSocketConfig::default(),
+            workers: 1,
+            self_signed_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            executor: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Uses the certificate chain and key in these PEM files.
+    pub fn with_pem_files(mut self, chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.certificate = Some(CertificateSource::PemFiles {
+            chain: chain.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// The connection params of every worker: the self-signed certificate (if none is set)
+    /// and the session ticket key are made once, so all sockets present the same ones.
+    pub(crate) fn server_params(&self) -> Result<ConnectionParams, Error> {
+        let mut tls = self.tls.clone();
+        if tls.certificate.is_none() {
+            let names: Vec<&str> = self.self_signed_names.iter().map(String::as_str).collect();
+            tls.certificate = Some(
+                CertificateSource::self_signed(&names, SystemTime::now())
+                    .map_err(Error::Certificate)?,
+            );
+            tracing::warn!(
+                names = ?self.self_signed_names,
+                "NO CERTIFICATE GIVEN: serving with a SELF-SIGNED certificate generated at \
+                 start; clients must skip verification (--insecure). Use --cert/--key in production"
+            );
+        }
+        if tls.ticket_key.is_none() {
+            let mut key = vec![0u8; 48];
+            quicksand_core::boring::rand::rand_bytes(&mut key).map_err(Error::Certificate)?;
+            tls.ticket_key = Some(key);
+        }
+        Ok(ConnectionParams {
+            settings: self.quic.clone(),
+            tls,
+            hooks: self.hooks.clone(),
+            session: None,
+        })
+    }
+}
+
+/// How a client connects. [`Default`] speaks HTTP/3 and verifies the server's certificate
+/// against the system's roots.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Transport settings.
+    pub quic: QuicSettings,
+    /// Verification (on by default), trusted roots, client certificate.
+    pub tls: TlsSettings,
+    /// Adjustments of the TLS context.
+    pub hooks: Hooks,
+    /// HTTP/3 settings (used by the HTTP/3 helpers).
+    pub h3: Http3Settings,
+    /// Endpoint settings (a client endpoint accepts no connections).
+    pub endpoint: EndpointConfig,
+    /// Socket offloads.
+    pub socket: UdpSocketConfig,
+    /// Where the endpoint task runs; `None` uses a global executor with one thread per core.
+    pub executor: Option<Arc<Executor<'static>>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            quic: h3_settings(),
+            tls: TlsSettings::default(),
+            hooks: Hooks::default(),
+            h3: Http3Settings::default(),
+            endpoint: EndpointConfig::default(),
+            socket: UdpSocketConfig::default(),
+            executor: None,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Skips verification of the server's certificate (for self-signed test servers only).
+    pub fn insecure(mut self) -> Self {
+        self.tls.verify_peer = false;
+        self
+    }
+
+    /// The core's client config.
+    pub(crate) fn quic_config(&self) -> Result<QuicConfig, Error> {
+        let params = ConnectionParams {
+            settings: self.quic.clone(),
+            tls: self.tls.clone(),
+            hooks: self.hooks.clone(),
+            session: None,
+        };
+        Ok(QuicConfig::client(&params)?)
+    }
+}
+
+/// Spawns on `executor`, or on the global one.
+pub(crate) fn spawn<T: Send + 'static>(
+    executor: Option<&Arc<Executor<'static>>>,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Task<T> {
+    match executor {
+        Some(ex) => ex.spawn(future),
+        None => global().spawn(future),
+    }
+}
+
+/// An executor run by one thread per core, started on first use (as smol's global one).
+fn global() -> &'static Executor<'static> {
+    static GLOBAL: OnceLock<&'static Executor<'static>> = OnceLock::new();
+    GLOBAL.get_or_init(|| {
+        let ex: &'static Executor<'static> = Box::leak(Box::new(Executor::new()));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for i in 0..threads {
+            std::thread::Builder::new()
+                .name(format!("quicksand-smol-{i}"))
+                .spawn(move || async_io::block_on(ex.run(std::future::pending::<()>())))
+                .expect("spawning an executor thread");
+        }
+        ex
+    })
+}
