@@ -133,8 +133,10 @@ def configuration(args, is_client: bool) -> QuicConfiguration:
 async def run_server(args) -> None:
     config = configuration(args, is_client=False)
     config.load_cert_chain(args.cert, args.key)
+    tickets = {}
     await serve(args.host, args.port, configuration=config, create_protocol=ServerProtocol,
-                retry=args.retry)
+                retry=args.retry, session_ticket_fetcher=tickets.pop,
+                session_ticket_handler=lambda t: tickets.__setitem__(t.ticket, t))
     print("ready", flush=True)
     await asyncio.Future()
 
@@ -200,6 +202,9 @@ def main() -> int:
     c.add_argument("--key-update", action="store_true")
     c.add_argument("--chacha", action="store_true")
     args = p.parse_args()
+    if os.environ.get("AIOQUIC_DEBUG"):
+        import logging
+        logging.basicConfig(level=logging.DEBUG)
     if args.mode == "server":
         asyncio.run(run_server(args))
         return 0
