@@ -539,3 +539,75 @@ fn quicksand_client_against_ngtcp2_server() {
         }
     }
 }
+
+// ---- the smol adapter: a subset of the same cells -----------------------------------------
+
+#[test]
+fn smol_server_against_aioquic_and_ngtcp2_clients() {
+    let client_bin = ngtcp2("gtlsclient");
+    let (chain, key) = cert_files();
+    let config = quicksand_smol::ServerConfig::default().with_pem_files(chain, key);
+    let early = Arc::new(AtomicUsize::new(0));
+    let server = smol::block_on(async {
+        quicksand_smol::serve("127.0.0.1:0".parse().unwrap(), config, move |req| {
+            service(req, early.clone())
+        })
+    })
+    .unwrap();
+    let addr = server.local_addr();
+    let r = aioquic_client(&[
+        &url(addr, "/bytes/1024"),
+        &url(addr, &format!("/bytes/{TEN_MB}")),
+    ]);
+    assert_eq!(r.len(), 2);
+    assert!(r
+        .iter()
+        .any(|f| f.length == TEN_MB && f.sha256 == sha256_hex(&pattern(TEN_MB))));
+    let r = aioquic_client(&["--repeat", "50", &url(addr, "/bytes/5000")]);
+    assert!(r.len() == 50 && r.iter().all(|f| f.status == 200 && f.length == 5000));
+    let dir =
+        std::env::temp_dir().join(format!("quicksand-interop-smol-dl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = Command::new(client_bin);
+    cmd.args(["-q", "--exit-on-all-streams-close"])
+        .arg(format!("--download={}", dir.display()))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg(url(addr, "/bytes/300000"));
+    Peer::spawn("gtlsclient-smol", &mut cmd).wait(Duration::from_secs(60));
+    assert_eq!(std::fs::read(dir.join("300000")).unwrap(), pattern(300_000));
+    drop(server);
+}
+
+#[test]
+fn smol_client_against_ngtcp2_server() {
+    let server_bin = ngtcp2("gtlsserver");
+    let (chain, key) = cert_files();
+    let htdocs = std::env::temp_dir().join(format!(
+        "quicksand-interop-smol-htdocs-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&htdocs).unwrap();
+    std::fs::write(htdocs.join("big"), pattern(TEN_MB)).unwrap();
+    let port = free_port("127.0.0.1");
+    let mut cmd = Command::new(server_bin);
+    cmd.args(["-q", "-d"])
+        .arg(&htdocs)
+        .arg("127.0.0.1")
+        .arg(port.to_string())
+        .arg(&key)
+        .arg(&chain);
+    let _server = Peer::spawn("gtlsserver-smol", &mut cmd);
+    std::thread::sleep(Duration::from_millis(300));
+    let addr = SocketAddr::new("127.0.0.1".parse().unwrap(), port);
+    let resp = smol::block_on(async {
+        let mut config = quicksand_smol::ClientConfig::default().insecure();
+        config.quic.initial_max_data = 32 << 20;
+        config.quic.max_connection_window = 64 << 20;
+        let client = quicksand_smol::Client::bind(quicksand_smol::any_addr(addr), config)?;
+        let conn = client.connect(addr, "localhost").await?;
+        conn.get(&url(addr, "/big")).await
+    })
+    .unwrap();
+    check_pattern(&resp, TEN_MB);
+}
