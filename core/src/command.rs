@@ -76,6 +76,18 @@ impl CommandSender {
         })
     }
 
+    /// Asks for the TLS session to resume later (`None` until the server sent a ticket); await
+    /// the receiver for the answer. Put it in `ConnectionParams::session` (or
+    /// `QuicConfig::set_session`) of a later connection.
+    pub fn session(&self) -> Result<oneshot::Receiver<Option<Vec<u8>>>, ConnectionGone> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Run(Box::new(move |conn| {
+            // The asker may have gone away; nothing to do then.
+            let _ = tx.send(conn.session().map(<[u8]>::to_vec));
+        })))?;
+        Ok(rx)
+    }
+
     /// Asks for statistics; await the receiver for the answer.
     pub fn stats(&self) -> Result<oneshot::Receiver<ConnectionStats>, ConnectionGone> {
         let (tx, rx) = oneshot::channel();

@@ -49,6 +49,13 @@ impl Connection {
         rx.await.map_err(|_| ConnectionGone)
     }
 
+    /// The TLS session to resume on a later connection (`None` until the server sent a
+    /// ticket, shortly after the handshake). Put it in [`ClientConfig::session`].
+    pub async fn session(&self) -> Result<Option<Vec<u8>>, ConnectionGone> {
+        let rx = self.info.commands.session()?;
+        rx.await.map_err(|_| ConnectionGone)
+    }
+
     /// Sends raw commands to the connection.
     pub fn commands(&self) -> &CommandSender {
         &self.info.commands

@@ -117,6 +117,9 @@ pub struct ClientConfig {
     pub endpoint: EndpointConfig,
     /// Socket offloads.
     pub socket: UdpSocketConfig,
+    /// A TLS session from an earlier connection ([`Connection::session`](crate::Connection::session)):
+    /// connections of this client resume it (and send 0-RTT when the server allows).
+    pub session: Option<Vec<u8>>,
 }
 
 impl Default for ClientConfig {
@@ -128,6 +131,7 @@ impl Default for ClientConfig {
             h3: Http3Settings::default(),
             endpoint: EndpointConfig::default(),
             socket: UdpSocketConfig::default(),
+            session: None,
         }
     }
 }
@@ -145,7 +149,7 @@ impl ClientConfig {
             settings: self.quic.clone(),
             tls: self.tls.clone(),
             hooks: self.hooks.clone(),
-            session: None,
+            session: self.session.clone(),
         };
         Ok(QuicConfig::client(&params)?)
     }
