@@ -28,6 +28,16 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// This process's scratch directory under `target/` (logs, certificates, downloads), so test
+/// runs leave nothing in the system's temporary directory.
+fn scratch() -> PathBuf {
+    let dir = workspace()
+        .join("target/interop-scratch")
+        .join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn python() -> PathBuf {
     let p = workspace().join("target/interop-venv/bin/python");
     assert!(
@@ -77,7 +87,7 @@ struct Peer {
 
 impl Peer {
     fn spawn(name: &str, cmd: &mut Command) -> Peer {
-        let log = std::env::temp_dir().join(format!(
+        let log = scratch().join(format!(
             "quicksand-interop-{name}-{}.log",
             std::process::id()
         ));
@@ -150,7 +160,7 @@ fn tail(s: &str) -> String {
 
 /// The certificate our servers and the peers' servers use, written to files.
 fn cert_files() -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("quicksand-interop-cert-{}", std::process::id()));
+    let dir = scratch().join(format!("quicksand-interop-cert-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (chain, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     if !chain.exists() {
@@ -316,8 +326,7 @@ fn aioquic_client_against_quicksand_server() {
         // its 0-RTT request after a RETRY (the request is lost and the connection idles out;
         // ngtcp2 passes the same cell with RETRY on, below).
         let (_plain, addr, _) = our_server(&rt, ip, false);
-        let session =
-            std::env::temp_dir().join(format!("quicksand-interop-ticket-{}", std::process::id()));
+        let session = scratch().join(format!("quicksand-interop-ticket-{}", std::process::id()));
         let _ = std::fs::remove_file(&session);
         let s = session.to_str().unwrap();
         aioquic_client(&["--session", s, &url(addr, "/bytes/10")]);
@@ -342,7 +351,7 @@ fn ngtcp2_client_against_quicksand_server() {
         let (_server, addr, early) = our_server(&rt, ip, true);
         let host = addr.ip().to_string();
         let port = addr.port().to_string();
-        let dir = std::env::temp_dir().join(format!(
+        let dir = scratch().join(format!(
             "quicksand-interop-dl-{}-{}",
             std::process::id(),
             port
@@ -491,8 +500,7 @@ fn quicksand_client_against_ngtcp2_server() {
     let server_bin = ngtcp2("gtlsserver");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (chain, key) = cert_files();
-    let htdocs =
-        std::env::temp_dir().join(format!("quicksand-interop-htdocs-{}", std::process::id()));
+    let htdocs = scratch().join(format!("quicksand-interop-htdocs-{}", std::process::id()));
     std::fs::create_dir_all(&htdocs).unwrap();
     // Numeric paths are ngtcp2's generated content; files get a prefix.
     for n in [1024usize, TEN_MB] {
@@ -565,8 +573,7 @@ fn smol_server_against_aioquic_and_ngtcp2_clients() {
         .any(|f| f.length == TEN_MB && f.sha256 == sha256_hex(&pattern(TEN_MB))));
     let r = aioquic_client(&["--repeat", "50", &url(addr, "/bytes/5000")]);
     assert!(r.len() == 50 && r.iter().all(|f| f.status == 200 && f.length == 5000));
-    let dir =
-        std::env::temp_dir().join(format!("quicksand-interop-smol-dl-{}", std::process::id()));
+    let dir = scratch().join(format!("quicksand-interop-smol-dl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut cmd = Command::new(client_bin);
     cmd.args(["-q", "--exit-on-all-streams-close"])
@@ -583,7 +590,7 @@ fn smol_server_against_aioquic_and_ngtcp2_clients() {
 fn smol_client_against_ngtcp2_server() {
     let server_bin = ngtcp2("gtlsserver");
     let (chain, key) = cert_files();
-    let htdocs = std::env::temp_dir().join(format!(
+    let htdocs = scratch().join(format!(
         "quicksand-interop-smol-htdocs-{}",
         std::process::id()
     ));
@@ -694,8 +701,7 @@ fn quicksand_client_resumes_with_aioquic_and_ngtcp2_servers() {
     drop(server);
 
     // ngtcp2: resumption and 0-RTT accepted.
-    let htdocs =
-        std::env::temp_dir().join(format!("quicksand-interop-resume-{}", std::process::id()));
+    let htdocs = scratch().join(format!("quicksand-interop-resume-{}", std::process::id()));
     std::fs::create_dir_all(&htdocs).unwrap();
     std::fs::write(htdocs.join("small"), pattern(4096)).unwrap();
     let port = free_port("127.0.0.1");
