@@ -85,10 +85,7 @@ fn is_connection_specific(name: &HeaderName, value: &[u8]) -> bool {
 type Pseudo = Vec<Option<Vec<u8>>>;
 
 /// Splits a field list into pseudo-headers (checked against `allowed`) and a `HeaderMap`.
-fn split(
-    list: &[Header],
-    allowed: &[&'static str],
-) -> Result<(Pseudo, HeaderMap), HeaderError> {
+fn split(list: &[Header], allowed: &[&'static str]) -> Result<(Pseudo, HeaderMap), HeaderError> {
     let mut pseudo: Pseudo = vec![None; allowed.len()];
     let mut map = HeaderMap::with_capacity(list.len());
     let mut regular_seen = false;
