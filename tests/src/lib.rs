@@ -5,5 +5,6 @@ pub mod apps;
 pub mod clock;
 pub mod entropy;
 pub mod h3;
+pub mod many_streams;
 pub mod pair;
 pub mod sim;
