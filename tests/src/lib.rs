@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod clock;
 pub mod entropy;
+pub mod fuzzing;
 pub mod h3;
 pub mod many_streams;
 pub mod pair;
