@@ -14,8 +14,11 @@ pub use h3::h3_server;
 pub use scenario::sim_scenario;
 pub use tokens::tokens;
 
+/// A fuzz target body.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/` know them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("endpoint_datagrams", endpoint_datagrams),
     ("gso_gro", gso_gro),
     ("h3_server", h3_server),
