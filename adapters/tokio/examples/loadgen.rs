@@ -208,10 +208,12 @@ async fn main() {
             println!("  error {kind}: {n}");
         }
     }
+    let failed = !tally.errors.is_empty();
+    drop(tally);
     if let Some(seconds) = hold {
         tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     }
-    if !tally.errors.is_empty() {
+    if failed {
         std::process::exit(1);
     }
 }
