@@ -166,8 +166,38 @@ async fn main() {
         let _ = w.await;
     }
     let elapsed = run_start.elapsed().as_secs_f64();
-    let mut tally = tally.lock().unwrap();
-    tally.latencies.sort();
+    let failed = report(
+        &tally.lock().unwrap(),
+        elapsed,
+        conns.len(),
+        streams,
+        handshake_time,
+        json,
+    );
+    if let Some(seconds) = hold {
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+/// Prints the results; true if any request failed.
+fn report(
+    tally: &Tally,
+    elapsed: f64,
+    connections: usize,
+    streams: usize,
+    handshake_time: Duration,
+    json: bool,
+) -> bool {
+    let mut latencies = tally.latencies.clone();
+    latencies.sort();
+    let tally = Tally {
+        latencies,
+        body_bytes: tally.body_bytes,
+        errors: tally.errors.clone(),
+    };
     let ok = tally.latencies.len();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let l = &tally.latencies;
@@ -179,7 +209,7 @@ async fn main() {
     );
     let rps = ok as f64 / elapsed;
     let gbps = tally.body_bytes as f64 * 8.0 / elapsed / 1e9;
-    let hps = conns.len() as f64 / handshake_time.as_secs_f64();
+    let hps = connections as f64 / handshake_time.as_secs_f64();
     if json {
         let errors: Vec<String> = tally
             .errors
@@ -188,19 +218,19 @@ async fn main() {
             .collect();
         println!(
             "{{\"requests\":{ok},\"seconds\":{elapsed:.3},\"requests_per_second\":{rps:.1},\"throughput_gbps\":{gbps:.4},\"connections\":{},\"handshakes_per_second\":{hps:.1},\"latency_ms\":{{\"p50\":{p50:.3},\"p90\":{p90:.3},\"p99\":{p99:.3},\"max\":{max:.3}}},\"errors\":{{{}}}}}",
-            conns.len(),
+            connections,
             errors.join(",")
         );
     } else {
         println!(
             "{ok} requests in {elapsed:.3} s over {} connections × {streams} streams",
-            conns.len()
+            connections
         );
         println!("  requests/s    {rps:.1}");
         println!("  throughput    {gbps:.4} Gbit/s of response bodies");
         println!(
             "  handshakes/s  {hps:.1} ({} in {:.3} s)",
-            conns.len(),
+            connections,
             handshake_time.as_secs_f64()
         );
         println!("  latency ms    p50 {p50:.3}  p90 {p90:.3}  p99 {p99:.3}  max {max:.3}");
@@ -208,12 +238,5 @@ async fn main() {
             println!("  error {kind}: {n}");
         }
     }
-    let failed = !tally.errors.is_empty();
-    drop(tally);
-    if let Some(seconds) = hold {
-        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-    }
-    if failed {
-        std::process::exit(1);
-    }
+    !tally.errors.is_empty()
 }
