@@ -2,11 +2,11 @@
 //! and the shared per-stream state: reading bodies (within the buffer caps) and writing what
 //! handles queued. Shared by the server and the client drivers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use quiche::h3;
 
 use crate::error::StreamError;
@@ -54,6 +54,12 @@ pub(crate) struct Streams {
     pub recv_high_water: usize,
     /// High-water mark of queued send bytes on one stream.
     pub send_high_water: usize,
+    /// Where body bytes are read to. A read that fills it hands the buffer over whole (no copy;
+    /// a new one is made on the next read); a shorter read is copied out at its size, so a
+    /// 100-byte body neither costs a chunk-sized allocation nor pins one while it waits.
+    scratch: Vec<u8>,
+    /// Open streams whose reads once stopped at the buffer cap (see `pump_readable`).
+    capped: HashSet<u64>,
 }
 
 impl Streams {
@@ -77,8 +83,8 @@ impl Streams {
             if st.recv_dropped {
                 // Nobody reads: drain and discard so the FIN/reset can be seen.
                 drop(st);
-                let mut sink = vec![0; chunk];
-                match h3.recv_body(conn, id, &mut sink) {
+                let scratch = scratch_of(&mut self.scratch, chunk);
+                match h3.recv_body(conn, id, scratch) {
                     Ok(_) => continue,
                     Err(h3::Error::Done) => {
                         entry.data_pending = false;
@@ -89,6 +95,7 @@ impl Streams {
             }
             let room = entry.shared.recv_room(&st);
             if room == 0 {
+                self.capped.insert(id);
                 st.recv_blocked = true;
                 entry
                     .shared
@@ -98,10 +105,14 @@ impl Streams {
                 return Ok(());
             }
             let n = room.min(chunk);
-            let mut buf = Vec::with_capacity(n);
-            match h3.recv_body_buf(conn, id, (&mut buf).limit(n)) {
+            let scratch = scratch_of(&mut self.scratch, chunk);
+            match h3.recv_body(conn, id, &mut scratch[..n]) {
                 Ok(read) => {
-                    buf.truncate(read);
+                    let bytes = if read == chunk {
+                        Bytes::from(std::mem::take(&mut self.scratch))
+                    } else {
+                        Bytes::copy_from_slice(&scratch[..read])
+                    };
                     st.recv_buffered += read;
                     let total = entry
                         .shared
@@ -110,7 +121,7 @@ impl Streams {
                         .fetch_add(read, Ordering::AcqRel)
                         + read;
                     self.recv_high_water = self.recv_high_water.max(total);
-                    st.recv.push_back(Bytes::from(buf));
+                    st.recv.push_back(bytes);
                     if let Some(w) = st.recv_waker.take() {
                         w.wake();
                     }
@@ -143,19 +154,28 @@ impl Streams {
         Ok(())
     }
 
-    /// Reads every request stream quiche reports readable. Needed besides the `Data` event:
-    /// quiche re-arms that event only when a read drained the stream, and a read that stops
-    /// at our buffer cap exactly at a DATA frame boundary leaves it armed, so the next frame
-    /// would raise no event.
+    /// Reads the streams that once stopped at the buffer cap and quiche holds bytes for.
+    /// Needed besides the `Data` event: quiche re-arms that event only when a read drained the
+    /// stream, and a read that stops at our cap exactly at a DATA frame boundary leaves it
+    /// armed, so the next frame would raise no event. Streams that never hit the cap always
+    /// get their event, so the common case costs nothing here.
     pub fn pump_readable(
         &mut self,
         h3: &mut h3::Connection,
         conn: &mut quiche::Connection,
         chunk: usize,
     ) -> Result<(), h3::Error> {
-        let readable: Vec<u64> = conn
-            .readable()
-            .filter(|id| self.map.get(id).is_some_and(|e| !e.recv_done))
+        if self.capped.is_empty() {
+            return Ok(());
+        }
+        let map = &self.map;
+        self.capped
+            .retain(|id| map.get(id).is_some_and(|e| !e.recv_done));
+        let readable: Vec<u64> = self
+            .capped
+            .iter()
+            .copied()
+            .filter(|&id| conn.stream_readable(id))
             .collect();
         for id in readable {
             self.pump_recv(h3, conn, id, chunk)?;
@@ -349,4 +369,13 @@ fn flush(h3: &mut h3::Connection, conn: &mut quiche::Connection, id: u64, entry:
             w.wake();
         }
     }
+}
+
+/// The read buffer, made `chunk` bytes long if a read handed the last one over (or the chunk
+/// size changed).
+fn scratch_of(scratch: &mut Vec<u8>, chunk: usize) -> &mut [u8] {
+    if scratch.len() != chunk {
+        *scratch = vec![0; chunk];
+    }
+    scratch
 }

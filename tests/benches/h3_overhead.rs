@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p quicksand-tests --bench h3_overhead` (QUICKSAND_BENCH_REQUESTS=N, default
 //! 100,000; 64 requests in flight; 100-byte responses). Timed in CPU time; both loops copy
-//! each datagram once, as a socket would.
+//! each datagram once, as a socket would. QUICKSAND_BENCH_ONLY=quiche|quicksand runs one side
+//! alone, for a profiler.
 
 use std::net::SocketAddr;
 use std::task::{Context, Poll, Waker};
@@ -60,7 +61,8 @@ fn deliver(
     }
 }
 
-fn raw_quiche(requests: usize) -> Duration {
+/// CPU time and packets sent by both ends.
+fn raw_quiche(requests: usize) -> (Duration, usize) {
     let (mut cc, mut sc) = configs();
     let mut client = quiche::connect(
         Some("localhost"),
@@ -157,7 +159,8 @@ fn raw_quiche(requests: usize) -> Duration {
             "raw connection closed"
         );
     }
-    cpu_time() - start
+    let packets = client.stats().sent + server.stats().sent;
+    (cpu_time() - start, packets)
 }
 
 fn exchange<A: Application, B: Application>(
@@ -173,7 +176,8 @@ fn exchange<A: Application, B: Application>(
     }
 }
 
-fn quicksand(requests: usize) -> Duration {
+/// CPU time and packets sent by both ends.
+fn quicksand(requests: usize) -> (Duration, usize) {
     let (mut cc, mut sc) = configs();
     let now = Instant::now();
     let (client_driver, h3) = ClientDriver::new(Http3Settings::default());
@@ -239,7 +243,8 @@ fn quicksand(requests: usize) -> Duration {
             "quicksand connection closed"
         );
     }
-    cpu_time() - start
+    let packets = client.quiche().stats().sent + server.quiche().stats().sent;
+    (cpu_time() - start, packets)
 }
 
 fn main() {
@@ -250,23 +255,31 @@ fn main() {
         .unwrap_or(if benching { 100_000 } else { 2_000 });
     let rounds = if benching { 3 } else { 1 };
     let (mut raw, mut ours) = (Vec::new(), Vec::new());
+    // QUICKSAND_BENCH_ONLY=quiche|quicksand runs one side alone (for a profiler).
+    let only = std::env::var("QUICKSAND_BENCH_ONLY").unwrap_or_default();
     for _ in 0..rounds {
-        raw.push(raw_quiche(requests));
-        ours.push(quicksand(requests));
+        if only != "quicksand" {
+            raw.push(raw_quiche(requests));
+        }
+        if only != "quiche" {
+            ours.push(quicksand(requests));
+        }
     }
-    let best = |v: &[Duration]| v.iter().min().copied().unwrap_or_default();
-    let (r, q) = (best(&raw), best(&ours));
+    let best = |v: &[(Duration, usize)]| v.iter().min().copied().unwrap_or_default();
+    let ((r, raw_packets), (q, our_packets)) = (best(&raw), best(&ours));
     let per = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
     println!("{requests} requests, {IN_FLIGHT} in flight, 100-byte responses, in memory, best of {rounds} (CPU time):");
     println!(
-        "  quiche::h3 alone    {:>8.3} s  ({:.2} µs per request)",
+        "  quiche::h3 alone    {:>8.3} s  ({:.2} µs per request, {:.2} packets per request)",
         r.as_secs_f64(),
-        per(r)
+        per(r),
+        raw_packets as f64 / requests as f64
     );
     println!(
-        "  quicksand core+h3   {:>8.3} s  ({:.2} µs per request)",
+        "  quicksand core+h3   {:>8.3} s  ({:.2} µs per request, {:.2} packets per request)",
         q.as_secs_f64(),
-        per(q)
+        per(q),
+        our_packets as f64 / requests as f64
     );
     println!(
         "  quicksand / quiche  {:>8.3}",

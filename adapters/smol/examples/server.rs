@@ -32,7 +32,12 @@ fn main() {
         executor: Some(ex),
         ..ServerConfig::default()
     };
-    args.apply(&mut config.quic, &mut config.tls, &mut config.endpoint);
+    args.apply(
+        &mut config.quic,
+        &mut config.tls,
+        &mut config.endpoint,
+        &mut config.socket,
+    );
     async_io::block_on(async {
         let mut signals = Signals::new([Signal::Int, Signal::Term]).expect("signal handler");
         let server = match serve(args.listen, config, common::service(args.root.clone())) {

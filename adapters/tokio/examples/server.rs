@@ -21,7 +21,12 @@ async fn main() {
         workers: args.workers,
         ..ServerConfig::default()
     };
-    args.apply(&mut config.quic, &mut config.tls, &mut config.endpoint);
+    args.apply(
+        &mut config.quic,
+        &mut config.tls,
+        &mut config.endpoint,
+        &mut config.socket,
+    );
     let server = match serve(args.listen, config, common::service(args.root.clone())) {
         Ok(s) => s,
         Err(e) => {

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Loopback benchmarks in one command: builds release binaries, then measures, for tokio and
+# smol, a 1 GiB download on one connection, 1 KiB responses with 64 connections x 16 streams,
+# handshakes/s with 1-byte responses, 1 vs 2 worker sockets, GSO/GRO off, and the server's
+# resident memory per idle connection; then the in-memory limits. Prints one line per
+# measurement. Loopback only; every run is bounded.
+#
+#   bash tests/bench/loopback.sh
+#   QUICKSAND_BENCH_GIB=1 (download size)  QUICKSAND_BENCH_IDLE=10000 (idle connections)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+bytes=$(( ${QUICKSAND_BENCH_GIB:-1} * 1073741824 ))
+bin=$(mktemp -d)
+trap 'pkill -f "$bin/" 2>/dev/null || true; rm -rf "$bin"' EXIT
+
+# Both adapters' examples share names: build one, copy, build the other.
+for rt in tokio smol; do
+  cargo build --release -q -p "quicksand-$rt" --examples
+  cp target/release/examples/server "$bin/$rt-server"
+  cp target/release/examples/client "$bin/$rt-client"
+done
+cp target/release/examples/loadgen "$bin/loadgen"   # built by the tokio round; HTTP/3 is HTTP/3
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+port=14700
+serve() { # serve RUNTIME ARGS...: starts a server, waits until it answers
+  local rt=$1; shift
+  port=$((port + 1))
+  "$bin/$rt-server" --listen "127.0.0.1:$port" "$@" > "$bin/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 50); do
+    "$bin/loadgen" "https://127.0.0.1:$port/bytes/1" --insecure --requests 1 > /dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "server did not start"; exit 1
+}
+stop() { pkill -f "$bin/.*-server" || true; sleep 0.3; }
+
+for rt in tokio smol; do
+  serve "$rt"
+  echo "$rt download $bytes B: $(timeout 300 "$bin/$rt-client" --insecure "https://127.0.0.1:$port/bytes/$bytes" | tail -1)"
+  echo "$rt download $bytes B, client GSO/GRO off: $(timeout 300 "$bin/$rt-client" --no-gso --insecure "https://127.0.0.1:$port/bytes/$bytes" | tail -1)"
+  echo "$rt 1KiB 64x16: $(timeout 120 "$bin/loadgen" "https://127.0.0.1:$port/bytes/1024" --insecure --connections 64 --streams 16 --requests 50000 --json)"
+  echo "$rt handshakes: $(timeout 120 "$bin/loadgen" "https://127.0.0.1:$port/bytes/1" --insecure --connections 1000 --requests 1000 --json)"
+  stop
+  serve "$rt" --no-gso
+  echo "$rt download $bytes B, both sides GSO/GRO off: $(timeout 300 "$bin/$rt-client" --no-gso --insecure "https://127.0.0.1:$port/bytes/$bytes" | tail -1)"
+  stop
+  serve "$rt" --workers 2
+  echo "$rt 2 workers 1KiB 64x16: $(timeout 120 "$bin/loadgen" "https://127.0.0.1:$port/bytes/1024" --insecure --connections 64 --streams 16 --requests 50000 --json)"
+  stop
+done
+
+# Memory: the server's resident set before and while QUICKSAND_BENCH_IDLE connections sit idle.
+idle=${QUICKSAND_BENCH_IDLE:-10000}
+serve tokio
+rss_before=$(ps -o rss= -p "$server_pid")
+timeout 300 "$bin/loadgen" "https://127.0.0.1:$port/bytes/1" --insecure --connections "$idle" \
+  --requests "$idle" --hold 15 --json > "$bin/idle.json" 2>/dev/null &
+for _ in $(seq 280); do [ -s "$bin/idle.json" ] && break; sleep 1; done
+sleep 3
+rss_idle=$(ps -o rss= -p "$server_pid")
+echo "tokio idle connections: $(cat "$bin/idle.json")"
+echo "tokio server RSS: $rss_before KiB before, $rss_idle KiB with $idle idle connections," \
+  "$(( (rss_idle - rss_before) * 1024 / idle )) B per connection"
+wait
+stop
+
+cargo bench -q -p quicksand-tests --bench core_overhead 2>/dev/null | tail -4
+cargo bench -q -p quicksand-tests --bench h3_overhead 2>/dev/null | tail -4
