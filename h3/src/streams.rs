@@ -93,7 +93,13 @@ impl Streams {
                     Err(e) => return Err(e),
                 }
             }
-            let room = entry.shared.recv_room(&st);
+            // Once the peer has closed the connection, what quiche holds is all there will be
+            // (bounded by flow control): take it whole, so none of it dies with quiche.
+            let room = if conn.peer_error().is_some() {
+                usize::MAX
+            } else {
+                entry.shared.recv_room(&st)
+            };
             if room == 0 {
                 self.capped.insert(id);
                 st.recv_blocked = true;

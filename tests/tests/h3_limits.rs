@@ -178,6 +178,63 @@ fn goaway_lets_ten_in_flight_requests_finish() {
     }
 }
 
+/// The server closes once its responses are acknowledged; a client that has not read them
+/// yet (its buffer cap stopped the driver; the rest sits in quiche) still gets every byte.
+#[test]
+fn responses_acked_before_a_graceful_close_are_delivered_whole() {
+    let clock = VirtualTime::enter();
+    const CAP: usize = 16 * 1024;
+    const LEN: usize = 256 * 1024;
+    let client_settings = Http3Settings {
+        stream_buffer_size: CAP,
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(client_settings, Http3Settings::default());
+    let responses: Vec<_> = (0..3).map(|i| get(&client, &format!("/{i}"))).collect();
+    let mut requests = Vec::new();
+    for _ in 0..3 {
+        requests.push(
+            block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    incoming.handle().goaway();
+    for (i, r) in requests.into_iter().enumerate() {
+        let mut sender = r.responder.send_response(Response::new(())).unwrap();
+        sender
+            .start_send(quicksand_tests::h3::pattern(i as u64, LEN))
+            .unwrap();
+        sender.finish().unwrap();
+    }
+    // Nobody reads the responses while the server delivers them and closes.
+    assert!(run_until(&mut pair, &clock, Duration::from_secs(10), |p| p
+        .server()
+        .is_closed()
+        && p.client.is_closed()));
+    assert!(matches!(
+        server_close(&pair),
+        Some(CloseReason::Local {
+            application: true,
+            code: 0x100,
+            ..
+        })
+    ));
+    for (i, f) in responses.into_iter().enumerate() {
+        let body = block_on(&mut pair, &clock, Duration::from_secs(1), async move {
+            let resp = f.await.expect("response head");
+            assert_eq!(resp.status(), StatusCode::OK);
+            resp.into_body().collect(LEN).await
+        })
+        .expect("the body is buffered; no I/O needed");
+        assert_eq!(
+            body.expect("whole body"),
+            quicksand_tests::h3::pattern(i as u64, LEN),
+            "response {i}"
+        );
+    }
+}
+
 #[test]
 fn rapid_reset_closes_the_connection_with_excessive_load() {
     let clock = VirtualTime::enter();

@@ -11,6 +11,10 @@ impl<A: Application> Connection<A> {
     /// the first time data can flow, then `process_reads` if packets arrived, then
     /// `process_writes`. An application error closes the connection with that error.
     pub(super) fn run_application(&mut self, now: Instant) {
+        if self.stage == Stage::Draining {
+            self.final_read(now);
+            return;
+        }
         if self.stage > Stage::Running {
             return;
         }
@@ -37,6 +41,21 @@ impl<A: Application> Connection<A> {
         if let Err(e) = result {
             tracing::debug!(trace_id = self.conn.trace_id(), error = %e, "application error");
             self.close(true, e.code, &e.reason);
+        }
+    }
+
+    /// The peer closed the connection: lets the application read what arrived before the
+    /// close. The peer may have seen it acknowledged and counts it as delivered (a server
+    /// closes after its last response is acknowledged), so it must not die with the
+    /// connection. Nothing is written any more.
+    fn final_read(&mut self, now: Instant) {
+        if !self.app_started || !self.reads_pending {
+            return;
+        }
+        self.reads_pending = false;
+        self.writes_pending = false;
+        if let Err(e) = self.app.process_reads(&mut self.conn, now) {
+            tracing::debug!(trace_id = self.conn.trace_id(), error = %e, "final read failed");
         }
     }
 
@@ -70,7 +89,7 @@ impl<A: Application> Connection<A> {
         self.update_source_ids();
         self.update_stage();
         if self.conn.is_closed() {
-            self.finish();
+            self.finish(now);
         }
     }
 
@@ -117,15 +136,18 @@ impl<A: Application> Connection<A> {
 
     /// The handshake deadline passed: end at once and silently, as an idle timeout does (the
     /// peer is slow or gone; RFC 9000 §10.1 lets an endpoint drop a connection it gives up on).
-    pub(super) fn handshake_timed_out(&mut self) {
+    pub(super) fn handshake_timed_out(&mut self, now: Instant) {
         self.forced_reason = Some(CloseReason::HandshakeTimeout);
-        self.finish();
+        self.finish(now);
     }
 
     /// Ends the connection: final reason, metrics, `on_close`, the last events.
-    pub(super) fn finish(&mut self) {
+    pub(super) fn finish(&mut self, now: Instant) {
         if self.stage == Stage::Closed {
             return;
+        }
+        if self.stage == Stage::Draining {
+            self.final_read(now);
         }
         self.stage = Stage::Closed;
         self.held = None;

@@ -288,7 +288,7 @@ impl<A: Application> Connection<A> {
             self.conn.on_timeout();
         }
         if self.stage == Stage::Handshake && self.handshake_deadline.is_some_and(|t| t <= now) {
-            self.handshake_timed_out();
+            self.handshake_timed_out(now);
         }
         if self.app_started && self.app.poll_deadline().is_some_and(|t| t <= now) {
             self.writes_pending = true;
