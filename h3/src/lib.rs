@@ -93,4 +93,6 @@ pub struct DriverStats {
     pub datagrams_dropped: u64,
     /// We sent GOAWAY (server).
     pub goaway_sent: bool,
+    /// PRIORITY_UPDATE frames received for request streams (server).
+    pub priority_updates: u64,
 }

@@ -56,9 +56,62 @@ impl Priority {
         }
     }
 
+    /// The same priority in quiche's type.
+    pub(crate) fn to_quiche(self) -> quiche::h3::Priority {
+        quiche::h3::Priority::new(self.urgency.min(7), self.incremental)
+    }
+
+    /// Reads the `priority` field of a field list, if present.
+    pub(crate) fn from_fields(fields: &[quiche::h3::Header]) -> Option<Priority> {
+        use quiche::h3::NameValue;
+        fields
+            .iter()
+            .find(|h| h.name() == b"priority")
+            .map(|h| Priority::parse(h.value()))
+    }
+
     /// quiche's stream priority (urgency offset by 124 as quiche::h3 does for requests).
     pub(crate) fn apply(&self, conn: &mut quiche::Connection, stream: u64) {
         // An error means the stream is already gone: nothing to prioritise.
         let _ = conn.stream_priority(stream, self.urgency.min(7) + 124, self.incremental);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Priority;
+
+    fn p(urgency: u8, incremental: bool) -> Priority {
+        Priority {
+            urgency,
+            incremental,
+        }
+    }
+
+    #[test]
+    fn parses_the_dictionary_members_in_any_order() {
+        assert_eq!(Priority::parse(b"u=1, i"), p(1, true));
+        assert_eq!(Priority::parse(b"i=?0,u=5"), p(5, false));
+        assert_eq!(Priority::parse(b"i=?1"), p(3, true));
+        assert_eq!(Priority::parse(b""), p(3, false));
+    }
+
+    #[test]
+    fn bad_or_unknown_members_keep_the_defaults() {
+        assert_eq!(Priority::parse(b"u=high, x=3, i=maybe"), p(3, false));
+        assert_eq!(Priority::parse(b"u=9"), p(7, false));
+        assert_eq!(Priority::parse(b"u=-1"), p(0, false));
+        assert_eq!(Priority::parse(b"u=2;param=1"), p(2, false));
+        assert_eq!(Priority::parse(&[0xff, 0xfe]), p(3, false));
+    }
+
+    #[test]
+    fn field_value_round_trips() {
+        for urgency in 0..=7 {
+            for incremental in [false, true] {
+                let v = p(urgency, incremental);
+                assert_eq!(Priority::parse(v.to_field_value().as_bytes()), v);
+            }
+        }
     }
 }

@@ -134,6 +134,8 @@ pub(crate) struct StreamState {
     pub send_waker: Option<Waker>,
     /// A local reset asked for (code), applied by the driver.
     pub reset: Option<u64>,
+    /// A new priority for the request (client): the driver sends PRIORITY_UPDATE.
+    pub priority_update: Option<crate::Priority>,
 }
 
 impl StreamState {

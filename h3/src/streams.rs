@@ -12,6 +12,7 @@ use quiche::h3;
 use crate::error::StreamError;
 use crate::headers;
 use crate::shared::{Outgoing, RecvEnd, StreamShared};
+use crate::Priority;
 
 /// What the driver knows about one request stream.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub(crate) struct Entry {
     pub send_done: bool,
     /// Client: the final response head arrived. Server: the final response was written.
     pub final_head: bool,
+    /// The request's priority (RFC 9218): the order in which streams get send capacity.
+    pub priority: Priority,
 }
 
 impl Entry {
@@ -38,6 +41,7 @@ impl Entry {
             recv_done: false,
             send_done: false,
             final_head: false,
+            priority: Priority::default(),
         }
     }
 
@@ -236,16 +240,35 @@ impl Streams {
         Ok(())
     }
 
-    /// Applies what handles asked for (resets, STOP_SENDING) and writes queued data on every
-    /// stream, as far as flow control allows.
+    /// Applies what handles asked for (resets, STOP_SENDING, priority updates) and writes
+    /// queued data on every stream, as far as flow control allows. quiche takes only about a
+    /// congestion window of data at a time, so who writes first gets the capacity: streams
+    /// write in priority order (urgency, then stream id), or a less urgent response queued
+    /// earlier would hold the window and the priority would only reorder within it.
     pub fn flush_all(&mut self, h3: &mut h3::Connection, conn: &mut quiche::Connection) {
+        let mut order: Vec<(u8, u64)> = Vec::new();
         for (id, entry) in self.map.iter_mut() {
-            apply_local(conn, *id, entry);
+            apply_local(h3, conn, *id, entry);
             if !entry.send_done {
-                flush(h3, conn, *id, entry);
+                order.push((entry.priority.urgency, *id));
             }
+        }
+        order.sort_unstable();
+        for (_, id) in order {
+            let Some(entry) = self.map.get_mut(&id) else {
+                continue;
+            };
+            flush(h3, conn, id, entry);
             let queued = entry.shared.lock().send_buffered;
             self.send_high_water = self.send_high_water.max(queued);
+        }
+    }
+
+    /// Sets a stream's priority, in quiche's scheduler and in the order of `flush_all`.
+    pub fn prioritize(&mut self, conn: &mut quiche::Connection, id: u64, priority: Priority) {
+        priority.apply(conn, id);
+        if let Some(entry) = self.map.get_mut(&id) {
+            entry.priority = priority;
         }
     }
 
@@ -262,9 +285,22 @@ impl Streams {
     }
 }
 
-/// Resets and STOP_SENDING the handles asked for.
-fn apply_local(conn: &mut quiche::Connection, id: u64, entry: &mut Entry) {
+/// Resets, STOP_SENDING and priority updates the handles asked for.
+fn apply_local(h3: &mut h3::Connection, conn: &mut quiche::Connection, id: u64, entry: &mut Entry) {
     let mut st = entry.shared.lock();
+    if let Some(priority) = st.priority_update.take() {
+        // Our own sending (a request body) follows it as well.
+        priority.apply(conn, id);
+        entry.priority = priority;
+        match h3.send_priority_update_for_request(conn, id, &priority.to_quiche()) {
+            // The control stream is full: try again on the next wake-up.
+            Err(h3::Error::StreamBlocked) | Err(h3::Error::Done) => {
+                st.priority_update = Some(priority)
+            }
+            // Sent, or moot (the stream is gone).
+            _ => {}
+        }
+    }
     if let Some(code) = st.reset.take() {
         if !entry.send_done {
             // Err: the stream is already gone; nothing to reset.

@@ -188,6 +188,16 @@ impl ResponseFuture {
     pub fn stream_id(&self) -> Option<u64> {
         self.shared.lock().id
     }
+
+    /// Changes the request's priority (RFC 9218): the driver sends a PRIORITY_UPDATE frame
+    /// on the control stream, once the request has a stream. The server schedules the rest
+    /// of the response by it. A later call replaces an update not sent yet.
+    ///
+    /// The initial priority is the request's `priority` header field (e.g. `u=1, i`).
+    pub fn set_priority(&self, priority: crate::Priority) {
+        self.shared.lock().priority_update = Some(priority);
+        self.shared.conn.wake_driver();
+    }
 }
 
 impl Future for ResponseFuture {

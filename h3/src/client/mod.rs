@@ -154,6 +154,11 @@ impl ClientDriver {
                     self.sent += 1;
                     let mut entry = Entry::new(p.shared.clone());
                     entry.send_done = p.end_stream;
+                    // Our own sending (the request body) follows the request's priority too.
+                    if let Some(priority) = crate::Priority::from_fields(&p.fields) {
+                        priority.apply(conn, id);
+                        entry.priority = priority;
+                    }
                     let mut st = p.shared.lock();
                     st.id = Some(id);
                     if p.extended_connect && self.settings.enable_datagrams {

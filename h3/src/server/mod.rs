@@ -69,6 +69,8 @@ pub struct ServerDriver {
     malformed: u64,
     /// Stream id sent in our GOAWAY: requests at or above it are refused.
     goaway_id: Option<u64>,
+    /// PRIORITY_UPDATE frames received.
+    priority_updates: u64,
     /// Highest request stream id seen.
     highest_id: Option<u64>,
     idle_since: Option<Instant>,
@@ -109,6 +111,7 @@ impl ServerDriver {
             rejected: 0,
             malformed: 0,
             goaway_id: None,
+            priority_updates: 0,
             highest_id: None,
             idle_since: None,
             close_reason: None,
@@ -160,6 +163,7 @@ impl ServerDriver {
             recent_resets: self.rapid.count(),
             datagrams_dropped: self.flows.dropped,
             goaway_sent: self.goaway_id.is_some(),
+            priority_updates: self.priority_updates,
         }
     }
 
@@ -257,6 +261,7 @@ impl ServerDriver {
             .map(|v| Priority::parse(v.as_bytes()))
             .unwrap_or_default();
         priority.apply(conn, id);
+        entry.priority = priority;
         let ext = req.extensions_mut();
         ext.insert(StreamId(id));
         ext.insert(priority);
@@ -366,7 +371,8 @@ impl ServerDriver {
                 }
                 Ok((id, h3::Event::PriorityUpdate)) => {
                     if let Ok(v) = h3.take_last_priority_update(id) {
-                        Priority::parse(&v).apply(conn, id);
+                        self.priority_updates += 1;
+                        self.streams.prioritize(conn, id, Priority::parse(&v));
                     }
                 }
                 Ok((_, h3::Event::GoAway)) => {}
