@@ -55,10 +55,28 @@ impl DatagramFlow {
         self.conn.datagrams.load(Ordering::Acquire)
     }
 
-    /// Queues a datagram. Fails if datagrams were not negotiated or the flow's stream closed.
+    /// The largest payload [`send`](Self::send) takes now: the path's largest QUIC datagram
+    /// less the quarter stream id. It changes with the path MTU; 0 until the driver knows.
+    pub fn max_payload(&self) -> usize {
+        self.conn
+            .datagram_max
+            .load(Ordering::Acquire)
+            .saturating_sub(varint_len(self.quarter_id))
+    }
+
+    /// Queues a datagram. Fails if datagrams were not negotiated, the payload cannot fit in
+    /// one datagram on the path ([`max_payload`](Self::max_payload)), or the flow's stream
+    /// closed. A datagram queued when the path shrinks later is dropped and counted.
     pub fn send(&self, payload: Bytes) -> Result<(), DatagramError> {
         if !self.is_negotiated() {
             return Err(DatagramError::NotNegotiated);
+        }
+        let max = self.max_payload();
+        if payload.len() > max {
+            return Err(DatagramError::TooLarge {
+                size: payload.len(),
+                max,
+            });
         }
         if lock(&self.state).closed {
             return Err(DatagramError::FlowClosed);
@@ -184,6 +202,16 @@ impl Flows {
                 self.dropped += 1;
             }
         }
+    }
+}
+
+/// The bytes `encode_varint` takes for `v`.
+fn varint_len(v: u64) -> usize {
+    match v {
+        0..0x40 => 1,
+        0x40..0x4000 => 2,
+        0x4000..0x4000_0000 => 4,
+        _ => 8,
     }
 }
 

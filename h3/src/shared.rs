@@ -31,6 +31,8 @@ pub(crate) struct ConnShared {
     pub recv_blocked: AtomicBool,
     /// The peer negotiated HTTP/3 datagrams and we enabled them.
     pub datagrams: AtomicBool,
+    /// The largest QUIC datagram payload the path takes now (0 until known).
+    pub datagram_max: AtomicUsize,
     /// The connection has ended.
     pub closed: AtomicBool,
 }

@@ -30,6 +30,8 @@ pub(crate) struct Entry {
     pub final_head: bool,
     /// The request's priority (RFC 9218): the order in which streams get send capacity.
     pub priority: Priority,
+    /// The peer cancelled the stream (RESET_STREAM or STOP_SENDING), counted once.
+    pub cancelled: bool,
 }
 
 impl Entry {
@@ -42,6 +44,7 @@ impl Entry {
             send_done: false,
             final_head: false,
             priority: Priority::default(),
+            cancelled: false,
         }
     }
 
@@ -213,6 +216,7 @@ impl Streams {
         let Some(e) = self.map.get_mut(&id) else {
             return false;
         };
+        e.cancelled = true;
         e.recv_done = true;
         e.data_pending = false;
         let mut st = e.shared.lock();
@@ -262,6 +266,37 @@ impl Streams {
             let queued = entry.shared.lock().send_buffered;
             self.send_high_water = self.send_high_water.max(queued);
         }
+    }
+
+    /// Finds the streams the peer sent STOP_SENDING on while we had nothing to write (quiche
+    /// reports them writable, with an error) and fails their sending half. Returns how many
+    /// had no final response yet and were not counted as cancelled before: a server counts
+    /// those as cancelled requests.
+    pub fn take_stopped(&mut self, conn: &mut quiche::Connection) -> usize {
+        let stopped: Vec<(u64, u64)> = conn
+            .writable()
+            .filter(|id| self.map.get(id).is_some_and(|e| !e.send_done))
+            .filter_map(|id| match conn.stream_writable(id, 0) {
+                Err(quiche::Error::StreamStopped(code)) => Some((id, code)),
+                _ => None,
+            })
+            .collect();
+        let mut cancelled = 0;
+        for (id, code) in stopped {
+            let Some(entry) = self.map.get_mut(&id) else {
+                continue;
+            };
+            entry.send_done = true;
+            if !entry.final_head && !entry.cancelled {
+                cancelled += 1;
+            }
+            entry.cancelled = true;
+            entry
+                .shared
+                .lock()
+                .fail_send(StreamError::StoppedByPeer { code });
+        }
+        cancelled
     }
 
     /// Sets a stream's priority, in quiche's scheduler and in the order of `flush_all`.

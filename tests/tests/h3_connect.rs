@@ -103,6 +103,24 @@ fn extended_connect_and_datagrams_round_trip() {
         .unwrap();
         assert_eq!(&back[..], &[i; 100][..]);
     }
+    // The largest payload that fits goes through; one byte more is refused with the limit.
+    let max = client_flow.max_payload();
+    assert!((1000..1500).contains(&max), "max payload {max}");
+    assert_eq!(
+        client_flow.send(Bytes::from(vec![7; max + 1])),
+        Err(DatagramError::TooLarge { size: max + 1, max })
+    );
+    client_flow.send(Bytes::from(vec![7; max])).unwrap();
+    let got = block_on(
+        &mut pair,
+        &clock,
+        Duration::from_secs(1),
+        server_flow.recv(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(got.len(), max);
+    assert_eq!(pair.client.application().stats().datagrams_dropped, 0);
 }
 
 #[test]

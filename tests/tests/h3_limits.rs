@@ -278,6 +278,69 @@ fn rapid_reset_closes_the_connection_with_excessive_load() {
     }
 }
 
+/// The HTTP/3 form of the attack: GETs (HEADERS with FIN) cancelled right after the server
+/// took them, by dropping the response futures (H3_REQUEST_CANCELLED both ways).
+#[test]
+fn cancelled_gets_count_as_rapid_resets() {
+    let clock = VirtualTime::enter();
+    let server = Http3Settings {
+        rapid_reset_threshold: 10,
+        rapid_reset_window: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(Http3Settings::default(), server);
+    let responses: Vec<_> = (0..30).map(|i| get(&client, &format!("/{i}"))).collect();
+    let mut held = Vec::new();
+    for _ in 0..30 {
+        held.push(
+            block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    drop(responses);
+    assert!(run_until(&mut pair, &clock, Duration::from_secs(5), |p| p
+        .server()
+        .is_closed()));
+    assert!(
+        matches!(
+            server_close(&pair),
+            Some(CloseReason::Local { application: true, code, .. })
+                if code == ErrorCode::ExcessiveLoad.code()
+        ),
+        "{:?}",
+        server_close(&pair)
+    );
+}
+
+/// A POST cancelled by dropping both its body sender and its response future brings
+/// RESET_STREAM and STOP_SENDING: one cancelled request, counted once.
+#[test]
+fn a_cancelled_post_counts_once() {
+    let clock = VirtualTime::enter();
+    let server = Http3Settings {
+        rapid_reset_threshold: 10,
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(Http3Settings::default(), server);
+    let mut held = Vec::new();
+    for i in 0..10 {
+        let req = Request::post(format!("https://localhost/{i}"))
+            .body(())
+            .unwrap();
+        let (sender, response) = client.send_request(req).unwrap();
+        held.push(
+            block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+                .unwrap()
+                .unwrap(),
+        );
+        drop((sender, response));
+        run_until(&mut pair, &clock, Duration::from_millis(50), |_| false);
+    }
+    assert!(!pair.server().is_closed());
+    assert_eq!(pair.server().application().stats().recent_resets, 10);
+}
+
 #[test]
 fn rapid_reset_below_the_threshold_is_tolerated() {
     let clock = VirtualTime::enter();

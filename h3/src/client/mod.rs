@@ -296,12 +296,18 @@ impl Application for ClientDriver {
         }
         // Reads above may have completed streams: collect their Finished events.
         self.poll_h3(conn, now)?;
+        // The server stopped a request body we were not writing: fail its sender now.
+        self.streams.take_stopped(conn);
         let negotiated = self.settings.enable_datagrams
             && self
                 .h3
                 .as_ref()
                 .is_some_and(|h3| h3.dgram_enabled_by_peer(conn));
         self.conn.datagrams.store(negotiated, Ordering::Release);
+        self.conn.datagram_max.store(
+            conn.dgram_max_writable_len().unwrap_or(0),
+            Ordering::Release,
+        );
         if self.flows.receive(conn, negotiated).is_err() {
             return Err(ApplicationError::new(
                 ErrorCode::DatagramError.code(),

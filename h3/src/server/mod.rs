@@ -360,7 +360,12 @@ impl ServerDriver {
                 }
                 Ok((id, h3::Event::Finished)) => self.streams.on_finished(id),
                 Ok((id, h3::Event::Reset(code))) => {
-                    let in_flight = self.streams.map.get(&id).is_some_and(|e| !e.final_head);
+                    // Counted once per stream (a cancel may bring STOP_SENDING as well).
+                    let in_flight = self
+                        .streams
+                        .map
+                        .get(&id)
+                        .is_some_and(|e| !e.final_head && !e.cancelled);
                     self.streams.on_reset(id, code);
                     if in_flight && self.rapid.record(now) {
                         return Err(ApplicationError::new(
@@ -414,12 +419,26 @@ impl Application for ServerDriver {
         }
         // Reads above may have completed streams: collect their Finished events.
         self.poll_h3(conn, now)?;
+        // A request cancelled with STOP_SENDING alone (a GET's request half is already
+        // finished, so no RESET_STREAM comes) is a reset too, for the rapid-reset defence.
+        for _ in 0..self.streams.take_stopped(conn) {
+            if self.rapid.record(now) {
+                return Err(ApplicationError::new(
+                    ErrorCode::ExcessiveLoad.code(),
+                    "too many request streams cancelled",
+                ));
+            }
+        }
         let negotiated = self.settings.enable_datagrams
             && self
                 .h3
                 .as_ref()
                 .is_some_and(|h3| h3.dgram_enabled_by_peer(conn));
         self.conn.datagrams.store(negotiated, Ordering::Release);
+        self.conn.datagram_max.store(
+            conn.dgram_max_writable_len().unwrap_or(0),
+            Ordering::Release,
+        );
         if self.flows.receive(conn, negotiated).is_err() {
             return Err(ApplicationError::new(
                 ErrorCode::DatagramError.code(),
