@@ -68,3 +68,4 @@ stop
 
 cargo bench -q -p quicksand-tests --bench core_overhead 2>/dev/null | tail -4
 cargo bench -q -p quicksand-tests --bench h3_overhead 2>/dev/null | tail -4
+cargo bench -q -p quicksand-tests --bench memory 2>/dev/null | tail -9
