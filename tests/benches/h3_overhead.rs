@@ -3,8 +3,9 @@
 //! its `ClientDriver` / `ServerDriver`.
 //!
 //! `cargo bench -p quicksand-tests --bench h3_overhead` (QUICKSAND_BENCH_REQUESTS=N, default
-//! 100,000; 64 requests in flight; 100-byte responses). Timed in CPU time; both loops copy
-//! each datagram once, as a socket would. QUICKSAND_BENCH_ONLY=quiche|quicksand runs one side
+//! 100,000; QUICKSAND_BENCH_IN_FLIGHT=N requests in flight, default 64, at most 256, the
+//! server's stream limit; 100-byte responses). Timed in CPU time; both loops copy each
+//! datagram once, as a socket would. QUICKSAND_BENCH_ONLY=quiche|quicksand runs one side
 //! alone, for a profiler.
 
 use std::net::SocketAddr;
@@ -22,7 +23,16 @@ const CLIENT: SocketAddr =
 const SERVER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 443);
 const BODY: &[u8] = &[b'x'; 100];
-const IN_FLIGHT: usize = 64;
+/// Requests in flight: QUICKSAND_BENCH_IN_FLIGHT, default 64.
+fn in_flight() -> usize {
+    static IN_FLIGHT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *IN_FLIGHT.get_or_init(|| {
+        std::env::var("QUICKSAND_BENCH_IN_FLIGHT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64)
+    })
+}
 
 fn configs() -> (QuicConfig, QuicConfig) {
     let mut settings = quicksand_tests::h3::quic_settings();
@@ -103,7 +113,7 @@ fn raw_quiche(requests: usize) -> (Duration, usize) {
             sh3 = Some(quiche::h3::Connection::with_transport(&mut server, &h3_config).unwrap());
         }
         if let Some(h3) = ch3.as_mut() {
-            while inflight < IN_FLIGHT && sent < requests {
+            while inflight < in_flight() && sent < requests {
                 match h3.send_request(&mut client, &req, true) {
                     Ok(_) => {
                         sent += 1;
@@ -212,7 +222,7 @@ fn quicksand(requests: usize) -> (Duration, usize) {
     let (mut sent, mut done) = (0usize, 0usize);
     let start = cpu_time();
     while done < requests {
-        while pending.len() < IN_FLIGHT && sent < requests {
+        while pending.len() < in_flight() && sent < requests {
             let req = http::Request::get("https://localhost/")
                 .body(Bytes::new())
                 .unwrap();
@@ -268,7 +278,8 @@ fn main() {
     let best = |v: &[(Duration, usize)]| v.iter().min().copied().unwrap_or_default();
     let ((r, raw_packets), (q, our_packets)) = (best(&raw), best(&ours));
     let per = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
-    println!("{requests} requests, {IN_FLIGHT} in flight, 100-byte responses, in memory, best of {rounds} (CPU time):");
+    let in_flight = in_flight();
+    println!("{requests} requests, {in_flight} in flight, 100-byte responses, in memory, best of {rounds} (CPU time):");
     println!(
         "  quiche::h3 alone    {:>8.3} s  ({:.2} µs per request, {:.2} packets per request)",
         r.as_secs_f64(),
