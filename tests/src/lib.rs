@@ -8,4 +8,5 @@ pub mod fuzzing;
 pub mod h3;
 pub mod many_streams;
 pub mod pair;
+pub mod scenario;
 pub mod sim;

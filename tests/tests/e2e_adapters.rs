@@ -124,6 +124,16 @@ fn service(req: Request<RecvBody>) -> std::future::Ready<Response<Body>> {
 }
 
 /// `E2E_LOG=1` prints the adapters' and the core's debug logs.
+/// Waits `d` without depending on either runtime's timer.
+async fn pause(d: Duration) {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        std::thread::sleep(d);
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
+}
+
 fn init_logs() {
     if std::env::var("E2E_LOG").is_ok() {
         let _ = tracing_subscriber::fmt()
@@ -206,6 +216,53 @@ macro_rules! suite {
                     got += chunk.len() as u64;
                 }
                 assert_eq!(got, len);
+            }
+
+            /// The scenarios shared with the simulator (`quicksand_tests::scenario`), over
+            /// loopback: the same definitions, applications and checks.
+            #[test]
+            fn shared_scenarios() {
+                use quicksand_tests::scenario::{self, ReportedBulk, Reports};
+                $run(async {
+                    for scenario in scenario::all() {
+                        let reports = Reports::default();
+                        let mut sc = q::ServerConfig::default();
+                        scenario.apply(&mut sc.quic);
+                        let (server_side, server_reports) = (scenario.clone(), reports.clone());
+                        let server = q::listen("127.0.0.1:0".parse().unwrap(), sc, move |_| {
+                            Some(server_side.server_app(&server_reports))
+                        })
+                        .unwrap();
+                        let mut cc = q::ClientConfig::default().insecure();
+                        scenario.apply(&mut cc.quic);
+                        let client =
+                            q::Client::<ReportedBulk>::bind("127.0.0.1:0".parse().unwrap(), cc)
+                                .unwrap();
+                        let conns = join_all((0..scenario.connections).map(|_| {
+                            client.connect_with(
+                                server.local_addr(),
+                                "localhost",
+                                scenario.client_app(&reports),
+                            )
+                        }))
+                        .await;
+                        for c in &conns {
+                            assert!(
+                                c.is_ok(),
+                                "{}: connect: {:?}",
+                                scenario.name,
+                                c.as_ref().err()
+                            );
+                        }
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        while !reports.complete(&scenario) && Instant::now() < deadline {
+                            super::pause(Duration::from_millis(20)).await;
+                        }
+                        if let Err(e) = reports.check(&scenario) {
+                            panic!("{e}");
+                        }
+                    }
+                });
             }
 
             #[test]

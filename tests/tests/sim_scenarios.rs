@@ -7,6 +7,7 @@ use std::time::Duration;
 use quicksand_core::{CloseReason, Event, Stage};
 use quicksand_tests::apps::BulkTransfer;
 use quicksand_tests::many_streams::ManyStreams;
+use quicksand_tests::scenario::{self, Reports};
 use quicksand_tests::sim::{self, Blackhole, LinkConfig, LossModel, Sim, SimConfig};
 
 quicksand_tests::virtual_clock!();
@@ -423,5 +424,29 @@ mod faults {
             }
             prop_assert!(complete + failed >= n, "{} complete, {} failed of {}: something hangs", complete, failed, n);
         }
+    }
+}
+
+/// The scenarios shared with the adapters' loopback suite (`e2e_adapters.rs`), here on a clean
+/// simulated link.
+#[test]
+fn shared_scenarios() {
+    for scenario in scenario::all() {
+        sim::for_each_seed(scenario.name, 2, |seed| {
+            let mut config = SimConfig::new(seed);
+            scenario.apply(&mut config.settings);
+            let reports = Reports::default();
+            let (server_side, server_reports) = (scenario.clone(), reports.clone());
+            let mut s = Sim::new(config, move |_| {
+                Some(server_side.server_app(&server_reports))
+            });
+            for _ in 0..scenario.connections {
+                s.connect(scenario.client_app(&reports)).unwrap();
+            }
+            let done = s.run_until(Duration::from_secs(60), |_| reports.complete(&scenario));
+            if let Err(e) = reports.check(&scenario) {
+                panic!("{e} (completed: {done})");
+            }
+        });
     }
 }
