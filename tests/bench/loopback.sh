@@ -41,11 +41,16 @@ serve() { # serve RUNTIME ARGS...: starts a server, waits until it answers
 }
 stop() { pkill -f "$bin/.*-server" || true; sleep 0.3; }
 
-download() { # download LABEL RUNTIME CLIENT-ARGS...: one line per run
+# UDP datagrams the kernel dropped for a full receive buffer, machine-wide.
+rcvbuf_errors() { awk '/^Udp:/ { if (seen) print $6; seen = 1 }' /proc/net/snmp; }
+
+download() { # download LABEL RUNTIME CLIENT-ARGS...: one line per run, with kernel drops
   local label=$1 rt=$2; shift 2
   for i in $(seq "$repeat"); do
-    echo "$rt download $bytes B$label, run $i: $(timeout 300 "$bin/$rt-client" "$@" --insecure \
-      "https://127.0.0.1:$port/bytes/$bytes" | tail -1)"
+    local before; before=$(rcvbuf_errors)
+    local line; line=$(timeout 300 "$bin/$rt-client" "$@" --insecure \
+      "https://127.0.0.1:$port/bytes/$bytes" | tail -1)
+    echo "$rt download $bytes B$label, run $i: $line; receive-buffer drops $(( $(rcvbuf_errors) - before ))"
   done
 }
 

@@ -32,6 +32,13 @@ async fn run() {
             failed += 1;
         }
     }
+    if args.stats {
+        for ((host, peer), conn) in &conns {
+            if let Ok(stats) = conn.connection.stats().await {
+                eprintln!("{}", common::stats_line(&format!("{host} {peer}"), &stats));
+            }
+        }
+    }
     std::process::exit(if failed > 0 { 1 } else { 0 });
 }
 

@@ -199,15 +199,17 @@ pub struct ClientArgs {
     pub out: Option<PathBuf>,
     pub ca: Option<PathBuf>,
     pub offload: bool,
+    pub stats: bool,
     pub urls: Vec<String>,
 }
 
 pub const CLIENT_USAGE: &str = "\
-usage: client [--insecure] [--out DIR] [--ca FILE] [--no-gso] URL...
+usage: client [--insecure] [--out DIR] [--ca FILE] [--no-gso] [--stats] URL...
   --insecure   do not verify the server's certificate (self-signed test servers)
   --out DIR    write each body to DIR/<last path segment>
   --ca FILE    trust the roots in this PEM file
   --no-gso     send and receive one datagram per system call (GSO and GRO off)
+  --stats      print each connection's QUIC statistics at the end (to stderr)
 Prints status, size, time and throughput per URL; exits non-zero if any fetch failed.";
 
 impl ClientArgs {
@@ -221,6 +223,7 @@ impl ClientArgs {
         let out = a.value("--out").map(PathBuf::from);
         let ca = a.value("--ca").map(PathBuf::from);
         let offload = !a.flag("--no-gso");
+        let stats = a.flag("--stats");
         let urls = a.positional();
         if urls.is_empty() {
             fail("no URL given");
@@ -230,6 +233,7 @@ impl ClientArgs {
             out,
             ca,
             offload,
+            stats,
             urls,
         }
     }
@@ -250,6 +254,26 @@ impl ClientArgs {
         quic.initial_max_stream_data_bidi_local = 8 << 20;
         quic.initial_max_stream_data_bidi_remote = 8 << 20;
     }
+}
+
+/// One line of a connection's statistics, as `--stats` prints it.
+pub fn stats_line(peer: &str, s: &quicksand_core::ConnectionStats) -> String {
+    let q = &s.quic;
+    let mut line = format!(
+        "stats {peer}: packets sent {} recv {} lost {} retrans {}, bytes recv {}",
+        q.sent, q.recv, q.lost, q.retrans, q.recv_bytes
+    );
+    if let Some(p) = s.paths.iter().find(|p| p.active) {
+        line += &format!(
+            ", rtt {:?} (min {:?}, max {:?}), PTOs {}, cwnd {}",
+            p.rtt,
+            p.min_rtt.unwrap_or_default(),
+            p.max_rtt.unwrap_or_default(),
+            p.total_pto_count,
+            p.cwnd
+        );
+    }
+    line
 }
 
 // ---- the demo service ------------------------------------------------------------------
