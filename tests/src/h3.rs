@@ -100,3 +100,20 @@ pub fn pattern(seed: u64, len: usize) -> bytes::Bytes {
         .collect::<Vec<u8>>()
         .into()
 }
+
+/// Receives `n` requests on the server of an HTTP/3 pair, in arrival order (panics if one
+/// does not come within 5 s of virtual time).
+pub fn accept(
+    pair: &mut Pair<quicksand_h3::ClientDriver, quicksand_h3::ServerDriver>,
+    clock: &VirtualTime,
+    incoming: &mut quicksand_h3::IncomingRequests,
+    n: usize,
+) -> Vec<quicksand_h3::IncomingRequest> {
+    (0..n)
+        .map(|_| {
+            block_on(pair, clock, Duration::from_secs(5), incoming.next())
+                .expect("request in time")
+                .expect("request")
+        })
+        .collect()
+}

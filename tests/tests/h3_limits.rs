@@ -13,7 +13,7 @@ use quicksand_h3::{
     StreamError,
 };
 use quicksand_tests::clock::VirtualTime;
-use quicksand_tests::h3::{block_on, configs, quic_settings, run_until};
+use quicksand_tests::h3::{accept, block_on, configs, quic_settings, run_until};
 use quicksand_tests::pair::Pair;
 
 quicksand_tests::virtual_clock!();
@@ -116,14 +116,7 @@ fn goaway_lets_ten_in_flight_requests_finish() {
     let clock = VirtualTime::enter();
     let (mut pair, client, mut incoming) = pair(Http3Settings::default(), Http3Settings::default());
     let responses: Vec<_> = (0..10).map(|i| get(&client, &format!("/{i}"))).collect();
-    let mut requests = Vec::new();
-    for _ in 0..10 {
-        requests.push(
-            block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    let requests = accept(&mut pair, &clock, &mut incoming, 10);
     incoming.handle().goaway();
     run_until(&mut pair, &clock, Duration::from_millis(100), |_| false);
     assert!(pair.server().application().stats().goaway_sent);
@@ -191,14 +184,7 @@ fn responses_acked_before_a_graceful_close_are_delivered_whole() {
     };
     let (mut pair, client, mut incoming) = pair(client_settings, Http3Settings::default());
     let responses: Vec<_> = (0..3).map(|i| get(&client, &format!("/{i}"))).collect();
-    let mut requests = Vec::new();
-    for _ in 0..3 {
-        requests.push(
-            block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    let requests = accept(&mut pair, &clock, &mut incoming, 3);
     incoming.handle().goaway();
     for (i, r) in requests.into_iter().enumerate() {
         let mut sender = r.responder.send_response(Response::new(())).unwrap();
@@ -252,14 +238,8 @@ fn rapid_reset_closes_the_connection_with_excessive_load() {
         streams.push(client.send_request(req).unwrap());
     }
     // Let the requests reach the server (it holds them, never answering).
-    let mut held = Vec::new();
-    for _ in 0..30 {
-        held.push(
-            block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    // Held, never answered.
+    let _held = accept(&mut pair, &clock, &mut incoming, 30);
     for (sender, _response) in streams.drain(..) {
         sender.reset(ErrorCode::RequestCancelled.code());
     }
@@ -290,14 +270,8 @@ fn cancelled_gets_count_as_rapid_resets() {
     };
     let (mut pair, client, mut incoming) = pair(Http3Settings::default(), server);
     let responses: Vec<_> = (0..30).map(|i| get(&client, &format!("/{i}"))).collect();
-    let mut held = Vec::new();
-    for _ in 0..30 {
-        held.push(
-            block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    // Held, never answered.
+    let _held = accept(&mut pair, &clock, &mut incoming, 30);
     drop(responses);
     assert!(run_until(&mut pair, &clock, Duration::from_secs(5), |p| p
         .server()

@@ -13,7 +13,7 @@ use quicksand_h3::{
     ResponseFuture, ServerDriver,
 };
 use quicksand_tests::clock::VirtualTime;
-use quicksand_tests::h3::{block_on, configs, pattern, quic_settings};
+use quicksand_tests::h3::{accept, block_on, configs, pattern, quic_settings};
 use quicksand_tests::pair::Pair;
 
 quicksand_tests::virtual_clock!();
@@ -37,22 +37,6 @@ fn get(client: &H3Client, path: &str, priority: Option<&str>) -> ResponseFuture 
         req = req.header("priority", p);
     }
     client.request(req.body(Bytes::new()).unwrap()).unwrap()
-}
-
-/// Receives `n` requests, in arrival order.
-fn accept(
-    pair: &mut H3Pair,
-    clock: &VirtualTime,
-    incoming: &mut IncomingRequests,
-    n: usize,
-) -> Vec<IncomingRequest> {
-    (0..n)
-        .map(|_| {
-            block_on(pair, clock, Duration::from_secs(5), incoming.next())
-                .expect("request in time")
-                .expect("request")
-        })
-        .collect()
 }
 
 /// Answers every request with LEN bytes, all queued before the driver runs again, in the
