@@ -6,78 +6,14 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
 use http::{Response, Uri};
-use quicksand_core::{
-    Application, CommandSender, ConnectionContext, ConnectionGone, ConnectionHandle,
-    ConnectionStats, Driver, Endpoint,
-};
-use quicksand_h3::{ClientDriver, H3Client, Http3Settings};
+use quicksand_core::{Application, ConnectionContext, Driver, Endpoint};
+use quicksand_h3::{ClientDriver, Http3Settings};
 use quicksand_udp::UdpSocket;
 
 use crate::config::spawn;
-use crate::endpoint::{Connect, EndpointTask};
+use crate::endpoint::{Connect, EndpointTask, Timer};
 use crate::io::Socket;
-use crate::{ClientConfig, Error};
-
-/// A connection whose handshake completed, as the endpoint task reports it.
-#[derive(Clone, Debug)]
-pub struct ConnectionInfo {
-    pub(crate) handle: ConnectionHandle,
-    pub(crate) commands: CommandSender,
-}
-
-/// A handle to one established connection: close it, read its statistics. The connection
-/// lives in its endpoint's task; dropping this handle does not close it (its application
-/// decides: an HTTP/3 client closes when its last `H3Client` is dropped).
-#[derive(Clone, Debug)]
-pub struct Connection {
-    info: ConnectionInfo,
-}
-
-impl Connection {
-    /// The connection's handle within its endpoint.
-    pub fn handle(&self) -> ConnectionHandle {
-        self.info.handle
-    }
-
-    /// Closes the connection with an application error code.
-    pub fn close(&self, code: u64, reason: &[u8]) -> Result<(), ConnectionGone> {
-        self.info.commands.close(code, reason.to_vec())
-    }
-
-    /// The connection's statistics.
-    pub async fn stats(&self) -> Result<ConnectionStats, ConnectionGone> {
-        let rx = self.info.commands.stats()?;
-        rx.await.map_err(|_| ConnectionGone)
-    }
-
-    /// The TLS session to resume on a later connection (`None` until the server sent a
-    /// ticket, shortly after the handshake). Put it in [`ClientConfig::session`].
-    pub async fn session(&self) -> Result<Option<Vec<u8>>, ConnectionGone> {
-        let rx = self.info.commands.session()?;
-        rx.await.map_err(|_| ConnectionGone)
-    }
-
-    /// Sends raw commands to the connection.
-    pub fn commands(&self) -> &CommandSender {
-        &self.info.commands
-    }
-}
-
-/// An HTTP/3 connection: the [`H3Client`] that sends requests and the [`Connection`].
-#[derive(Clone, Debug)]
-pub struct H3Connection {
-    /// Sends requests.
-    pub client: H3Client,
-    /// Closes the connection, reads statistics.
-    pub connection: Connection,
-}
-
-impl H3Connection {
-    /// GETs `url` and reads the whole body.
-    pub async fn get(&self, url: &str) -> Result<Response<Bytes>, Error> {
-        Ok(self.client.get(url).await?)
-    }
-}
+use crate::{ClientConfig, Connection, Error, H3Connection};
 
 /// A client endpoint: a socket and its task. Clone it freely; the task ends when every clone
 /// is dropped and its connections have closed.
@@ -121,7 +57,7 @@ impl<A: Application + Send + 'static> Client<A> {
         // Detached: it ends by itself once every handle is gone and its connections closed.
         spawn(
             config.executor.as_ref(),
-            EndpointTask::client(driver, socket, quic, rx),
+            EndpointTask::client(driver, socket, Timer::new(), quic, rx),
         )
         .detach();
         Ok(Client {
@@ -154,7 +90,7 @@ impl<A: Application + Send + 'static> Client<A> {
             })
             .map_err(|_| Error::EndpointGone)?;
         let info = rx.await.map_err(|_| Error::EndpointGone)??;
-        Ok(Connection { info })
+        Ok(Connection::from(info))
     }
 }
 

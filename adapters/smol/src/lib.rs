@@ -55,16 +55,14 @@
 mod client;
 mod config;
 mod endpoint;
-mod error;
 mod io;
 mod server;
 
-pub use client::{
-    any_addr, connect, get, host_port, resolve, Client, Connection, ConnectionInfo, H3Connection,
-};
+pub use client::{any_addr, connect, get, host_port, resolve, Client};
 pub use config::{h3_settings, ClientConfig, ServerConfig};
-pub use endpoint::{EndpointStats, WorkerReport};
-pub use error::Error;
+pub use quicksand_adapter::{
+    Connection, ConnectionInfo, EndpointStats, Error, H3Connection, WorkerReport,
+};
 pub use server::{listen, serve, Server, ShutdownHandle, ShutdownReport, SHUTDOWN_CODE};
 
 pub use quicksand_core;

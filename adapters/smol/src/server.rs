@@ -12,8 +12,9 @@ use quicksand_h3::{ServerDriver, Service};
 use quicksand_udp::UdpSocket;
 
 use crate::config::spawn;
-use crate::endpoint::{Control, DrainFn, EndpointStats, EndpointTask, Siblings, WorkerReport};
+use crate::endpoint::{Control, DrainFn, EndpointTask, Siblings, Timer};
 use crate::io::Socket;
+use crate::{EndpointStats, WorkerReport};
 use crate::{Error, ServerConfig};
 
 /// H3_NO_ERROR: the code connections still open at the shutdown deadline are closed with.
@@ -214,7 +215,7 @@ where
         let drain: Option<DrainFn<A>> = drain.clone().map(|d| Box::new(move |a: &A| d(a)) as _);
         tasks.push(spawn(
             config.executor.as_ref(),
-            EndpointTask::server(driver, socket, rx, siblings, drain),
+            EndpointTask::server(driver, socket, Timer::new(), rx, siblings, drain),
         ));
     }
     Ok(Server {

@@ -11,8 +11,9 @@ use quicksand_h3::{ServerDriver, Service};
 use quicksand_udp::UdpSocket;
 use tokio::task::JoinHandle;
 
-use crate::endpoint::{Control, DrainFn, EndpointStats, EndpointTask, Siblings, WorkerReport};
+use crate::endpoint::{Control, DrainFn, EndpointTask, Siblings, Timer};
 use crate::io::Socket;
+use crate::{EndpointStats, WorkerReport};
 use crate::{Error, ServerConfig};
 
 /// H3_NO_ERROR: the code connections still open at the shutdown deadline are closed with.
@@ -207,7 +208,12 @@ where
         });
         let drain: Option<DrainFn<A>> = drain.clone().map(|d| Box::new(move |a: &A| d(a)) as _);
         tasks.push(tokio::spawn(EndpointTask::server(
-            driver, socket, rx, siblings, drain,
+            driver,
+            socket,
+            Timer::new(),
+            rx,
+            siblings,
+            drain,
         )));
     }
     Ok(Server {

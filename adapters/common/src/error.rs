@@ -1,4 +1,4 @@
-//! The adapter's errors, each with the context a log line needs.
+//! The adapters' errors, each with the context a log line needs.
 
 use std::fmt;
 use std::io;

@@ -1,0 +1,412 @@
+//! The endpoint task: one per socket. It owns the socket, a timer and a core [`Driver`] (the
+//! endpoint and every connection on the socket) and runs the driver's loop: receive → timers
+//! → transmit → events → wait for the socket, the timer, the driver's wake-up or a command.
+//!
+//! Connections are multiplexed in this task rather than given a task each: the driver already
+//! runs each connection only when it has input, a timer or a wake-up, so a task per connection
+//! would add a channel hop per datagram and buy nothing on one socket. Servers scale over
+//! cores with several `SO_REUSEPORT` sockets, one task each.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_channel::{mpsc, oneshot};
+use futures_core::Stream;
+use quicksand_core::driver_workers::{Route, Workers};
+use quicksand_core::{Application, ConnectionHandle, Datagram, Driver, Event, QuicConfig};
+
+use crate::buffers::SEND_QUEUE;
+use crate::{ConnectionInfo, EndpointSocket, EndpointTimer, Error};
+
+/// Receive batches per round before the task checks its other work.
+const RECV_ROUNDS: usize = 16;
+/// Transmits per round before the task checks its other work.
+const SEND_BUDGET: usize = 1024;
+/// Rounds per poll before the task yields to the runtime.
+const ROUNDS: usize = 8;
+
+/// A request to open a client connection.
+pub struct Connect<A> {
+    pub peer: std::net::SocketAddr,
+    pub server_name: Option<String>,
+    pub app: A,
+    pub reply: oneshot::Sender<Result<ConnectionInfo, Error>>,
+}
+
+/// Control messages of a server worker.
+pub enum Control {
+    /// Stop accepting, drain, and close what is left at `deadline` with `code`.
+    Shutdown { deadline: Instant, code: u64 },
+    /// A datagram another worker received for one of our connections.
+    Forwarded(Datagram),
+    /// Reply with the endpoint's counters and live connections.
+    Stats(oneshot::Sender<EndpointStats>),
+}
+
+/// Calls the application's graceful-shutdown hook (HTTP/3: GOAWAY).
+pub type DrainFn<A> = Box<dyn Fn(&A) + Send>;
+
+/// A server worker's view of its siblings.
+pub struct Siblings {
+    pub index: usize,
+    pub workers: Workers,
+    pub peers: Vec<mpsc::UnboundedSender<Control>>,
+}
+
+/// How a task ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Connections still open at the shutdown deadline, closed with the shutdown code.
+    pub forced_closed: usize,
+}
+
+/// The endpoint task: a future the adapter spawns, generic over the runtime's socket
+/// readiness and timer.
+pub struct EndpointTask<A: Application, S, T> {
+    driver: Driver<A>,
+    socket: S,
+    timer: T,
+    timer_at: Option<Instant>,
+    // client side
+    connects: Option<mpsc::UnboundedReceiver<Connect<A>>>,
+    client_config: Option<QuicConfig>,
+    waiting: HashMap<ConnectionHandle, oneshot::Sender<Result<ConnectionInfo, Error>>>,
+    // server side
+    control: Option<mpsc::UnboundedReceiver<Control>>,
+    siblings: Option<Siblings>,
+    drain: Option<DrainFn<A>>,
+    shutdown: Option<(Instant, u64)>,
+    forced: Option<usize>,
+    forwarded_in: u64,
+    forwarded_out: u64,
+}
+
+/// One socket's endpoint counters (see [`Server::stats`](crate::Server::stats)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// What the endpoint did with datagrams (routed, RETRYs, resets, drops).
+    pub endpoint: quicksand_core::EndpointStats,
+    /// Connections alive now.
+    pub connections: usize,
+    /// Datagrams other workers forwarded to this one.
+    pub forwarded_in: u64,
+    /// Datagrams this worker received for another and forwarded.
+    pub forwarded_out: u64,
+}
+
+impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> {
+    /// A server worker's task.
+    pub fn server(
+        driver: Driver<A>,
+        socket: S,
+        timer: T,
+        control: mpsc::UnboundedReceiver<Control>,
+        siblings: Option<Siblings>,
+        drain: Option<DrainFn<A>>,
+    ) -> Self {
+        Self::new(
+            driver,
+            socket,
+            timer,
+            None,
+            None,
+            Some(control),
+            siblings,
+            drain,
+        )
+    }
+
+    /// A client endpoint's task.
+    pub fn client(
+        driver: Driver<A>,
+        socket: S,
+        timer: T,
+        config: QuicConfig,
+        connects: mpsc::UnboundedReceiver<Connect<A>>,
+    ) -> Self {
+        Self::new(
+            driver,
+            socket,
+            timer,
+            Some(connects),
+            Some(config),
+            None,
+            None,
+            None,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        driver: Driver<A>,
+        socket: S,
+        timer: T,
+        connects: Option<mpsc::UnboundedReceiver<Connect<A>>>,
+        client_config: Option<QuicConfig>,
+        control: Option<mpsc::UnboundedReceiver<Control>>,
+        siblings: Option<Siblings>,
+        drain: Option<DrainFn<A>>,
+    ) -> Self {
+        EndpointTask {
+            driver,
+            socket,
+            timer,
+            timer_at: None,
+            connects,
+            client_config,
+            waiting: HashMap::new(),
+            control,
+            siblings,
+            drain,
+            shutdown: None,
+            forced: None,
+            forwarded_in: 0,
+            forwarded_out: 0,
+        }
+    }
+
+    /// Applies queued connect requests and control messages.
+    fn commands(&mut self, cx: &mut Context<'_>, now: Instant) {
+        while let Some(rx) = self.connects.as_mut() {
+            match Pin::new(rx).poll_next(cx) {
+                Poll::Ready(Some(c)) => self.connect(now, c),
+                Poll::Ready(None) => self.connects = None,
+                Poll::Pending => break,
+            }
+        }
+        while let Some(rx) = self.control.as_mut() {
+            match Pin::new(rx).poll_next(cx) {
+                Poll::Ready(Some(Control::Forwarded(d))) => {
+                    self.forwarded_in += 1;
+                    self.driver.handle_datagram(now, d)
+                }
+                Poll::Ready(Some(Control::Stats(reply))) => {
+                    let _ = reply.send(EndpointStats {
+                        endpoint: self.driver.endpoint().stats(),
+                        connections: self.driver.connection_count(),
+                        forwarded_in: self.forwarded_in,
+                        forwarded_out: self.forwarded_out,
+                    });
+                }
+                Poll::Ready(Some(Control::Shutdown { deadline, code })) => {
+                    self.begin_shutdown(deadline, code)
+                }
+                Poll::Ready(None) => self.control = None,
+                Poll::Pending => break,
+            }
+        }
+    }
+
+    fn connect(&mut self, now: Instant, c: Connect<A>) {
+        let Some(config) = self.client_config.as_mut() else {
+            return;
+        };
+        let local = self.socket.buffers().local();
+        match self
+            .driver
+            .connect(now, config, c.server_name.as_deref(), local, c.peer, c.app)
+        {
+            Ok(handle) => {
+                self.waiting.insert(handle, c.reply);
+            }
+            Err(e) => {
+                let _ = c.reply.send(Err(Error::Create(e)));
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, deadline: Instant, code: u64) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        tracing::info!(
+            connections = self.driver.connection_count(),
+            "shutting down"
+        );
+        self.driver.shutdown();
+        self.shutdown = Some((deadline, code));
+        if let Some(drain) = &self.drain {
+            for (_, conn) in self.driver.connections() {
+                drain(conn.application());
+            }
+        }
+    }
+
+    /// Closes what is left once the shutdown deadline passed.
+    fn enforce_deadline(&mut self, now: Instant) {
+        let Some((deadline, code)) = self.shutdown else {
+            return;
+        };
+        if self.forced.is_some() || now < deadline {
+            return;
+        }
+        let handles: Vec<_> = self.driver.connections().map(|(h, _)| h).collect();
+        tracing::info!(
+            left = handles.len(),
+            "shutdown deadline: closing connections"
+        );
+        for h in &handles {
+            if let Some(c) = self.driver.connection_mut(*h) {
+                c.close(true, code, b"server shutting down");
+            }
+        }
+        self.forced = Some(handles.len());
+    }
+
+    fn receive(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let driver = &mut self.driver;
+        let siblings = &self.siblings;
+        let forwarded = &mut self.forwarded_out;
+        for _ in 0..RECV_ROUNDS {
+            let sink = |d: Datagram| match siblings {
+                Some(s) => match s.workers.route(s.index, &d.payload) {
+                    Route::Forward(i) => {
+                        *forwarded += 1;
+                        let _ = s.peers[i].unbounded_send(Control::Forwarded(d));
+                    }
+                    Route::Local => driver.handle_datagram(now, d),
+                },
+                None => driver.handle_datagram(now, d),
+            };
+            match self.socket.poll_recv(cx, now, sink) {
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "receive failed");
+                    return false;
+                }
+                Poll::Pending => return false,
+            }
+        }
+        true
+    }
+
+    /// Pulls transmits from the driver and sends them. True if the budget ran out.
+    fn transmit(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut budget = SEND_BUDGET;
+        loop {
+            let mut exhausted = false;
+            while self.socket.buffers().pending() < SEND_QUEUE {
+                match self.driver.poll_transmit(now) {
+                    Some(t) => self.socket.buffers_mut().queue(t),
+                    None => {
+                        exhausted = true;
+                        break;
+                    }
+                }
+            }
+            let queued = self.socket.buffers().pending();
+            match self.socket.poll_send(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => tracing::debug!(error = %e, "send failed"),
+                // Woken when writable; stop pulling from the driver meanwhile.
+                Poll::Pending => return false,
+            }
+            if exhausted {
+                return false;
+            }
+            budget = budget.saturating_sub(queued);
+            if budget == 0 {
+                return true;
+            }
+        }
+    }
+
+    fn events(&mut self) {
+        while let Some((handle, event)) = self.driver.poll_event() {
+            match event {
+                Event::HandshakeCompleted { .. } => {
+                    if let Some(reply) = self.waiting.remove(&handle) {
+                        let commands = self.driver.connection(handle).map(|c| c.command_sender());
+                        if let Some(commands) = commands {
+                            let _ = reply.send(Ok(ConnectionInfo { handle, commands }));
+                        }
+                    }
+                }
+                Event::Closed(reason) => {
+                    tracing::debug!(?handle, ?reason, "connection closed");
+                    if let Some(reply) = self.waiting.remove(&handle) {
+                        let _ = reply.send(Err(Error::Handshake(reason)));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        if self.driver.connection_count() > 0 || self.socket.buffers().pending() > 0 {
+            return false;
+        }
+        if self.control.is_some() || self.siblings.is_some() {
+            // A server ends after shutdown only.
+            return self.shutdown.is_some();
+        }
+        // A client ends when every handle is gone and its connections have closed.
+        self.connects.is_none()
+    }
+
+    /// Arms the timer for the driver's next timeout (and the shutdown deadline). True if that
+    /// instant has already passed: a runtime's timer may still say pending then (tokio's
+    /// cooperative budgeting), so the clock is compared first.
+    fn arm_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self.shutdown.filter(|_| self.forced.is_none()).map(|s| s.0);
+        let next = match (self.driver.poll_timeout(), deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Some(at) = next else {
+            return false;
+        };
+        if at <= Instant::now() {
+            return true;
+        }
+        if self.timer_at != Some(at) {
+            self.timer.reset(at);
+            self.timer_at = Some(at);
+        }
+        if self.timer.poll_expired(cx).is_ready() {
+            // A fired timer may stay fired; forget the instant so the next one re-arms it.
+            self.timer_at = None;
+            return true;
+        }
+        false
+    }
+}
+
+// Nothing is pinned structurally: the parts are moved freely.
+impl<A: Application, S, T> Unpin for EndpointTask<A, S, T> {}
+
+impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTask<A, S, T> {
+    type Output = WorkerReport;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WorkerReport> {
+        let this = self.get_mut();
+        for _ in 0..ROUNDS {
+            let now = Instant::now();
+            this.commands(cx, now);
+            let mut busy = this.receive(cx, now);
+            if this.driver.poll_timeout().is_some_and(|t| t <= now) {
+                this.driver.handle_timeout(now);
+            }
+            this.enforce_deadline(now);
+            busy |= this.transmit(cx, now);
+            this.events();
+            if this.finished() {
+                return Poll::Ready(WorkerReport {
+                    forced_closed: this.forced.unwrap_or(0),
+                });
+            }
+            busy |= this.driver.poll_wakeup(cx).is_ready();
+            busy |= this.arm_timer(cx);
+            if !busy {
+                return Poll::Pending;
+            }
+        }
+        // Still busy: let other tasks run, then come back.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

@@ -1,0 +1,57 @@
+//! What every quicksand runtime adapter shares, so that `quicksand-tokio` and `quicksand-smol`
+//! differ only in how they wait: the endpoint task's loop ([`EndpointTask`]), the runtime-free
+//! half of its socket ([`SocketBuffers`]), connection handles and the error type.
+//!
+//! An adapter supplies two small things, both thin wrappers over its reactor:
+//!
+//! - an [`EndpointSocket`]: [`SocketBuffers`] plus readiness — receive a batch or register the
+//!   waker, send the queue or register the waker;
+//! - an [`EndpointTimer`]: set a deadline, say whether it passed.
+//!
+//! It spawns the [`EndpointTask`] on its executor and talks to it over the channels in
+//! [`Connect`] and [`Control`]. No QUIC logic lives in an adapter: the loop is here and every
+//! protocol decision is in the core.
+
+use std::io;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use quicksand_core::Datagram;
+
+mod buffers;
+mod connection;
+mod endpoint;
+mod error;
+
+pub use buffers::{SocketBuffers, SEND_QUEUE};
+pub use connection::{Connection, ConnectionInfo, H3Connection};
+pub use endpoint::{
+    Connect, Control, DrainFn, EndpointStats, EndpointTask, Siblings, WorkerReport,
+};
+pub use error::Error;
+
+/// A UDP socket registered with a runtime's reactor, as the endpoint task uses it.
+pub trait EndpointSocket: Unpin {
+    /// The buffers and send queue.
+    fn buffers(&self) -> &SocketBuffers;
+    /// The buffers and send queue, to queue transmits.
+    fn buffers_mut(&mut self) -> &mut SocketBuffers;
+    /// Receives one batch and hands its datagrams to `sink`; `Pending` (waker registered) when
+    /// nothing is queued.
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        sink: impl FnMut(Datagram),
+    ) -> Poll<io::Result<usize>>;
+    /// Sends the queue; `Pending` (waker registered for writability) while the socket is full.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// A runtime's timer, as the endpoint task uses it.
+pub trait EndpointTimer: Unpin {
+    /// Sets the deadline.
+    fn reset(&mut self, at: Instant);
+    /// `Ready` once the deadline passed; registers the waker otherwise.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
