@@ -5,6 +5,7 @@
 //! bounded by [`LIMIT`].
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -124,6 +125,104 @@ fn service(req: Request<RecvBody>) -> std::future::Ready<Response<Body>> {
 }
 
 /// `E2E_LOG=1` prints the adapters' and the core's debug logs.
+/// A UDP relay that plays a NAT: the client talks to `front`; the relay talks to the server
+/// from an upstream socket that [`rebind`](Self::rebind) replaces, so the server sees the
+/// client's address change (and, with `SO_REUSEPORT` workers, the kernel may hand the new
+/// flow to another socket). Threads and blocking sockets: no runtime needed.
+struct RebindingRelay {
+    front: Arc<std::net::UdpSocket>,
+    server: SocketAddr,
+    client: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+    upstream: Arc<std::sync::Mutex<Arc<std::net::UdpSocket>>>,
+    ports: std::sync::Mutex<Vec<Arc<std::net::UdpSocket>>>,
+    turn: std::sync::Mutex<usize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RebindingRelay {
+    fn start(server: SocketAddr) -> RebindingRelay {
+        use std::net::UdpSocket;
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        front
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let relay = RebindingRelay {
+            front,
+            server,
+            client: Arc::default(),
+            upstream: Arc::new(std::sync::Mutex::new(Arc::new(
+                UdpSocket::bind("127.0.0.1:0").unwrap(),
+            ))),
+            ports: Default::default(),
+            turn: Default::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        relay.rebind(1);
+        // Client → server through the current upstream socket.
+        let (front, client, upstream, stop) = (
+            relay.front.clone(),
+            relay.client.clone(),
+            relay.upstream.clone(),
+            relay.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = front.recv_from(&mut buf) {
+                    *client.lock().unwrap() = Some(from);
+                    let up = upstream.lock().unwrap().clone();
+                    let _ = up.send(&buf[..n]);
+                }
+            }
+        });
+        relay
+    }
+
+    fn front(&self) -> SocketAddr {
+        self.front.local_addr().unwrap()
+    }
+
+    /// Moves the client to another upstream port: a new one until `ports` exist, then the
+    /// next of those again (the old ones keep relaying late replies). quiche keeps a path
+    /// per address up to the active connection-ID limit (4 by default) and cannot admit a
+    /// fifth: see the notes on NAT rebinding in the README.
+    fn rebind(&self, ports: usize) {
+        let mut all = self.ports.lock().unwrap();
+        let next = *self.turn.lock().unwrap() % ports;
+        *self.turn.lock().unwrap() += 1;
+        if next >= all.len() {
+            let up = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+            up.connect(self.server).unwrap();
+            up.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            let (front, client, stop, down) = (
+                self.front.clone(),
+                self.client.clone(),
+                self.stop.clone(),
+                up.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(n) = down.recv(&mut buf) {
+                        if let Some(c) = *client.lock().unwrap() {
+                            let _ = front.send_to(&buf[..n], c);
+                        }
+                    }
+                }
+            });
+            all.push(up);
+        }
+        *self.upstream.lock().unwrap() = all[next].clone();
+    }
+}
+
+impl Drop for RebindingRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Waits `d` without depending on either runtime's timer.
 async fn pause(d: Duration) {
     let (tx, rx) = futures::channel::oneshot::channel();
@@ -447,6 +546,39 @@ macro_rules! suite {
                     assert!(client.local_addr().is_ipv6());
                     let u = format!("https://[::1]:{}/bytes/100000", server.local_addr().port());
                     fetch_checked(&conn, &u, 100_000).await;
+                    server.shutdown(Duration::from_secs(5)).await;
+                });
+            }
+
+            /// A client whose NAT moves it between four ports, one per request, talking to
+            /// eight `SO_REUSEPORT` workers: the kernel hashes each port's flow to some socket,
+            /// and those that are not the owner forward to it (its worker id is in the CID).
+            /// Every response arrives byte-exact. (All three new ports landing on the owner's
+            /// socket, chance 1/512, leaves forwarding unexercised; the test says so.)
+            #[test]
+            fn rebinding_client_reaches_its_worker_through_forwarding() {
+                $run(async {
+                    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+                    let mut config = server_config(false);
+                    config.workers = 8;
+                    let server = q::serve(addr, config, service).unwrap();
+                    let relay = super::RebindingRelay::start(server.local_addr());
+                    let (_client, conn) = q::connect(relay.front(), "localhost", client_config())
+                        .await
+                        .unwrap();
+                    let u = url(&server, "/bytes/200000");
+                    for _ in 0..8 {
+                        relay.rebind(4);
+                        fetch_checked(&conn, &u, 200_000).await;
+                    }
+                    let stats = server.stats().await;
+                    let forwarded: u64 = stats.iter().map(|s| s.forwarded_in).sum();
+                    let total: usize = stats.iter().map(|s| s.connections).sum();
+                    assert_eq!(total, 1, "one connection, however it moved: {stats:?}");
+                    if forwarded == 0 {
+                        eprintln!("every port hashed to the owner's socket; nothing forwarded");
+                    }
+                    drop(relay);
                     server.shutdown(Duration::from_secs(5)).await;
                 });
             }
