@@ -22,6 +22,7 @@ mod buffers;
 mod connection;
 mod endpoint;
 mod error;
+mod server;
 
 pub use buffers::{SocketBuffers, SEND_QUEUE};
 pub use connection::{Connection, ConnectionInfo, H3Connection};
@@ -29,6 +30,10 @@ pub use endpoint::{
     Connect, Control, DrainFn, EndpointStats, EndpointTask, Siblings, WorkerReport,
 };
 pub use error::Error;
+pub use server::{
+    build_workers, ServerOptions, SharedDrain, ShutdownHandle, ShutdownReport, Worker,
+    SHUTDOWN_CODE,
+};
 
 /// A UDP socket registered with a runtime's reactor, as the endpoint task uses it.
 pub trait EndpointSocket: Unpin {

@@ -10,7 +10,7 @@ use quicksand_adapter::EndpointTimer;
 
 use crate::io::Socket;
 
-pub(crate) use quicksand_adapter::{Connect, Control, DrainFn, Siblings};
+pub(crate) use quicksand_adapter::Connect;
 
 /// The endpoint task of one socket.
 pub(crate) type EndpointTask<A> = quicksand_adapter::EndpointTask<A, Socket, Timer>;

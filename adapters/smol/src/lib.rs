@@ -63,7 +63,8 @@ pub use config::{h3_settings, ClientConfig, ServerConfig};
 pub use quicksand_adapter::{
     Connection, ConnectionInfo, EndpointStats, Error, H3Connection, WorkerReport,
 };
-pub use server::{listen, serve, Server, ShutdownHandle, ShutdownReport, SHUTDOWN_CODE};
+pub use quicksand_adapter::{ShutdownHandle, ShutdownReport, SHUTDOWN_CODE};
+pub use server::{listen, serve, Server};
 
 pub use quicksand_core;
 pub use quicksand_h3;

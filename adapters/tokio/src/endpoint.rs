@@ -11,7 +11,7 @@ use tokio::time::Sleep;
 
 use crate::io::Socket;
 
-pub(crate) use quicksand_adapter::{Connect, Control, DrainFn, Siblings};
+pub(crate) use quicksand_adapter::Connect;
 
 /// The endpoint task of one socket.
 pub(crate) type EndpointTask<A> = quicksand_adapter::EndpointTask<A, Socket, Timer>;

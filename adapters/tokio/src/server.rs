@@ -2,22 +2,19 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use futures_channel::mpsc;
-use quicksand_core::driver_workers::Workers;
-use quicksand_core::{Application, ConnectionContext, Driver, Endpoint, Incoming, QuicConfig};
+use quicksand_adapter::{
+    build_workers, ServerOptions, SharedDrain, ShutdownHandle, ShutdownReport,
+};
+use quicksand_core::{Application, Incoming};
 use quicksand_h3::{ServerDriver, Service};
-use quicksand_udp::UdpSocket;
 use tokio::task::JoinHandle;
 
-use crate::endpoint::{Control, DrainFn, EndpointTask, Siblings, Timer};
+use crate::endpoint::{EndpointTask, Timer};
 use crate::io::Socket;
 use crate::{EndpointStats, WorkerReport};
 use crate::{Error, ServerConfig};
-
-/// H3_NO_ERROR: the code connections still open at the shutdown deadline are closed with.
-pub const SHUTDOWN_CODE: u64 = 0x100;
 
 /// A running server: its sockets' endpoint tasks. Dropping it leaves them running; stop them
 /// with [`shutdown`](Self::shutdown) or a [`ShutdownHandle`].
@@ -28,35 +25,6 @@ pub struct Server {
     tasks: Vec<JoinHandle<WorkerReport>>,
 }
 
-/// Starts a graceful shutdown of a [`Server`] from anywhere; cloneable.
-#[derive(Clone, Debug)]
-pub struct ShutdownHandle {
-    workers: Vec<mpsc::UnboundedSender<Control>>,
-}
-
-impl ShutdownHandle {
-    /// Stops accepting connections, asks each connection to finish (HTTP/3: GOAWAY, in-flight
-    /// requests complete, then the connection closes) and closes whatever is still open after
-    /// `grace` with [`SHUTDOWN_CODE`].
-    pub fn shutdown(&self, grace: Duration) {
-        let deadline = Instant::now() + grace;
-        for w in &self.workers {
-            let _ = w.unbounded_send(Control::Shutdown {
-                deadline,
-                code: SHUTDOWN_CODE,
-            });
-        }
-    }
-}
-
-/// What a shutdown found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ShutdownReport {
-    /// Connections that were still open at the deadline and were closed with
-    /// [`SHUTDOWN_CODE`].
-    pub forced_closed: usize,
-}
-
 impl Server {
     /// The address the sockets are bound to (with the port the OS picked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
@@ -65,16 +33,7 @@ impl Server {
 
     /// Each socket's endpoint counters, in worker order (empty once the server stopped).
     pub async fn stats(&self) -> Vec<EndpointStats> {
-        let mut out = Vec::new();
-        for w in &self.handle.workers {
-            let (tx, rx) = futures_channel::oneshot::channel();
-            if w.unbounded_send(Control::Stats(tx)).is_ok() {
-                if let Ok(s) = rx.await {
-                    out.push(s);
-                }
-            }
-        }
-        out
+        self.handle.stats().await
     }
 
     /// A handle that starts a graceful shutdown.
@@ -142,11 +101,9 @@ where
     listen_inner(addr, config, accept, None)
 }
 
-type SharedDrain<A> = Arc<dyn Fn(&A) + Send + Sync>;
-
 fn listen_inner<A, F>(
     addr: SocketAddr,
-    mut config: ServerConfig,
+    config: ServerConfig,
     accept: F,
     drain: Option<SharedDrain<A>>,
 ) -> Result<Server, Error>
@@ -154,71 +111,30 @@ where
     A: Application + Send + 'static,
     F: Fn(&Incoming) -> Option<A> + Send + Sync + 'static,
 {
-    let count = config.workers;
-    let workers = Workers::new(count).map_err(|_| Error::Workers(count))?;
-    if count > 1 {
-        config.socket.reuse_port = true;
-    }
     let params = config.server_params()?;
-    let mut sockets = Vec::with_capacity(count);
-    let mut bind_addr = addr;
-    for _ in 0..count {
-        let s = UdpSocket::bind(bind_addr, &config.socket).map_err(|source| Error::Bind {
-            addr: bind_addr,
-            source,
-        })?;
-        // Port 0: the others join the port the first one got.
-        bind_addr = s
-            .local_addr()
-            .map_err(|source| Error::Bind { addr, source })?;
-        sockets.push(s);
-    }
-    let local_addr = bind_addr;
-    tracing::info!(%local_addr, workers = count, caps = ?sockets[0].capabilities(), "listening");
-
-    let (txs, rxs): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::unbounded()).unzip();
-    let accept = Arc::new(accept);
-    let base = ConnectionContext::default();
-    let mut tasks = Vec::with_capacity(count);
-    for (index, (socket, rx)) in sockets.into_iter().zip(rxs).enumerate() {
-        let socket = Socket::new(socket, true).map_err(Error::Register)?;
-        let ctx = if count > 1 {
-            workers.context(index, &base)
-        } else {
-            base.clone()
-        };
-        let mut endpoint = Endpoint::new(
-            config.endpoint.clone(),
-            Some(QuicConfig::server(&params)?),
-            ctx,
-            Instant::now(),
-            SystemTime::now(),
-        );
-        *endpoint.token_keys_mut() = workers.token_keys();
-        let accept = accept.clone();
-        let driver = Driver::new(
-            endpoint,
-            Some(Box::new(move |i: &Incoming| accept(i))),
-            socket.gso_segments(),
-        );
-        let siblings = (count > 1).then(|| Siblings {
-            index,
-            workers: workers.clone(),
-            peers: txs.clone(),
-        });
-        let drain: Option<DrainFn<A>> = drain.clone().map(|d| Box::new(move |a: &A| d(a)) as _);
-        tasks.push(tokio::spawn(EndpointTask::server(
-            driver,
+    let options = ServerOptions {
+        workers: config.workers,
+        socket: &config.socket,
+        endpoint: &config.endpoint,
+        params: &params,
+    };
+    let (local_addr, handle, workers) = build_workers(addr, options, accept, drain)?;
+    let mut tasks = Vec::with_capacity(workers.len());
+    for w in workers {
+        let socket = Socket::new(w.socket, true).map_err(Error::Register)?;
+        let task = EndpointTask::server(
+            w.driver,
             socket,
             Timer::new(),
-            rx,
-            siblings,
-            drain,
-        )));
+            w.control,
+            w.siblings,
+            w.drain,
+        );
+        tasks.push(tokio::spawn(task));
     }
     Ok(Server {
         local_addr,
-        handle: ShutdownHandle { workers: txs },
+        handle,
         tasks,
     })
 }
