@@ -93,6 +93,8 @@ pub struct DriverStats {
     pub datagrams_dropped: u64,
     /// We sent GOAWAY (server).
     pub goaway_sent: bool,
+    /// The peer sent GOAWAY (client): new requests fail with `RequestError::GoAway`.
+    pub goaway_received: bool,
     /// PRIORITY_UPDATE frames received for request streams (server).
     pub priority_updates: u64,
 }

@@ -450,3 +450,102 @@ fn shared_scenarios() {
         });
     }
 }
+
+/// GOAWAY while ten requests are in flight, under 1% loss: the ten complete byte-exact, a
+/// request made after the GOAWAY fails with `GoAway`, and the server then closes the
+/// connection cleanly (H3_NO_ERROR).
+#[test]
+fn goaway_with_requests_in_flight() {
+    use futures::future::FutureExt;
+    use quicksand_h3::{Body, ClientDriver, ErrorCode, Http3Settings, RequestError, ServerDriver};
+    use std::task::{Context, Waker};
+    const LEN: usize = 200_000;
+    sim::for_each_seed("goaway_with_requests_in_flight", 3, |seed| {
+        let config = SimConfig::new(seed).with_link(LinkConfig {
+            loss: LossModel::Random(0.01),
+            ..Default::default()
+        });
+        let mut s = Sim::new(config, |_| {
+            Some(ServerDriver::with_service(
+                Http3Settings::default(),
+                |_req: http::Request<quicksand_h3::RecvBody>| async move {
+                    http::Response::new(Body::from(
+                        (0..LEN).map(|i| (i % 251) as u8).collect::<Vec<u8>>(),
+                    ))
+                },
+            ))
+        });
+        let (driver, client) = ClientDriver::new(Http3Settings::default());
+        s.connect(driver).unwrap();
+        let mut pending: Vec<_> = (0..10)
+            .map(|i| {
+                let client = client.clone();
+                async move {
+                    let resp = client.get(&format!("https://localhost/{i}")).await.unwrap();
+                    assert_eq!(resp.status(), 200);
+                    assert!(
+                        resp.body().len() == LEN
+                            && resp
+                                .body()
+                                .iter()
+                                .enumerate()
+                                .all(|(j, b)| *b == (j % 251) as u8),
+                        "response {i} differs"
+                    );
+                }
+                .boxed()
+            })
+            .collect();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut poll = |pending: &mut Vec<_>| {
+            pending.retain_mut(|f: &mut futures::future::BoxFuture<'_, ()>| {
+                f.as_mut().poll(&mut cx).is_pending()
+            });
+        };
+        // Run until the server has taken all ten, then GOAWAY.
+        assert!(s.run_until(Duration::from_secs(30), |s| {
+            poll(&mut pending);
+            s.server
+                .conns()
+                .any(|c| c.application().stats().requests == 10)
+        }));
+        for c in s.server.conns() {
+            c.application().handle().goaway();
+        }
+        let mut late = None;
+        let done = s.run_until(Duration::from_secs(60), |s| {
+            poll(&mut pending);
+            if late.is_none()
+                && s.client
+                    .conns()
+                    .any(|c| c.application().stats().goaway_received)
+            {
+                late = Some(
+                    client.request(
+                        http::Request::get("https://localhost/late")
+                            .body(bytes::Bytes::new())
+                            .unwrap(),
+                    ),
+                );
+            }
+            pending.is_empty() && s.server.conns().next().is_none()
+        });
+        assert!(done, "{} requests unfinished", pending.len());
+        assert_eq!(late.map(|r| r.err()), Some(Some(RequestError::GoAway)));
+        let closed = s
+            .server
+            .finished()
+            .next()
+            .expect("the server closed the connection");
+        match closed.application().close_reason() {
+            Some(CloseReason::Local {
+                application: true,
+                code,
+                ..
+            }) => {
+                assert_eq!(*code, ErrorCode::NoError.code())
+            }
+            other => panic!("unexpected close {other:?}"),
+        }
+    });
+}

@@ -94,6 +94,7 @@ impl ClientDriver {
             recv_buffer_high_water: self.streams.recv_high_water,
             send_buffer_high_water: self.streams.send_high_water,
             datagrams_dropped: self.flows.dropped,
+            goaway_received: self.goaway.is_some(),
             ..DriverStats::default()
         }
     }

@@ -164,6 +164,7 @@ impl ServerDriver {
             datagrams_dropped: self.flows.dropped,
             goaway_sent: self.goaway_id.is_some(),
             priority_updates: self.priority_updates,
+            goaway_received: false,
         }
     }
 
