@@ -84,7 +84,7 @@ pub struct EndpointTask<A: Application, S, T> {
     forwarded_out: u64,
 }
 
-/// One socket's endpoint counters (see [`Server::stats`](crate::Server::stats)).
+/// One socket's endpoint counters (see [`ShutdownHandle::stats`](crate::ShutdownHandle::stats)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EndpointStats {
     /// What the endpoint did with datagrams (routed, RETRYs, resets, drops).

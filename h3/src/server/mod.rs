@@ -47,7 +47,8 @@ enum Sink {
 /// before closing anyway, once shutting down.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-/// The server side of HTTP/3 on one connection. See the [module docs](self).
+/// The server side of HTTP/3 on one connection: [`ServerDriver::new`] hands out a stream of
+/// requests, [`ServerDriver::with_service`] runs a handler inside the driver.
 ///
 /// Call order (done by the core's `Connection`): `on_established` creates the HTTP/3
 /// connection and sends SETTINGS; `process_reads` turns quiche's events into requests, body
