@@ -208,7 +208,9 @@ impl RawClient {
 /// Exchanges packets until nothing moves (or `done`).
 fn run(client: &mut RawClient, server: &mut dyn Server, done: impl Fn(&RawClient) -> bool) {
     let mut out = Vec::new();
-    for _ in 0..10_000 {
+    // Nothing moving for a while, not for one round: handler tasks run on wake-ups.
+    let mut idle_rounds = 0;
+    for _ in 0..100_000 {
         client.work();
         while let Ok((n, _)) = client.conn.send(&mut client.buf) {
             out.push(client.buf[..n].to_vec());
@@ -227,7 +229,8 @@ fn run(client: &mut RawClient, server: &mut dyn Server, done: impl Fn(&RawClient
             };
             let _ = client.conn.recv(&mut d, info);
         }
-        if done(client) || !moved {
+        idle_rounds = if moved { 0 } else { idle_rounds + 1 };
+        if done(client) || idle_rounds >= 100 {
             return;
         }
     }
