@@ -10,6 +10,8 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use quicksand_core::ApplicationError;
+
 use crate::error::DatagramError;
 use crate::shared::{lock, ConnShared};
 
@@ -155,9 +157,32 @@ impl Flows {
         }
     }
 
-    /// Reads every received QUIC datagram. `Err` when one is malformed (connection error
-    /// H3_DATAGRAM_ERROR).
-    pub fn receive(&mut self, conn: &mut quiche::Connection, enabled: bool) -> Result<(), ()> {
+    /// After each read from the peer: publishes to the flows whether datagrams are usable
+    /// (`enabled` by us and by the peer's SETTINGS) and how large they may be, then takes every
+    /// received QUIC datagram. A malformed one is the connection error H3_DATAGRAM_ERROR.
+    pub fn receive_all(
+        &mut self,
+        conn: &mut quiche::Connection,
+        h3: Option<&quiche::h3::Connection>,
+        enabled: bool,
+        shared: &ConnShared,
+    ) -> Result<(), ApplicationError> {
+        let negotiated = enabled && h3.is_some_and(|h3| h3.dgram_enabled_by_peer(conn));
+        shared.datagrams.store(negotiated, Ordering::Release);
+        shared.datagram_max.store(
+            conn.dgram_max_writable_len().unwrap_or(0),
+            Ordering::Release,
+        );
+        self.receive(conn, negotiated).map_err(|()| {
+            ApplicationError::new(
+                crate::ErrorCode::DatagramError.code(),
+                "malformed HTTP/3 datagram",
+            )
+        })
+    }
+
+    /// Reads every received QUIC datagram. `Err` when one is malformed.
+    fn receive(&mut self, conn: &mut quiche::Connection, enabled: bool) -> Result<(), ()> {
         // Sized per datagram by quiche: nothing is allocated when none arrived.
         while let Ok(buf) = conn.dgram_recv_buf() {
             let d = Bytes::from(buf);

@@ -48,6 +48,12 @@ impl Entry {
         }
     }
 
+    /// Sets the stream's priority, in quiche's scheduler and in the order of `flush_all`.
+    pub fn prioritize(&mut self, conn: &mut quiche::Connection, id: u64, priority: Priority) {
+        priority.apply(conn, id);
+        self.priority = priority;
+    }
+
     pub fn is_done(&self) -> bool {
         self.recv_done && self.send_done
     }
@@ -299,11 +305,10 @@ impl Streams {
         cancelled
     }
 
-    /// Sets a stream's priority, in quiche's scheduler and in the order of `flush_all`.
+    /// Sets a known stream's priority (see [`Entry::prioritize`]).
     pub fn prioritize(&mut self, conn: &mut quiche::Connection, id: u64, priority: Priority) {
-        priority.apply(conn, id);
         if let Some(entry) = self.map.get_mut(&id) {
-            entry.priority = priority;
+            entry.prioritize(conn, id, priority);
         }
     }
 
@@ -322,20 +327,21 @@ impl Streams {
 
 /// Resets, STOP_SENDING and priority updates the handles asked for.
 fn apply_local(h3: &mut h3::Connection, conn: &mut quiche::Connection, id: u64, entry: &mut Entry) {
-    let mut st = entry.shared.lock();
-    if let Some(priority) = st.priority_update.take() {
+    let update = entry.shared.lock().priority_update.take();
+    if let Some(priority) = update {
         // Our own sending (a request body) follows it as well.
-        priority.apply(conn, id);
-        entry.priority = priority;
+        entry.prioritize(conn, id, priority);
         match h3.send_priority_update_for_request(conn, id, &priority.to_quiche()) {
-            // The control stream is full: try again on the next wake-up.
+            // The control stream is full: try again on the next wake-up, unless a newer
+            // update came meanwhile.
             Err(h3::Error::StreamBlocked) | Err(h3::Error::Done) => {
-                st.priority_update = Some(priority)
+                entry.shared.lock().priority_update.get_or_insert(priority);
             }
             // Sent, or moot (the stream is gone).
             _ => {}
         }
     }
+    let mut st = entry.shared.lock();
     if let Some(code) = st.reset.take() {
         if !entry.send_done {
             // Err: the stream is already gone; nothing to reset.

@@ -157,8 +157,7 @@ impl ClientDriver {
                     entry.send_done = p.end_stream;
                     // Our own sending (the request body) follows the request's priority too.
                     if let Some(priority) = crate::Priority::from_fields(&p.fields) {
-                        priority.apply(conn, id);
-                        entry.priority = priority;
+                        entry.prioritize(conn, id, priority);
                     }
                     let mut st = p.shared.lock();
                     st.id = Some(id);
@@ -299,23 +298,12 @@ impl Application for ClientDriver {
         self.poll_h3(conn, now)?;
         // The server stopped a request body we were not writing: fail its sender now.
         self.streams.take_stopped(conn);
-        let negotiated = self.settings.enable_datagrams
-            && self
-                .h3
-                .as_ref()
-                .is_some_and(|h3| h3.dgram_enabled_by_peer(conn));
-        self.conn.datagrams.store(negotiated, Ordering::Release);
-        self.conn.datagram_max.store(
-            conn.dgram_max_writable_len().unwrap_or(0),
-            Ordering::Release,
-        );
-        if self.flows.receive(conn, negotiated).is_err() {
-            return Err(ApplicationError::new(
-                ErrorCode::DatagramError.code(),
-                "malformed HTTP/3 datagram",
-            ));
-        }
-        Ok(())
+        self.flows.receive_all(
+            conn,
+            self.h3.as_ref(),
+            self.settings.enable_datagrams,
+            &self.conn,
+        )
     }
 
     fn process_writes(

@@ -262,8 +262,7 @@ impl ServerDriver {
             .get("priority")
             .map(|v| Priority::parse(v.as_bytes()))
             .unwrap_or_default();
-        priority.apply(conn, id);
-        entry.priority = priority;
+        entry.prioritize(conn, id, priority);
         let ext = req.extensions_mut();
         ext.insert(StreamId(id));
         ext.insert(priority);
@@ -307,6 +306,18 @@ impl ServerDriver {
             .waker()
             .unwrap_or_else(|| std::task::Waker::noop().clone());
         self.poll_tasks(&mut Context::from_waker(&waker));
+    }
+
+    /// Counts a request the peer cancelled before its response completed; past the
+    /// rapid-reset limit the connection closes with H3_EXCESSIVE_LOAD.
+    fn count_cancelled(&mut self, now: Instant) -> Result<(), ApplicationError> {
+        if self.rapid.record(now) {
+            return Err(ApplicationError::new(
+                ErrorCode::ExcessiveLoad.code(),
+                "too many request streams cancelled",
+            ));
+        }
+        Ok(())
     }
 
     /// Shuts down when asked and closes once nothing is in flight.
@@ -369,11 +380,8 @@ impl ServerDriver {
                         .get(&id)
                         .is_some_and(|e| !e.final_head && !e.cancelled);
                     self.streams.on_reset(id, code);
-                    if in_flight && self.rapid.record(now) {
-                        return Err(ApplicationError::new(
-                            ErrorCode::ExcessiveLoad.code(),
-                            "too many request streams reset",
-                        ));
+                    if in_flight {
+                        self.count_cancelled(now)?;
                     }
                 }
                 Ok((id, h3::Event::PriorityUpdate)) => {
@@ -424,30 +432,14 @@ impl Application for ServerDriver {
         // A request cancelled with STOP_SENDING alone (a GET's request half is already
         // finished, so no RESET_STREAM comes) is a reset too, for the rapid-reset defence.
         for _ in 0..self.streams.take_stopped(conn) {
-            if self.rapid.record(now) {
-                return Err(ApplicationError::new(
-                    ErrorCode::ExcessiveLoad.code(),
-                    "too many request streams cancelled",
-                ));
-            }
+            self.count_cancelled(now)?;
         }
-        let negotiated = self.settings.enable_datagrams
-            && self
-                .h3
-                .as_ref()
-                .is_some_and(|h3| h3.dgram_enabled_by_peer(conn));
-        self.conn.datagrams.store(negotiated, Ordering::Release);
-        self.conn.datagram_max.store(
-            conn.dgram_max_writable_len().unwrap_or(0),
-            Ordering::Release,
-        );
-        if self.flows.receive(conn, negotiated).is_err() {
-            return Err(ApplicationError::new(
-                ErrorCode::DatagramError.code(),
-                "malformed HTTP/3 datagram",
-            ));
-        }
-        Ok(())
+        self.flows.receive_all(
+            conn,
+            self.h3.as_ref(),
+            self.settings.enable_datagrams,
+            &self.conn,
+        )
     }
 
     fn process_writes(
