@@ -294,12 +294,12 @@ impl<A: Application> Driver<A> {
         let app = self.accept.as_mut().and_then(|f| f(&incoming));
         let Some(app) = app else {
             self.refused += 1;
-            self.endpoint.refuse(incoming);
+            self.endpoint.refuse(now, incoming);
             return;
         };
-        match self.endpoint.accept(now, incoming, app) {
-            Ok((handle, conn)) => self.insert(handle, conn),
-            Err(e) => tracing::debug!(error = %e, "accept failed"),
+        // A failure is counted and logged by the endpoint.
+        if let Ok((handle, conn)) = self.endpoint.accept(now, incoming, app) {
+            self.insert(handle, conn);
         }
     }
 

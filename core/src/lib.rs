@@ -62,7 +62,7 @@ pub use log::capture_quiche_logs;
 pub use metrics::{Metrics, NoopMetrics};
 pub use settings::{
     CertificateKey, CertificateSource, ConfigError, ConfigErrorKind, ConnectionParams, Hooks,
-    QuicConfig, QuicSettings, TlsSettings,
+    QuicConfig, QuicSettings, ServerTransportParams, TlsSettings, QUICHE_TRANSPORT_PARAMS_CAPACITY,
 };
 
 pub use boring;

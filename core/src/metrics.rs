@@ -25,7 +25,8 @@ pub enum DropReason {
     Rejected,
 }
 
-/// Why an Initial was refused or answered statelessly.
+/// Why a client's Initial did not become a connection (or, for a token that is not a RETRY
+/// token, was answered with a RETRY instead).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RejectReason {
     /// The address-validation token could not be opened (forged, wrong key, truncated).
@@ -36,6 +37,51 @@ pub enum RejectReason {
     WrongAddress,
     /// The accept backlog or connection limit was reached.
     Backlog,
+    /// The endpoint is shutting down.
+    ShuttingDown,
+    /// The application's accept function declined the connection.
+    Declined,
+    /// quiche could not create the connection (its error is logged).
+    ConnectionFailed,
+}
+
+impl RejectReason {
+    /// Every reason, in declaration order (the index of each is `reason as usize`).
+    pub const ALL: [RejectReason; 7] = [
+        RejectReason::InvalidToken,
+        RejectReason::ExpiredToken,
+        RejectReason::WrongAddress,
+        RejectReason::Backlog,
+        RejectReason::ShuttingDown,
+        RejectReason::Declined,
+        RejectReason::ConnectionFailed,
+    ];
+
+    /// A short, stable name for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::InvalidToken => "invalid_token",
+            RejectReason::ExpiredToken => "expired_token",
+            RejectReason::WrongAddress => "wrong_address",
+            RejectReason::Backlog => "backlog",
+            RejectReason::ShuttingDown => "shutting_down",
+            RejectReason::Declined => "declined",
+            RejectReason::ConnectionFailed => "connection_failed",
+        }
+    }
+
+    /// One sentence for an operator.
+    pub fn explain(self) -> &'static str {
+        match self {
+            RejectReason::InvalidToken => "address-validation token forged, truncated or unknown",
+            RejectReason::ExpiredToken => "address-validation token expired",
+            RejectReason::WrongAddress => "address-validation token minted for another address",
+            RejectReason::Backlog => "accept backlog or connection limit reached",
+            RejectReason::ShuttingDown => "the endpoint is shutting down",
+            RejectReason::Declined => "the application declined it",
+            RejectReason::ConnectionFailed => "quiche could not create the connection",
+        }
+    }
 }
 
 /// Why a handshake failed.
@@ -108,7 +154,7 @@ pub struct CountingMetrics {
     /// Packet write errors.
     pub write_errors: AtomicU64,
     /// Initials refused, by [`RejectReason`] in declaration order.
-    pub initials_rejected: [AtomicU64; 4],
+    pub initials_rejected: [AtomicU64; RejectReason::ALL.len()],
     /// Local closes.
     pub local_closes: AtomicU64,
     /// Peer closes.

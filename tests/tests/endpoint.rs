@@ -83,7 +83,8 @@ fn endpoint(config: EndpointConfig) -> (Endpoint, Instant) {
             ctx,
             now,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        ),
+        )
+        .unwrap(),
         now,
     )
 }

@@ -98,7 +98,7 @@ where
             ctx,
             Instant::now(),
             SystemTime::now(),
-        );
+        )?;
         *endpoint.token_keys_mut() = workers.token_keys();
         let accept = accept.clone();
         let driver = Driver::new(

@@ -51,7 +51,7 @@ impl<A: Application + Send + 'static> Client<A> {
             ConnectionContext::default(),
             Instant::now(),
             SystemTime::now(),
-        );
+        )?;
         let driver = Driver::new(endpoint, None, socket.gso_segments());
         let (tx, rx) = mpsc::unbounded();
         // Detached: it ends by itself once every handle is gone and its connections closed.

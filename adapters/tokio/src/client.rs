@@ -50,7 +50,7 @@ impl<A: Application + Send + 'static> Client<A> {
             ConnectionContext::default(),
             Instant::now(),
             SystemTime::now(),
-        );
+        )?;
         let driver = Driver::new(endpoint, None, socket.gso_segments());
         let (tx, rx) = mpsc::unbounded();
         tokio::spawn(EndpointTask::client(driver, socket, Timer::new(), quic, rx));

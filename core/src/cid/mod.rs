@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
 /// The length of connection IDs quicksand issues by default.
-pub const DEFAULT_CID_LEN: usize = 16;
+pub const DEFAULT_CID_LEN: usize = 8;
 
 /// Makes the source connection IDs an endpoint issues.
 ///

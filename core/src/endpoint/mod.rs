@@ -11,6 +11,7 @@
 //! issued and retired, and all of a connection's CIDs removed when it closes.
 
 mod header;
+mod rejection;
 mod stateless;
 mod table;
 mod token;
@@ -27,10 +28,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::metrics::{DropReason, RejectReason};
+use crate::settings::check_server_transport_params;
 use crate::{
-    Application, Connection, ConnectionContext, CreateError, Datagram, EndpointEvent, QuicConfig,
-    RetryIds, Transmit,
+    Application, ConfigError, Connection, ConnectionContext, CreateError, Datagram, EndpointEvent,
+    QuicConfig, RetryIds, Transmit,
 };
+use rejection::Rejections;
 use stateless::RateLimit;
 use table::ConnectionTable;
 
@@ -132,6 +135,21 @@ pub struct EndpointStats {
     pub tokens_rejected: u64,
     /// Bytes of stateless answers sent (VN, RETRY, reset).
     pub stateless_bytes: u64,
+    /// Connection attempts refused, by [`RejectReason`] in declaration order; read with
+    /// [`rejected`](Self::rejected).
+    rejected: [u64; RejectReason::ALL.len()],
+}
+
+impl EndpointStats {
+    /// Connection attempts refused for `reason` (each is also logged at `warn`, rate limited).
+    pub fn rejected(&self, reason: RejectReason) -> u64 {
+        self.rejected[reason as usize]
+    }
+
+    /// Connection attempts refused for any reason.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
 }
 
 /// Why an [`Incoming`] could not become a connection.
@@ -168,19 +186,26 @@ pub struct Endpoint {
     rng: StdRng,
     shutting_down: bool,
     stats: EndpointStats,
+    rejections: Rejections,
 }
 
 impl Endpoint {
     /// An endpoint; with a server config it accepts connections, without one it only carries
     /// client connections. `now` and `wall_now` anchor the wall clock tokens are stamped with
     /// (the core reads no clock): pass `Instant::now()` and `SystemTime::now()`.
+    ///
+    /// Fails if the server's transport parameters, with the context's connection-ID length,
+    /// could not be encoded for every valid client ([`ConfigErrorKind::TransportParamsTooLarge`](crate::ConfigErrorKind::TransportParamsTooLarge)).
     pub fn new(
         config: EndpointConfig,
         server: Option<QuicConfig>,
         ctx: ConnectionContext,
         now: Instant,
         wall_now: SystemTime,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
+        if let Some(server) = &server {
+            check_server_transport_params(server.settings(), ctx.cid_generator.cid_len())?;
+        }
         let mut rng = match config.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
@@ -193,7 +218,7 @@ impl Endpoint {
             }
             None => TokenKeys::new(TokenKey::random(0)),
         };
-        Endpoint {
+        Ok(Endpoint {
             reset_limit: RateLimit::new(config.stateless_reset_rate),
             config,
             server,
@@ -204,7 +229,8 @@ impl Endpoint {
             rng,
             shutting_down: false,
             stats: EndpointStats::default(),
-        }
+            rejections: Rejections::default(),
+        })
     }
 
     // ---- inputs -------------------------------------------------------------------------
@@ -289,7 +315,7 @@ impl Endpoint {
             retry,
             ..
         } = incoming;
-        let mut conn = Connection::accept(
+        let created = Connection::accept(
             now,
             server,
             &scid,
@@ -298,19 +324,26 @@ impl Endpoint {
             datagram.peer,
             self.ctx.clone(),
             app,
-        )
-        .map_err(AcceptError::Create)?;
+        );
+        let mut conn = match created {
+            Ok(conn) => conn,
+            Err(e) => {
+                let reason = RejectReason::ConnectionFailed;
+                self.reject(now, datagram.peer, reason, Some(&e));
+                return Err(AcceptError::Create(e));
+            }
+        };
         // Until the client hears from us it keeps using the DCID it chose (or our RETRY SCID).
         let handle = self.table.insert(&[&scid, &client_dcid], true);
         conn.handle_datagram(now, datagram);
         Ok((handle, conn))
     }
 
-    /// Declines an [`Incoming`]: its Initial is dropped and counted.
-    pub fn refuse(&mut self, incoming: Incoming) {
-        drop(incoming);
-        self.ctx.metrics.initial_rejected(RejectReason::Backlog);
-        self.drop(DropReason::Overloaded);
+    /// Declines an [`Incoming`]: its Initial is dropped and counted as
+    /// [`RejectReason::Declined`].
+    pub fn refuse(&mut self, now: Instant, incoming: Incoming) {
+        self.reject(now, incoming.peer(), RejectReason::Declined, None);
+        self.drop(DropReason::Rejected);
     }
 
     /// Creates a client connection routed by this endpoint (many may share one socket).
@@ -423,6 +456,18 @@ impl Endpoint {
         None
     }
 
+    fn reject(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        reason: RejectReason,
+        detail: Option<&dyn std::fmt::Display>,
+    ) {
+        let metrics = &*self.ctx.metrics;
+        self.rejections.record(now, metrics, peer, reason, detail);
+        self.stats.rejected = self.rejections.counts();
+    }
+
     fn respond(&mut self, t: Transmit) -> DatagramEvent {
         self.stats.stateless_bytes += t.contents.len() as u64;
         DatagramEvent::Respond(t)
@@ -471,12 +516,13 @@ impl Endpoint {
         token: Vec<u8>,
     ) -> Option<DatagramEvent> {
         if self.shutting_down {
+            self.reject(now, datagram.peer, RejectReason::ShuttingDown, None);
             return self.drop(DropReason::ShuttingDown);
         }
         if self.table.connections() >= self.config.max_connections
             || self.table.handshaking() >= self.config.max_handshakes
         {
-            self.ctx.metrics.initial_rejected(RejectReason::Backlog);
+            self.reject(now, datagram.peer, RejectReason::Backlog, None);
             return self.drop(DropReason::Overloaded);
         }
         let mut retry = None;
@@ -500,12 +546,14 @@ impl Endpoint {
                         _ => RejectReason::InvalidToken,
                     };
                     self.stats.tokens_rejected += 1;
-                    self.ctx.metrics.initial_rejected(reason);
                     // A bad RETRY token means a forged or replayed Initial: drop it. Any other
-                    // token (NEW_TOKEN, unknown) is treated as none (RFC 9000 §8.1.3).
+                    // token (NEW_TOKEN, unknown) is treated as none (RFC 9000 §8.1.3): counted,
+                    // and the client gets a RETRY like a token-less one.
                     if TokenKeys::claimed_kind(&token) == Some(TokenKind::Retry) {
+                        self.reject(now, datagram.peer, reason, None);
                         return self.drop(DropReason::Rejected);
                     }
+                    self.ctx.metrics.initial_rejected(reason);
                 }
             }
         }

@@ -7,9 +7,12 @@ use quiche::ConnectionId;
 
 use crate::{BufferPool, Datagram, StatelessResetKey, Transmit};
 
-/// The smallest stateless reset we send: 1 header byte, 20 unpredictable bytes covering the
-/// longest DCID a peer may parse, 4 more for a packet number and sample, and the 16-byte token.
-pub(crate) const MIN_RESET_LEN: usize = 41;
+/// The smallest stateless reset we send, RFC 9000 §10.3's minimum: 5 bytes that look like a
+/// short header (38 unpredictable bits) and the 16-byte token. A peer recognises a reset by its
+/// last 16 bytes once the packet fails to decrypt; quiche does so from 21 bytes on. Resets
+/// must stay small because they answer packets one byte shorter: with 8-byte connection IDs a
+/// client's ACK-only packet can be 30 bytes.
+pub(crate) const MIN_RESET_LEN: usize = 21;
 
 fn reply(dgram: &Datagram, contents: crate::PooledBuf) -> Transmit {
     Transmit {

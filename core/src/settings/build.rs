@@ -151,6 +151,10 @@ fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), Conf
 }
 
 const VARINT_MAX: u64 = (1 << 62) - 1;
+/// The largest value of a 4-byte varint: the cap of every window, stream count and timeout
+/// that travels in the transport parameters, so that all of them at once still fit (see
+/// [`ServerTransportParams`](super::ServerTransportParams)).
+const PARAM_MAX: u64 = (1 << 30) - 1;
 
 fn validate(s: &QuicSettings) -> Result<(), ConfigError> {
     if s.alpn.is_empty() {
@@ -159,36 +163,36 @@ fn validate(s: &QuicSettings) -> Result<(), ConfigError> {
     for proto in &s.alpn {
         range("alpn", proto.len() as u64, 1, 255)?;
     }
-    range("initial_max_data", s.initial_max_data, 1, VARINT_MAX)?;
+    range("initial_max_data", s.initial_max_data, 1, PARAM_MAX)?;
     range(
         "initial_max_stream_data_bidi_local",
         s.initial_max_stream_data_bidi_local,
         1,
-        VARINT_MAX,
+        PARAM_MAX,
     )?;
     range(
         "initial_max_stream_data_bidi_remote",
         s.initial_max_stream_data_bidi_remote,
         1,
-        VARINT_MAX,
+        PARAM_MAX,
     )?;
     range(
         "initial_max_stream_data_uni",
         s.initial_max_stream_data_uni,
         1,
-        VARINT_MAX,
+        PARAM_MAX,
     )?;
     range(
         "initial_max_streams_bidi",
         s.initial_max_streams_bidi,
         0,
-        1 << 60,
+        PARAM_MAX,
     )?;
     range(
         "initial_max_streams_uni",
         s.initial_max_streams_uni,
         0,
-        1 << 60,
+        PARAM_MAX,
     )?;
     range(
         "max_connection_window",
@@ -198,7 +202,7 @@ fn validate(s: &QuicSettings) -> Result<(), ConfigError> {
     )?;
     range("max_stream_window", s.max_stream_window, 1, VARINT_MAX)?;
     if let Some(t) = s.max_idle_timeout {
-        range("max_idle_timeout", t.as_millis() as u64, 1, VARINT_MAX)?;
+        range("max_idle_timeout", t.as_millis() as u64, 1, PARAM_MAX)?;
     }
     if let Some(t) = s.handshake_timeout {
         range(
@@ -226,7 +230,7 @@ fn validate(s: &QuicSettings) -> Result<(), ConfigError> {
         "active_connection_id_limit",
         s.active_connection_id_limit,
         2,
-        1 << 16,
+        16_383,
     )?;
     range(
         "max_recv_udp_payload_size",

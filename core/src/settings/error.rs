@@ -54,6 +54,18 @@ pub enum ConfigErrorKind {
     Tls(boring::error::ErrorStack),
     /// quiche refused the value.
     Quiche(quiche::Error),
+    /// A server's transport parameters would not fit quiche's buffer for some valid clients
+    /// (see [`ServerTransportParams`](super::ServerTransportParams)).
+    TransportParamsTooLarge {
+        /// Encoded bytes in the worst case (a 20-byte client DCID, after a RETRY).
+        len: usize,
+        /// The bytes quiche has.
+        capacity: usize,
+        /// The length of the endpoint's own connection IDs.
+        cid_len: usize,
+        /// The largest parameters, with their sizes.
+        largest: String,
+    },
 }
 
 impl ConfigError {
@@ -90,6 +102,18 @@ impl fmt::Display for ConfigError {
             }
             ConfigErrorKind::Tls(e) => write!(f, "TLS: {e}"),
             ConfigErrorKind::Quiche(e) => write!(f, "quiche: {e}"),
+            ConfigErrorKind::TransportParamsTooLarge {
+                len,
+                capacity,
+                cid_len,
+                largest,
+            } => write!(
+                f,
+                "a client with a 20-byte connection ID could not connect: the server's \
+                 transport parameters would take {len} bytes with {cid_len}-byte connection \
+                 IDs, and quiche has {capacity}; use shorter connection IDs or smaller values \
+                 (largest: {largest})"
+            ),
         }
     }
 }

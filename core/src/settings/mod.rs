@@ -18,11 +18,14 @@ mod build;
 mod error;
 mod selfsigned;
 mod tls;
+mod transport_params;
 
 pub use build::QuicConfig;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use selfsigned::CertificateKey;
 pub use tls::{CertificateSource, Hooks, TlsSettings};
+pub(crate) use transport_params::check_server as check_server_transport_params;
+pub use transport_params::{ServerTransportParams, QUICHE_TRANSPORT_PARAMS_CAPACITY};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,7 +35,9 @@ use std::time::Duration;
 pub struct QuicSettings {
     /// ALPN protocols, most preferred first. Default: empty (must be set; `h3` for HTTP/3).
     pub alpn: Vec<Vec<u8>>,
-    /// Connection-level flow-control window granted at start. Default: 10 MiB.
+    /// Connection-level flow-control window granted at start (at most 2^30 − 1, like every
+    /// window and stream count below, so the transport parameters fit; see
+    /// [`ServerTransportParams`]). Default: 10 MiB.
     pub initial_max_data: u64,
     /// Per-stream window for bidirectional streams we open. Default: 1 MiB.
     pub initial_max_stream_data_bidi_local: u64,
@@ -48,7 +53,7 @@ pub struct QuicSettings {
     pub max_connection_window: u64,
     /// Upper bound of the auto-tuned stream window. Default: 16 MiB.
     pub max_stream_window: u64,
-    /// Idle timeout advertised to the peer; `None` disables it. Default: 30 s.
+    /// Idle timeout advertised to the peer (below 2^30 ms); `None` disables it. Default: 30 s.
     pub max_idle_timeout: Option<Duration>,
     /// Close the connection if the handshake has not completed by then; `None` waits for the
     /// idle timeout alone. Default: 10 s.
@@ -63,7 +68,7 @@ pub struct QuicSettings {
     pub enable_early_data: bool,
     /// Tell the peer not to migrate actively (NAT rebinding still works). Default: false.
     pub disable_active_migration: bool,
-    /// Connection IDs of ours the peer may hold at once (at least 2). Default: 4.
+    /// Connection IDs of the peer's we keep at once (2 ..= 16,383). Default: 4.
     pub active_connection_id_limit: u64,
     /// Largest UDP payload we accept. Default: 65527.
     pub max_recv_udp_payload_size: usize,

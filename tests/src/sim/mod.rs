@@ -193,14 +193,16 @@ impl<C: Application, S: Application> Sim<C, S> {
             server_ctx,
             start,
             wall,
-        );
+        )
+        .expect("the simulator's settings fit quiche's transport parameters");
         let client_endpoint = Endpoint::new(
             config.client_endpoint.clone(),
             None,
             client_ctx,
             start,
             wall,
-        );
+        )
+        .expect("the simulator's settings fit quiche's transport parameters");
         Sim {
             start,
             client: Host::new(CLIENT, client_endpoint, None),
@@ -253,7 +255,8 @@ impl<C: Application, S: Application> Sim<C, S> {
             ctx,
             Instant::now(),
             SystemTime::now(),
-        );
+        )
+        .expect("the simulator's settings fit quiche's transport parameters");
         self.server = Host::new(SERVER, endpoint, Some(Box::new(accept)));
         self.traced_events[1] = 0;
     }
