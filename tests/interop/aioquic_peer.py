@@ -127,6 +127,9 @@ def configuration(args, is_client: bool) -> QuicConfiguration:
                                max_datagram_frame_size=65536)
     if args.chacha:
         config.cipher_suites = [CipherSuite.CHACHA20_POLY1305_SHA256]
+    if getattr(args, "cid_length", None):
+        # Both our SCID and the first DCID we send have this length (RFC 9000 allows 8..=20).
+        config.connection_id_length = args.cid_length
     return config
 
 
@@ -201,6 +204,7 @@ def main() -> int:
     c.add_argument("--zero-rtt", action="store_true")
     c.add_argument("--key-update", action="store_true")
     c.add_argument("--chacha", action="store_true")
+    c.add_argument("--cid-length", type=int, default=0, help="connection ID length (8..=20)")
     args = p.parse_args()
     if os.environ.get("AIOQUIC_DEBUG"):
         import logging

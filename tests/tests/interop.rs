@@ -246,31 +246,40 @@ struct Fetched {
     sha256: String,
 }
 
+/// The JSON lines `{"url": .., "status": .., "length": .., "sha256": ..}` that the aioquic
+/// and quinn peer clients print, one per response.
 fn parse_aioquic(out: &str) -> Vec<Fetched> {
     out.lines()
         .filter(|l| l.starts_with('{') && l.contains("\"status\""))
-        .map(|l| {
+        .filter_map(|l| {
             let field = |name: &str| {
-                let at = l.find(&format!("\"{name}\": ")).unwrap() + name.len() + 4;
-                l[at..]
-                    .split([',', '}'])
-                    .next()
-                    .unwrap()
-                    .trim()
-                    .trim_matches('"')
-                    .to_string()
+                let at = l.find(&format!("\"{name}\": "))? + name.len() + 4;
+                let value = l[at..].split([',', '}']).next()?;
+                Some(value.trim().trim_matches('"').to_string())
             };
-            Fetched {
-                status: field("status").parse().unwrap(),
-                length: field("length").parse().unwrap(),
-                sha256: field("sha256"),
-            }
+            Some(Fetched {
+                status: field("status")?.parse().ok()?,
+                length: field("length")?.parse().ok()?,
+                sha256: field("sha256")?,
+            })
         })
         .collect()
 }
 
+/// The responses a peer client printed; panics with its output if it printed none, so a
+/// failing cell always shows the peer's log.
+fn responses(peer: &str, out: &str) -> Vec<Fetched> {
+    let fetched = parse_aioquic(out);
+    assert!(
+        !fetched.is_empty(),
+        "{peer} printed no response:\n{}",
+        tail(out)
+    );
+    fetched
+}
+
 fn aioquic_client(args: &[&str]) -> Vec<Fetched> {
-    parse_aioquic(&aioquic_client_raw(args))
+    responses("aioquic", &aioquic_client_raw(args))
 }
 
 fn aioquic_client_raw(args: &[&str]) -> String {
@@ -289,12 +298,15 @@ fn aioquic_client_against_quicksand_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     for ip in ["127.0.0.1", "::1"] {
         let (server, addr, _) = our_server(&rt, ip, true);
-        // Handshake (through RETRY) and a 1 KB GET.
-        let r = aioquic_client(&[&url(addr, "/bytes/1024")]);
-        assert_eq!(
-            (r[0].status, r[0].length, r[0].sha256.as_str()),
-            (200, 1024, sha256_hex(&pattern(1024)).as_str())
-        );
+        // Handshake (through RETRY) and a 1 KB GET, with aioquic's 8-byte CIDs and with the
+        // longest, 20 bytes (as quinn and curl send).
+        for cid_length in ["8", "20"] {
+            let r = aioquic_client(&["--cid-length", cid_length, &url(addr, "/bytes/1024")]);
+            assert_eq!(
+                (r[0].status, r[0].length, r[0].sha256.as_str()),
+                (200, 1024, sha256_hex(&pattern(1024)).as_str())
+            );
+        }
         if ip.contains(':') {
             drop(server);
             continue; // IPv6: the handshake and a GET are the cell.
@@ -337,7 +349,7 @@ fn aioquic_client_against_quicksand_server() {
         aioquic_client(&["--session", s, &url(addr, "/bytes/10")]);
         assert!(session.exists(), "the server issued a session ticket");
         let out = aioquic_client_raw(&["--session", s, "--zero-rtt", &url(addr, "/bytes/10")]);
-        assert_eq!(parse_aioquic(&out)[0].status, 200);
+        assert_eq!(responses("aioquic", &out)[0].status, 200);
         assert!(
             out.contains("\"early_data\": true"),
             "aioquic saw its early data accepted: {out}"
@@ -623,6 +635,205 @@ fn smol_client_against_ngtcp2_server() {
     })
     .unwrap();
     check_pattern(&resp, TEN_MB);
+}
+
+// ---- quinn 0.11 + h3 (crates.io), both directions, both adapters -----------------------
+
+/// A quinn peer binary, built by `bash .ci/setup --interop` from `tests/peers`.
+fn quinn_bin(name: &str) -> PathBuf {
+    let p = workspace().join("target/peers/release").join(name);
+    assert!(
+        p.exists(),
+        "{name} is not built: run `bash .ci/setup --interop`"
+    );
+    p
+}
+
+fn quinn_client_raw(args: &[&str]) -> String {
+    let mut cmd = Command::new(quinn_bin("quinn-client"));
+    cmd.arg("--insecure").args(args);
+    eprintln!("quinn client {args:?}");
+    Peer::spawn("quinn-client", &mut cmd).wait(Duration::from_secs(60))
+}
+
+fn quinn_client(args: &[&str]) -> Vec<Fetched> {
+    responses("quinn", &quinn_client_raw(args))
+}
+
+/// Prints a server's endpoint counters if the cell using it fails: the server's view of the
+/// connections next to the peer's log.
+struct ServerView(quicksand_tokio::ShutdownHandle);
+
+impl Drop for ServerView {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let stats = futures::executor::block_on(self.0.stats());
+            eprintln!("--- quicksand server's view ---\n{stats:#?}");
+        }
+    }
+}
+
+/// The quinn client's cells against one quicksand server: handshake (through RETRY) and 1 KB;
+/// with `full`, also 10 MB with checksum, 50 parallel requests, ChaCha20 only and resumption
+/// with 0-RTT. quinn picks its own CID lengths (a 20-byte first DCID).
+fn quinn_client_cells(addr: SocketAddr, early: &AtomicUsize, full: bool) {
+    let r = quinn_client(&[&url(addr, "/bytes/1024")]);
+    assert_eq!(
+        (r[0].status, r[0].length, r[0].sha256.as_str()),
+        (200, 1024, sha256_hex(&pattern(1024)).as_str())
+    );
+    if !full {
+        return;
+    }
+    let r = quinn_client(&[&url(addr, &format!("/bytes/{TEN_MB}"))]);
+    assert_eq!(
+        (r[0].length, r[0].sha256.clone()),
+        (TEN_MB, sha256_hex(&pattern(TEN_MB)))
+    );
+    let r = quinn_client(&["--repeat", "50", &url(addr, "/bytes/5000")]);
+    assert_eq!(r.len(), 50);
+    assert!(r.iter().all(|f| f.status == 200 && f.length == 5000));
+    let r = quinn_client(&["--chacha", &url(addr, "/bytes/100000")]);
+    assert_eq!(r[0].sha256, sha256_hex(&pattern(100_000)));
+    let before = early.load(Ordering::SeqCst);
+    let out = quinn_client_raw(&["--resume", &url(addr, "/bytes/10")]);
+    let r = responses("quinn", &out);
+    assert!(r.len() == 2 && r.iter().all(|f| f.status == 200 && f.length == 10));
+    assert!(
+        out.contains("\"resumed_early_data_accepted\": true"),
+        "quinn resumed and its 0-RTT was accepted: {out}"
+    );
+    assert!(
+        early.load(Ordering::SeqCst) > before,
+        "quinn's resumed request arrived as 0-RTT"
+    );
+}
+
+#[test]
+fn quinn_client_against_quicksand_servers() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for ip in ["127.0.0.1", "::1"] {
+        let (server, addr, early) = our_server(&rt, ip, true);
+        let _view = ServerView(server.shutdown_handle());
+        quinn_client_cells(addr, &early, ip == "127.0.0.1");
+        let stats = rt.block_on(server.stats());
+        assert!(stats.iter().map(|s| s.endpoint.retries).sum::<u64>() >= 1);
+    }
+    for ip in ["127.0.0.1", "::1"] {
+        let (chain, key) = cert_files();
+        let mut config = quicksand_smol::ServerConfig::default().with_pem_files(chain, key);
+        config.quic.enable_early_data = true;
+        let early = Arc::new(AtomicUsize::new(0));
+        let counter = early.clone();
+        let bind = SocketAddr::new(ip.parse().unwrap(), 0);
+        let server = smol::block_on(async {
+            quicksand_smol::serve(bind, config, move |req| service(req, counter.clone()))
+        })
+        .unwrap();
+        let _view = ServerView(server.shutdown_handle());
+        quinn_client_cells(server.local_addr(), &early, ip == "127.0.0.1");
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Adapter {
+    Tokio,
+    Smol,
+}
+
+/// A quicksand client connection on `adapter`, resuming `session` if given.
+fn adapter_client(
+    rt: &tokio::runtime::Runtime,
+    adapter: Adapter,
+    peer: SocketAddr,
+    session: Option<Vec<u8>>,
+) -> quicksand_tokio::H3Connection {
+    let mut quic = ClientConfig::default().quic;
+    quic.initial_max_data = 32 << 20;
+    quic.max_connection_window = 64 << 20;
+    quic.enable_early_data = true;
+    match adapter {
+        Adapter::Tokio => {
+            let mut config = ClientConfig::default().insecure();
+            config.quic = quic;
+            config.session = session;
+            rt.block_on(async {
+                let client = Client::bind(quicksand_tokio::any_addr(peer), config)?;
+                client.connect(peer, "localhost").await
+            })
+        }
+        Adapter::Smol => {
+            let mut config = quicksand_smol::ClientConfig::default().insecure();
+            config.quic = quic;
+            config.session = session;
+            smol::block_on(async {
+                let client = quicksand_smol::Client::bind(quicksand_smol::any_addr(peer), config)?;
+                client.connect(peer, "localhost").await
+            })
+        }
+    }
+    .unwrap_or_else(|e| panic!("{adapter:?} client could not connect to {peer}: {e}"))
+}
+
+#[test]
+fn quicksand_clients_against_quinn_server() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (chain, key) = cert_files();
+    for (ip, extra) in [
+        ("127.0.0.1", vec![]),
+        ("127.0.0.1", vec!["--retry"]),
+        ("127.0.0.1", vec!["--chacha"]),
+        ("::1", vec![]),
+    ] {
+        let listen = SocketAddr::new(ip.parse().unwrap(), free_port(ip));
+        let mut cmd = Command::new(quinn_bin("quinn-server"));
+        cmd.arg("--listen")
+            .arg(listen.to_string())
+            .arg("--cert")
+            .arg(&chain)
+            .arg("--key")
+            .arg(&key)
+            .args(&extra);
+        let server = Peer::spawn("quinn-server", &mut cmd);
+        server.wait_for_line("ready", Duration::from_secs(20));
+        for adapter in [Adapter::Tokio, Adapter::Smol] {
+            eprintln!("{adapter:?} client against quinn {listen} {extra:?}");
+            let conn = adapter_client(&rt, adapter, listen, None);
+            let r = fetch_all(&rt, &conn, vec![url(listen, "/bytes/1024")]);
+            check_pattern(&r[0], 1024);
+            if !(extra.is_empty() && ip == "127.0.0.1") {
+                continue;
+            }
+            let r = fetch_all(&rt, &conn, vec![url(listen, &format!("/bytes/{TEN_MB}"))]);
+            check_pattern(&r[0], TEN_MB);
+            let urls = (0..50)
+                .map(|i| url(listen, &format!("/bytes/{}", 100 + i)))
+                .collect();
+            for (i, resp) in fetch_all(&rt, &conn, urls).iter().enumerate() {
+                check_pattern(resp, 100 + i);
+            }
+            // Resumption and 0-RTT with the session the first connection received.
+            let session = rt.block_on(async {
+                for _ in 0..50 {
+                    if let Some(s) = conn.connection.session().await.unwrap() {
+                        return Some(s);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                None
+            });
+            assert!(session.is_some(), "quinn sent a session ticket");
+            let second = adapter_client(&rt, adapter, listen, session);
+            check_pattern(
+                &fetch_all(&rt, &second, vec![url(listen, "/bytes/64")])[0],
+                64,
+            );
+            let (resumed, early) = resumption_state(&rt, &second);
+            assert!(resumed, "{adapter:?} client resumed against quinn");
+            assert_eq!(early, 2, "quinn accepted 0-RTT (BoringSSL reason 2)");
+        }
+        drop(server);
+    }
 }
 
 // ---- resumption and 0-RTT from the quicksand client ---------------------------------------
