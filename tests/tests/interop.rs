@@ -87,10 +87,11 @@ struct Peer {
 
 impl Peer {
     fn spawn(name: &str, cmd: &mut Command) -> Peer {
-        let log = scratch().join(format!(
-            "quicksand-interop-{name}-{}.log",
-            std::process::id()
-        ));
+        // One log per peer process: tests run in parallel threads of this process, and two
+        // peers sharing a log file truncate each other's output (a cell then saw no response).
+        static SPAWNED: AtomicUsize = AtomicUsize::new(0);
+        let n = SPAWNED.fetch_add(1, Ordering::Relaxed);
+        let log = scratch().join(format!("quicksand-interop-{name}-{n}.log"));
         let file = std::fs::File::create(&log).unwrap();
         // cargo points the dynamic loader at build outputs; the peers need the system's libraries.
         cmd.env_remove("LD_LIBRARY_PATH");
@@ -158,23 +159,27 @@ fn tail(s: &str) -> String {
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
-/// The certificate our servers and the peers' servers use, written to files.
+/// The certificate our servers and the peers' servers use, written to files once per process
+/// (tests run in parallel: a second writer could hand a peer a half-written file).
 fn cert_files() -> (PathBuf, PathBuf) {
-    let dir = scratch().join(format!("quicksand-interop-cert-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (chain, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    if !chain.exists() {
-        let CertificateSource::Pem { chain: c, key: k } = CertificateSource::self_signed(
-            &["localhost", "127.0.0.1", "::1"],
-            std::time::SystemTime::now(),
-        )
-        .unwrap() else {
-            unreachable!()
-        };
-        std::fs::write(&chain, c).unwrap();
-        std::fs::write(&key, k).unwrap();
-    }
-    (chain, key)
+    static FILES: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    FILES
+        .get_or_init(|| {
+            let dir = scratch().join("quicksand-interop-cert");
+            std::fs::create_dir_all(&dir).unwrap();
+            let (chain, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+            let CertificateSource::Pem { chain: c, key: k } = CertificateSource::self_signed(
+                &["localhost", "127.0.0.1", "::1"],
+                std::time::SystemTime::now(),
+            )
+            .unwrap() else {
+                unreachable!()
+            };
+            std::fs::write(&chain, c).unwrap();
+            std::fs::write(&key, k).unwrap();
+            (chain, key)
+        })
+        .clone()
 }
 
 // ---- quicksand server, peer clients ------------------------------------------------------
@@ -298,6 +303,7 @@ fn aioquic_client_against_quicksand_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     for ip in ["127.0.0.1", "::1"] {
         let (server, addr, _) = our_server(&rt, ip, true);
+        let _view = ServerView(server.shutdown_handle());
         // Handshake (through RETRY) and a 1 KB GET, with aioquic's 8-byte CIDs and with the
         // longest, 20 bytes (as quinn and curl send).
         for cid_length in ["8", "20"] {
@@ -342,7 +348,8 @@ fn aioquic_client_against_quicksand_server() {
         // Resumption, then 0-RTT, against a server without RETRY: aioquic 1.7 does not resend
         // its 0-RTT request after a RETRY (the request is lost and the connection idles out;
         // ngtcp2 passes the same cell with RETRY on, below).
-        let (_plain, addr, early) = our_server(&rt, ip, false);
+        let (plain, addr, early) = our_server(&rt, ip, false);
+        let _plain_view = ServerView(plain.shutdown_handle());
         let session = scratch().join(format!("quicksand-interop-ticket-{}", std::process::id()));
         let _ = std::fs::remove_file(&session);
         let s = session.to_str().unwrap();
@@ -366,7 +373,8 @@ fn ngtcp2_client_against_quicksand_server() {
     let client = ngtcp2("gtlsclient");
     let rt = tokio::runtime::Runtime::new().unwrap();
     for ip in ["127.0.0.1", "::1"] {
-        let (_server, addr, early) = our_server(&rt, ip, true);
+        let (server, addr, early) = our_server(&rt, ip, true);
+        let _view = ServerView(server.shutdown_handle());
         let host = addr.ip().to_string();
         let port = addr.port().to_string();
         let dir = scratch().join(format!(
@@ -580,6 +588,7 @@ fn smol_server_against_aioquic_and_ngtcp2_clients() {
         })
     })
     .unwrap();
+    let _view = ServerView(server.shutdown_handle());
     let addr = server.local_addr();
     let r = aioquic_client(&[
         &url(addr, "/bytes/1024"),
