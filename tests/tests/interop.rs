@@ -937,15 +937,23 @@ fn quicksand_client_resumes_with_aioquic_and_ngtcp2_servers() {
         .arg(&chain);
     let _server = Peer::spawn("gtlsserver-resume", &mut cmd);
     std::thread::sleep(Duration::from_millis(300));
-    let (resumed, early) = resume_against(
-        &rt,
-        SocketAddr::new("127.0.0.1".parse().unwrap(), port),
-        "/small",
-        4096,
-    );
-    assert!(resumed, "resumed against ngtcp2");
-    assert_eq!(
-        early, 2,
-        "ngtcp2 accepted 0-RTT (BoringSSL early-data reason 2)"
+    // ngtcp2's GnuTLS server may decline early data now and then (BoringSSL reason 4,
+    // peer_declined: 1 resumption in about 40 whole-suite runs on a loaded machine; most
+    // likely GnuTLS's anti-replay check of the ticket age the client reports, which BoringSSL
+    // counts in whole seconds). Resumption must always work, and 0-RTT be accepted at least
+    // once in three tries.
+    let addr = SocketAddr::new("127.0.0.1".parse().unwrap(), port);
+    let mut reasons = Vec::new();
+    for _ in 0..3 {
+        let (resumed, early) = resume_against(&rt, addr, "/small", 4096);
+        assert!(resumed, "resumed against ngtcp2");
+        reasons.push(early);
+        if early == 2 {
+            break;
+        }
+    }
+    assert!(
+        reasons.contains(&2),
+        "ngtcp2 accepted 0-RTT (BoringSSL early-data reason 2); reasons seen: {reasons:?}"
     );
 }
