@@ -40,6 +40,12 @@ struct ReadySet {
 struct ReadyInner {
     handles: BTreeSet<ConnectionHandle>,
     task: Option<Waker>,
+    /// The driver's task is waiting on `poll_wakeup` (it returned pending), so a wake-up must
+    /// wake it. While the driver runs its connections, wake-ups are only recorded: the task
+    /// finds them in its next `poll_wakeup`, and waking it from inside its own poll would make
+    /// the runtime schedule it again (tokio hands a self-woken task to another worker thread:
+    /// a context switch per wake-up).
+    parked: bool,
 }
 
 impl ReadySet {
@@ -63,7 +69,11 @@ impl Wake for ConnectionWaker {
         let task = {
             let mut inner = self.ready.lock();
             inner.handles.insert(self.handle);
-            inner.task.clone()
+            if std::mem::take(&mut inner.parked) {
+                inner.task.clone()
+            } else {
+                None
+            }
         };
         if let Some(task) = task {
             task.wake();
@@ -183,13 +193,16 @@ impl<A: Application> Driver<A> {
     }
 
     /// Ready when a connection was woken by its application or a command; registers the
-    /// task's waker otherwise.
+    /// task's waker otherwise. Call it after the last `poll_transmit`, right before waiting:
+    /// wake-ups that happen while the driver runs its connections only mark them, and are
+    /// reported here rather than by waking the task that is already running.
     pub fn poll_wakeup(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut inner = self.ready.lock();
         if inner.handles.is_empty() {
             if !inner.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 inner.task = Some(cx.waker().clone());
             }
+            inner.parked = true;
             return Poll::Pending;
         }
         Poll::Ready(())
@@ -322,7 +335,12 @@ impl<A: Application> Driver<A> {
     /// Runs every connection with input, woken, or newly created: in the core's order, then
     /// collects its transmits, events and routing changes.
     fn drive(&mut self, now: Instant) {
-        let woken = std::mem::take(&mut self.ready.lock().handles);
+        let woken = {
+            let mut inner = self.ready.lock();
+            // Running now: wake-ups from here on are picked up by the next `poll_wakeup`.
+            inner.parked = false;
+            std::mem::take(&mut inner.handles)
+        };
         let mut work = std::mem::take(&mut self.dirty);
         work.extend(woken);
         for handle in work {

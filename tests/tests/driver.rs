@@ -48,6 +48,54 @@ fn a_command_wakes_the_driver_task_and_is_applied() {
     );
 }
 
+/// A wake-up that arrives while the driver is running its connections (between
+/// `poll_transmit` and `poll_wakeup`) does not wake the task, which is running anyway (a
+/// self-wake makes tokio reschedule it on another thread): `poll_wakeup` reports it instead.
+/// Once the task is parked again, the next wake-up wakes it. None is lost.
+#[test]
+fn a_wake_up_while_the_driver_runs_is_reported_not_sent() {
+    let mut s = Sim::new(SimConfig::new(3), |_| Some(NoApplication));
+    let handle = s.connect(NoApplication).unwrap();
+    assert!(s.run_until(Duration::from_secs(2), |s| s
+        .server
+        .conns()
+        .any(|c| c.stage() == Stage::Running)));
+    let task = Arc::new(CountingWaker::default());
+    let waker = Waker::from(task.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Pending);
+    let commands = s.client.driver.connection(handle).unwrap().command_sender();
+
+    // The task runs (it drives its connections), and meanwhile outside code sends a command.
+    let now = std::time::Instant::now();
+    while s.client.driver.poll_transmit(now).is_some() {}
+    commands
+        .send(quicksand_core::Command::Run(Box::new(|_| ())))
+        .unwrap();
+    assert_eq!(
+        task.0.load(Ordering::SeqCst),
+        0,
+        "no wake-up of a running task"
+    );
+    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Ready(()));
+
+    // Drive it; parked again, the next command wakes the task once.
+    while s.client.driver.poll_transmit(now).is_some() {}
+    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Pending);
+    commands
+        .send(quicksand_core::Command::Run(Box::new(|_| ())))
+        .unwrap();
+    commands
+        .send(quicksand_core::Command::Run(Box::new(|_| ())))
+        .unwrap();
+    assert_eq!(
+        task.0.load(Ordering::SeqCst),
+        1,
+        "one wake-up for a parked task"
+    );
+    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Ready(()));
+}
+
 #[test]
 fn timers_fire_through_the_driver_heap() {
     let mut config = SimConfig::new(2);
