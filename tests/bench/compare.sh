@@ -110,7 +110,7 @@ awk '
   function median(arr, k, m,   i, j, t, a) {
     for (i = 1; i <= m; i++) a[i] = arr[k, i]
     for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return a[int((m + 1) / 2)]
+    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
   }
   END {
     for (k in n) {
