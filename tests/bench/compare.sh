@@ -66,18 +66,23 @@ switches() { cat /proc/"$server_pid"/task/*/status 2>/dev/null | awk '/ctxt_swit
 cpu_ticks() { awk '{ print $14 + $15 }' /proc/"$server_pid"/stat; }
 hz=$(getconf CLK_TCK)
 
+# UDP datagrams the kernel dropped for a full receive buffer, machine-wide: loss on loopback,
+# which makes a loss-based sender back off (downloads then vary a lot between runs).
+rcvbuf_errors() { awk '/^Udp:/ { if (seen) print $6; seen = 1 }' /proc/net/snmp; }
+
 # measure SERVER WORKLOAD UNITS ARGS...: one result line; UNITS is GiB or requests.
 results="$bin/results"
 measure() {
   local name=$1 work=$2 units=$3; shift 3
   local s0 c0 out s1 c1
-  s0=$(switches); c0=$(cpu_ticks)
+  local d0 d1
+  s0=$(switches); c0=$(cpu_ticks); d0=$(rcvbuf_errors)
   out=$(timeout 600 "$bin/quinn-load" --insecure "$@" "https://127.0.0.1:$port/bytes/$size" || echo '{"error": true}')
-  s1=$(switches); c1=$(cpu_ticks)
+  s1=$(switches); c1=$(cpu_ticks); d1=$(rcvbuf_errors)
   local per_switch per_cpu
   per_switch=$(awk -v d=$((s1 - s0)) -v u="$units" 'BEGIN { printf "%.2f", d / u }')
   per_cpu=$(awk -v d=$((c1 - c0)) -v u="$units" -v hz="$hz" 'BEGIN { printf "%.6f", d / hz / u }')
-  echo "$name $work $out switches/unit=$per_switch cpu_s/unit=$per_cpu" | tee -a "$results"
+  echo "$name $work $out switches/unit=$per_switch cpu_s/unit=$per_cpu rcvbuf_drops=$((d1 - d0))" | tee -a "$results"
 }
 
 for round in $(seq "$rounds"); do
