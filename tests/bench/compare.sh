@@ -4,7 +4,8 @@
 # (quinn + h3, tests/peers), measures each in turn, for several rounds. Per server and
 # workload it prints the client's result and the server process's context switches and CPU
 # time (from /proc, all threads), per GiB for the download and per request otherwise, then
-# the median ratio of each quicksand server to the faster competitor.
+# the median ratio of each quicksand server to the faster competitor. Last, quicksand's
+# client examples and quinn-load each download from the tokio-quiche server.
 #
 #   bash tests/bench/compare.sh
 #   QUICKSAND_COMPARE_ROUNDS=3  QUICKSAND_COMPARE_GIB=1  QUICKSAND_COMPARE_REQUESTS=20000
@@ -26,8 +27,9 @@ trap 'pkill -f "$bin/" 2>/dev/null || true; rm -rf "$bin"' EXIT
 echo "building (release): quicksand examples, tests/peers (quinn), tests/bench/competitors (tokio-quiche)"
 bash .ci/patch-quiche
 for rt in tokio smol; do
-  cargo build --release -q -p "quicksand-$rt" --example server
+  cargo build --release -q -p "quicksand-$rt" --example server --example client
   cp target/release/examples/server "$bin/quicksand-$rt-server"
+  cp target/release/examples/client "$bin/quicksand-$rt-client"
 done
 (cd tests/peers && CARGO_TARGET_DIR="$root/target/peers" cargo build --release -q)
 cp target/peers/release/quinn-server target/peers/release/quinn-load "$bin/"
@@ -95,6 +97,18 @@ for round in $(seq "$rounds"); do
     stop_server
   done
 done
+
+# The clients: quicksand's client examples and quinn-load download from the tokio-quiche server.
+echo "== clients: 1 GiB from the tokio-quiche server (Mbit/s of body)"
+start_server tokio-quiche
+for round in $(seq "$rounds"); do
+  for rt in tokio smol; do
+    echo "quicksand-$rt client: $(timeout 600 "$bin/quicksand-$rt-client" --insecure \
+      "https://127.0.0.1:$port/bytes/$bytes" | tail -1)"
+  done
+  echo "quinn-load client: $(timeout 600 "$bin/quinn-load" --insecure "https://127.0.0.1:$port/bytes/$bytes")"
+done
+stop_server
 
 # Medians per server and workload, and each quicksand server against the faster competitor.
 echo "== medians over $rounds rounds (download: Mbit/s; requests, handshakes: per second)"
