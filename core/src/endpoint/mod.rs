@@ -33,7 +33,7 @@ use crate::{
     Application, ConfigError, Connection, ConnectionContext, CreateError, Datagram, EndpointEvent,
     QuicConfig, RetryIds, Transmit,
 };
-use rejection::Rejections;
+use rejection::RejectionLog;
 use stateless::RateLimit;
 use table::ConnectionTable;
 
@@ -186,7 +186,7 @@ pub struct Endpoint {
     rng: StdRng,
     shutting_down: bool,
     stats: EndpointStats,
-    rejections: Rejections,
+    rejection_log: RejectionLog,
 }
 
 impl Endpoint {
@@ -229,7 +229,7 @@ impl Endpoint {
             rng,
             shutting_down: false,
             stats: EndpointStats::default(),
-            rejections: Rejections::default(),
+            rejection_log: RejectionLog::default(),
         })
     }
 
@@ -463,9 +463,9 @@ impl Endpoint {
         reason: RejectReason,
         detail: Option<&dyn std::fmt::Display>,
     ) {
-        let metrics = &*self.ctx.metrics;
-        self.rejections.record(now, metrics, peer, reason, detail);
-        self.stats.rejected = self.rejections.counts();
+        self.stats.rejected[reason as usize] += 1;
+        self.ctx.metrics.initial_rejected(reason);
+        self.rejection_log.warn(now, peer, reason, detail);
     }
 
     fn respond(&mut self, t: Transmit) -> DatagramEvent {

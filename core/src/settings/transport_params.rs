@@ -9,7 +9,9 @@
 //! built, and refuses settings that could not serve every valid client.
 //!
 //! [`ServerTransportParams::worst_case`] mirrors quiche's encoder parameter by parameter (a
-//! test holds the mirror to quiche's own behaviour at the 128-byte boundary).
+//! test holds the mirror to quiche's own behaviour at the 128-byte boundary). It sees the
+//! settings quicksand wraps; a knob changed through `QuicConfig::quiche_config_mut` is outside
+//! the check.
 
 use super::{ConfigError, ConfigErrorKind, QuicSettings};
 
@@ -53,7 +55,8 @@ impl ServerTransportParams {
         let idle = s.max_idle_timeout.map_or(0, |d| d.as_millis() as u64);
         let ack_delay = s.max_ack_delay.as_millis() as u64;
         let limit = s.active_connection_id_limit;
-        // Wire order, as quiche writes them; `sent` is quiche's condition for each.
+        // Integer parameters; `sent` is quiche's condition for writing each (order does not
+        // change the length).
         let ints = [
             ("max_idle_timeout", 0x01, idle),
             (
