@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use quicksand_core::{CloseReason, NoApplication, Stage};
+use quicksand_core::{CloseReason, ConnectionHandle, NoApplication, Stage};
 use quicksand_tests::sim::{Sim, SimConfig};
 
 quicksand_tests::virtual_clock!();
@@ -19,15 +19,26 @@ impl Wake for CountingWaker {
     }
 }
 
-#[test]
-fn a_command_wakes_the_driver_task_and_is_applied() {
-    let mut s = Sim::new(SimConfig::new(1), |_| Some(NoApplication));
+/// A client and a server with one running connection, and a task waker that counts wake-ups.
+fn running(
+    seed: u64,
+) -> (
+    Sim<NoApplication, NoApplication>,
+    ConnectionHandle,
+    Arc<CountingWaker>,
+) {
+    let mut s = Sim::new(SimConfig::new(seed), |_| Some(NoApplication));
     let handle = s.connect(NoApplication).unwrap();
     assert!(s.run_until(Duration::from_secs(2), |s| s
         .server
         .conns()
         .any(|c| c.stage() == Stage::Running)));
-    let task = Arc::new(CountingWaker::default());
+    (s, handle, Arc::new(CountingWaker::default()))
+}
+
+#[test]
+fn a_command_wakes_the_driver_task_and_is_applied() {
+    let (mut s, handle, task) = running(1);
     let waker = Waker::from(task.clone());
     let mut cx = Context::from_waker(&waker);
     // Nothing to do: the driver parks and keeps the task's waker.
@@ -54,13 +65,7 @@ fn a_command_wakes_the_driver_task_and_is_applied() {
 /// Once the task is parked again, the next wake-up wakes it. None is lost.
 #[test]
 fn a_wake_up_while_the_driver_runs_is_reported_not_sent() {
-    let mut s = Sim::new(SimConfig::new(3), |_| Some(NoApplication));
-    let handle = s.connect(NoApplication).unwrap();
-    assert!(s.run_until(Duration::from_secs(2), |s| s
-        .server
-        .conns()
-        .any(|c| c.stage() == Stage::Running)));
-    let task = Arc::new(CountingWaker::default());
+    let (mut s, handle, task) = running(3);
     let waker = Waker::from(task.clone());
     let mut cx = Context::from_waker(&waker);
     assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Pending);

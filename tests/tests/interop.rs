@@ -253,7 +253,7 @@ struct Fetched {
 
 /// The JSON lines `{"url": .., "status": .., "length": .., "sha256": ..}` that the aioquic
 /// and quinn peer clients print, one per response.
-fn parse_aioquic(out: &str) -> Vec<Fetched> {
+fn parse_responses(out: &str) -> Vec<Fetched> {
     out.lines()
         .filter(|l| l.starts_with('{') && l.contains("\"status\""))
         .filter_map(|l| {
@@ -274,7 +274,7 @@ fn parse_aioquic(out: &str) -> Vec<Fetched> {
 /// The responses a peer client printed; panics with its output if it printed none, so a
 /// failing cell always shows the peer's log.
 fn responses(peer: &str, out: &str) -> Vec<Fetched> {
-    let fetched = parse_aioquic(out);
+    let fetched = parse_responses(out);
     assert!(
         !fetched.is_empty(),
         "{peer} printed no response:\n{}",
@@ -436,15 +436,60 @@ fn ngtcp2_client_against_quicksand_server() {
 
 // ---- peer servers, quicksand client ------------------------------------------------------
 
-fn our_client(rt: &tokio::runtime::Runtime, peer: SocketAddr) -> quicksand_tokio::H3Connection {
-    let mut config = ClientConfig::default().insecure();
-    config.quic.initial_max_data = 32 << 20;
-    config.quic.max_connection_window = 64 << 20;
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Adapter {
+    Tokio,
+    Smol,
+}
+
+/// A quicksand client connection on `adapter` (32 MiB window for the 10 MB cells, early data
+/// on), resuming `session` if given.
+fn adapter_client(
+    rt: &tokio::runtime::Runtime,
+    adapter: Adapter,
+    peer: SocketAddr,
+    session: Option<Vec<u8>>,
+) -> quicksand_tokio::H3Connection {
+    let mut quic = ClientConfig::default().quic;
+    quic.initial_max_data = 32 << 20;
+    quic.max_connection_window = 64 << 20;
+    quic.enable_early_data = true;
+    match adapter {
+        Adapter::Tokio => {
+            let mut config = ClientConfig::default().insecure();
+            config.quic = quic;
+            config.session = session;
+            rt.block_on(async {
+                let client = Client::bind(quicksand_tokio::any_addr(peer), config)?;
+                client.connect(peer, "localhost").await
+            })
+        }
+        Adapter::Smol => {
+            let mut config = quicksand_smol::ClientConfig::default().insecure();
+            config.quic = quic;
+            config.session = session;
+            smol::block_on(async {
+                let client = quicksand_smol::Client::bind(quicksand_smol::any_addr(peer), config)?;
+                client.connect(peer, "localhost").await
+            })
+        }
+    }
+    .unwrap_or_else(|e| panic!("{adapter:?} client could not connect to {peer}: {e}"))
+}
+
+/// The TLS session `conn` received, to resume with; the ticket arrives just after the
+/// handshake, so this waits up to a second for it.
+fn session_of(rt: &tokio::runtime::Runtime, conn: &quicksand_tokio::H3Connection) -> Vec<u8> {
     rt.block_on(async {
-        let client = Client::bind(quicksand_tokio::any_addr(peer), config)?;
-        client.connect(peer, "localhost").await
+        for _ in 0..50 {
+            if let Some(s) = conn.connection.session().await.unwrap() {
+                return Some(s);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     })
-    .unwrap()
+    .expect("the server sent a session ticket")
 }
 
 fn fetch_all(
@@ -500,7 +545,7 @@ fn quicksand_client_against_aioquic_server() {
         let server = Peer::spawn("aioquic-server", &mut cmd);
         server.wait_for_line("ready", Duration::from_secs(20));
         let addr = SocketAddr::new(ip.parse().unwrap(), port);
-        let conn = our_client(&rt, addr);
+        let conn = adapter_client(&rt, Adapter::Tokio, addr, None);
         let r = fetch_all(&rt, &conn, vec![url(addr, "/bytes/1024")]);
         check_pattern(&r[0], 1024);
         if extra.is_empty() && ip == "127.0.0.1" {
@@ -556,7 +601,7 @@ fn quicksand_client_against_ngtcp2_server() {
         let _server = Peer::spawn("gtlsserver", &mut cmd);
         std::thread::sleep(Duration::from_millis(300));
         let addr = SocketAddr::new(ip.parse().unwrap(), port);
-        let conn = our_client(&rt, addr);
+        let conn = adapter_client(&rt, Adapter::Tokio, addr, None);
         let r = fetch_all(&rt, &conn, vec![url(addr, "/f1024")]);
         check_pattern(&r[0], 1024);
         if extra.is_empty() && ip == "127.0.0.1" {
@@ -741,46 +786,6 @@ fn quinn_client_against_quicksand_servers() {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Adapter {
-    Tokio,
-    Smol,
-}
-
-/// A quicksand client connection on `adapter`, resuming `session` if given.
-fn adapter_client(
-    rt: &tokio::runtime::Runtime,
-    adapter: Adapter,
-    peer: SocketAddr,
-    session: Option<Vec<u8>>,
-) -> quicksand_tokio::H3Connection {
-    let mut quic = ClientConfig::default().quic;
-    quic.initial_max_data = 32 << 20;
-    quic.max_connection_window = 64 << 20;
-    quic.enable_early_data = true;
-    match adapter {
-        Adapter::Tokio => {
-            let mut config = ClientConfig::default().insecure();
-            config.quic = quic;
-            config.session = session;
-            rt.block_on(async {
-                let client = Client::bind(quicksand_tokio::any_addr(peer), config)?;
-                client.connect(peer, "localhost").await
-            })
-        }
-        Adapter::Smol => {
-            let mut config = quicksand_smol::ClientConfig::default().insecure();
-            config.quic = quic;
-            config.session = session;
-            smol::block_on(async {
-                let client = quicksand_smol::Client::bind(quicksand_smol::any_addr(peer), config)?;
-                client.connect(peer, "localhost").await
-            })
-        }
-    }
-    .unwrap_or_else(|e| panic!("{adapter:?} client could not connect to {peer}: {e}"))
-}
-
 #[test]
 fn quicksand_clients_against_quinn_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -819,17 +824,8 @@ fn quicksand_clients_against_quinn_server() {
                 check_pattern(resp, 100 + i);
             }
             // Resumption and 0-RTT with the session the first connection received.
-            let session = rt.block_on(async {
-                for _ in 0..50 {
-                    if let Some(s) = conn.connection.session().await.unwrap() {
-                        return Some(s);
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                None
-            });
-            assert!(session.is_some(), "quinn sent a session ticket");
-            let second = adapter_client(&rt, adapter, listen, session);
+            let session = session_of(&rt, &conn);
+            let second = adapter_client(&rt, adapter, listen, Some(session));
             check_pattern(
                 &fetch_all(&rt, &second, vec![url(listen, "/bytes/64")])[0],
                 64,
@@ -859,41 +855,16 @@ fn resumption_state(
     rt.block_on(rx).unwrap()
 }
 
-fn resumed_client(
-    rt: &tokio::runtime::Runtime,
-    peer: SocketAddr,
-    session: Option<Vec<u8>>,
-) -> quicksand_tokio::H3Connection {
-    let mut config = ClientConfig::default().insecure();
-    config.quic.enable_early_data = true;
-    config.session = session;
-    rt.block_on(async {
-        let client = Client::bind(quicksand_tokio::any_addr(peer), config)?;
-        client.connect(peer, "localhost").await
-    })
-    .unwrap()
-}
-
 fn resume_against(
     rt: &tokio::runtime::Runtime,
     addr: SocketAddr,
     path: &str,
     n: usize,
 ) -> (bool, u32) {
-    let first = resumed_client(rt, addr, None);
+    let first = adapter_client(rt, Adapter::Tokio, addr, None);
     check_pattern(&fetch_all(rt, &first, vec![url(addr, path)])[0], n);
-    // The ticket arrives just after the handshake.
-    let session = rt.block_on(async {
-        for _ in 0..50 {
-            if let Some(s) = first.connection.session().await.unwrap() {
-                return Some(s);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
-    });
-    assert!(session.is_some(), "the server sent a session ticket");
-    let second = resumed_client(rt, addr, session);
+    let session = session_of(rt, &first);
+    let second = adapter_client(rt, Adapter::Tokio, addr, Some(session));
     check_pattern(&fetch_all(rt, &second, vec![url(addr, path)])[0], n);
     resumption_state(rt, &second)
 }

@@ -3,9 +3,10 @@
 //! quinn-client [--insecure] [--chacha] [--repeat N] [--resume] URL...
 //!
 //! Fetches every URL (each `--repeat` times) in parallel on one connection and prints one line
-//! per response: `{"url": "...", "status": 200, "length": N, "sha256": "...", "early_data": B}`.
+//! per response: `{"url": "...", "status": 200, "length": N, "sha256": "...", "resumed": B}`.
 //! With `--resume` it then connects again with the session ticket, sends the same requests as
-//! 0-RTT early data, and prints them again; `early_data` says whether the server accepted it.
+//! 0-RTT early data, prints them again (`"resumed": true`), and then
+//! `{"resumed_early_data_accepted": B}`: whether the server accepted the early data.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,37 +59,26 @@ async fn main() -> Result<(), Error> {
 
     let conn = endpoint.connect(server, "localhost")?.await?;
     fetch_all(conn.clone(), &o, false).await?;
+    // The session ticket follows the handshake; give it a moment to arrive.
     if o.resume {
-        // The session ticket follows the handshake; give it a moment to arrive.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        conn.close(0u32.into(), b"done");
-        let connecting = endpoint.connect(server, "localhost")?;
-        let (conn, accepted) = connecting
+    }
+    conn.close(0u32.into(), b"done");
+    if o.resume {
+        let (conn, accepted) = endpoint
+            .connect(server, "localhost")?
             .into_0rtt()
             .map_err(|_| "no session ticket to resume with")?;
-        let fetched = tokio::spawn({
-            let conn = conn.clone();
-            let o = Options {
-                urls: o.urls.clone(),
-                ..o
-            };
-            async move {
-                let early = accepted.await;
-                (conn, o, early)
-            }
-        });
+        let accepted = tokio::spawn(accepted);
         fetch_all(conn.clone(), &o, true).await?;
-        let (_, _, early) = fetched.await?;
-        println!("{{\"resumed_early_data_accepted\": {early}}}");
-        conn.close(0u32.into(), b"done");
-    } else {
+        println!("{{\"resumed_early_data_accepted\": {}}}", accepted.await?);
         conn.close(0u32.into(), b"done");
     }
     endpoint.wait_idle().await;
     Ok(())
 }
 
-async fn fetch_all(conn: quinn::Connection, o: &Options, early: bool) -> Result<(), Error> {
+async fn fetch_all(conn: quinn::Connection, o: &Options, resumed: bool) -> Result<(), Error> {
     let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn)).await?;
     let drive = tokio::spawn(async move { driver.wait_idle().await });
     let mut jobs = Vec::new();
@@ -118,7 +108,7 @@ async fn fetch_all(conn: quinn::Connection, o: &Options, early: bool) -> Result<
     for job in jobs {
         let (url, status, length, sha) = job.await??;
         println!(
-            "{{\"url\": \"{url}\", \"status\": {status}, \"length\": {length}, \"sha256\": \"{sha}\", \"early_data\": {early}}}"
+            "{{\"url\": \"{url}\", \"status\": {status}, \"length\": {length}, \"sha256\": \"{sha}\", \"resumed\": {resumed}}}"
         );
     }
     drop(send);
