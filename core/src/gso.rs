@@ -1,13 +1,17 @@
 //! GSO batching: which consecutive packets from quiche may leave in one `sendmsg`.
 //!
 //! A batch is a pure function of what quiche emits. Packets join the batch while they have
-//! the first packet's size (the last may be shorter, and then closes it), the same path and the
-//! same release time, up to the socket's segment limit and a byte budget (quiche's
-//! `send_quantum`, never above [`MAX_TRANSMIT_BYTES`]). Release times that are already due are
-//! all "now" and so equal.
+//! the first packet's size (the last may be shorter, and then closes it), the same path and a
+//! release time within the batch's release window, up to the socket's segment limit and a byte
+//! budget (quiche's `send_quantum`, never above [`MAX_TRANSMIT_BYTES`]).
+//!
+//! The release window is the driver's release horizon: a driver sends a transmit as soon as
+//! its release time is within the horizon, so packets that quiche's pacer spaced a few
+//! microseconds apart leave together anyway. Batching them keeps GSO working with pacing on
+//! (one packet per send otherwise: quiche gives every packet its own release time).
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The largest UDP payload one send can carry over IPv4 (65535 − 8 − 20).
 pub const MAX_TRANSMIT_BYTES: usize = 65_507;
@@ -19,6 +23,9 @@ pub struct BatchLimits {
     pub max_segments: usize,
     /// Most bytes in one send.
     pub max_bytes: usize,
+    /// How much later than the first packet's release time a packet may be released and still
+    /// join the batch (zero: only equal release times batch).
+    pub release_window: Duration,
 }
 
 impl BatchLimits {
@@ -28,6 +35,16 @@ impl BatchLimits {
         BatchLimits {
             max_segments: max_segments.max(1),
             max_bytes: quantum.max(max_packet).min(MAX_TRANSMIT_BYTES),
+            release_window: Duration::ZERO,
+        }
+    }
+
+    /// The same limits, letting packets released up to `window` after the batch's first one
+    /// join it.
+    pub fn with_release_window(self, window: Duration) -> Self {
+        BatchLimits {
+            release_window: window,
+            ..self
         }
     }
 }
@@ -41,18 +58,24 @@ pub struct PacketMeta {
     pub from: SocketAddr,
     /// Peer address to send to.
     pub to: SocketAddr,
-    /// Release time, `None` when already due.
+    /// Release time, `None` when due (already, or within the release window of `now`).
     pub release_at: Option<Instant>,
 }
 
 impl PacketMeta {
-    /// Builds the metadata from quiche's send info; a release time not after `now` is "due".
-    pub fn from_send_info(len: usize, info: &quiche::SendInfo, now: Instant) -> Self {
+    /// Builds the metadata from quiche's send info; a release time not after `now + window`
+    /// is "due": a driver sends it now either way.
+    pub fn from_send_info(
+        len: usize,
+        info: &quiche::SendInfo,
+        now: Instant,
+        window: Duration,
+    ) -> Self {
         PacketMeta {
             len,
             from: info.from,
             to: info.to,
-            release_at: (info.at > now).then_some(info.at),
+            release_at: (info.at > now + window).then_some(info.at),
         }
     }
 }
@@ -98,7 +121,7 @@ impl GsoBatch {
             && pkt.len <= self.first.len
             && pkt.from == self.first.from
             && pkt.to == self.first.to
-            && pkt.release_at == self.first.release_at
+            && self.releases_with_first(pkt.release_at)
             && self.bytes + pkt.len <= self.limits.max_bytes;
         if !fits {
             return Admission::Rejected;
@@ -145,6 +168,17 @@ impl GsoBatch {
     /// The first packet, whose path and release time the batch carries.
     pub fn first(&self) -> &PacketMeta {
         &self.first
+    }
+
+    /// Due packets batch with due ones; a later release time joins a batch that is released
+    /// at most `release_window` before it. Quiche's release times never go backwards, so a
+    /// due packet after a held one starts a new batch (it was due first).
+    fn releases_with_first(&self, release_at: Option<Instant>) -> bool {
+        match (self.first.release_at, release_at) {
+            (None, None) => true,
+            (Some(first), Some(at)) => at >= first && at <= first + self.limits.release_window,
+            _ => false,
+        }
     }
 
     fn update_closed(&mut self) {

@@ -114,6 +114,28 @@ fn release_time_change_splits_batches() {
 }
 
 #[test]
+fn release_times_within_the_window_batch() {
+    // Quiche's pacer spaces packets microseconds apart; a driver sends everything within its
+    // release horizon at once, so those packets share one GSO send.
+    let t = Instant::now() + Duration::from_millis(5);
+    let at = |us: u64| PacketMeta {
+        release_at: Some(t + Duration::from_micros(us)),
+        ..pkt(1200)
+    };
+    let l = BatchLimits::new(64, 100_000, 1350).with_release_window(Duration::from_millis(1));
+    let seq = [at(0), at(4), at(8), at(1000), at(1004), at(2005)];
+    assert_eq!(
+        batches(&seq, l),
+        vec![vec![1200, 1200, 1200, 1200], vec![1200], vec![1200]]
+    );
+    // Without a window, every distinct release time is its own send.
+    let exact = BatchLimits::new(64, 100_000, 1350);
+    assert_eq!(batches(&seq[..3], exact).len(), 3);
+    // A due packet never joins a held batch, nor a held packet a due one.
+    assert_eq!(batches(&[pkt(1200), at(0), pkt(1200)], l).len(), 3);
+}
+
+#[test]
 fn path_change_splits_batches() {
     let l = BatchLimits::new(64, 100_000, 1350);
     let other = PacketMeta {
@@ -134,4 +156,24 @@ fn room_is_segment_size_until_closed() {
     assert_eq!(b.room(), 0);
     assert_eq!(b.offer(pkt(1100)), Admission::Rejected);
     assert_eq!((b.segments(), b.bytes()), (2, 2200));
+}
+
+#[test]
+fn quiche_release_times_within_the_window_are_due() {
+    // quiche stamps packets with its own clock, read after the driver's `now`: without the
+    // window every packet would look held and carry a release time of its own.
+    let now = Instant::now();
+    let info = |after: Duration| quiche::SendInfo {
+        from: addr(1),
+        to: addr(2),
+        at: now + after,
+    };
+    let window = Duration::from_millis(1);
+    let soon = PacketMeta::from_send_info(1200, &info(Duration::from_micros(40)), now, window);
+    assert_eq!(soon.release_at, None);
+    let later = PacketMeta::from_send_info(1200, &info(Duration::from_millis(3)), now, window);
+    assert_eq!(later.release_at, Some(now + Duration::from_millis(3)));
+    let exact =
+        PacketMeta::from_send_info(1200, &info(Duration::from_micros(40)), now, Duration::ZERO);
+    assert!(exact.release_at.is_some());
 }

@@ -439,6 +439,12 @@ macro_rules! suite {
                         stringify!($name),
                         BIG as f64 * 8.0 / secs / 1e6
                     );
+                    // Full-size packets leave in GSO batches: one send per packet costs
+                    // the server several times the CPU per byte.
+                    let stats = server.stats().await;
+                    let batch = stats[0].datagrams_sent as f64 / stats[0].transmits as f64;
+                    eprintln!("{}: {batch:.1} datagrams per send", stringify!($name));
+                    assert!(batch >= 4.0, "mean GSO batch {batch:.2}: {stats:?}");
                     server.shutdown(Duration::from_secs(5)).await;
                 });
             }

@@ -82,6 +82,8 @@ pub struct EndpointTask<A: Application, S, T> {
     forced: Option<usize>,
     forwarded_in: u64,
     forwarded_out: u64,
+    transmits: u64,
+    datagrams_sent: u64,
 }
 
 /// One socket's endpoint counters (see [`ShutdownHandle::stats`](crate::ShutdownHandle::stats)).
@@ -95,6 +97,10 @@ pub struct EndpointStats {
     pub forwarded_in: u64,
     /// Datagrams this worker received for another and forwarded.
     pub forwarded_out: u64,
+    /// Transmits handed to the socket: one `sendmsg` each (a GSO batch counts once).
+    pub transmits: u64,
+    /// Datagrams in those transmits; `datagrams_sent / transmits` is the mean GSO batch.
+    pub datagrams_sent: u64,
 }
 
 impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> {
@@ -165,6 +171,8 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
             forced: None,
             forwarded_in: 0,
             forwarded_out: 0,
+            transmits: 0,
+            datagrams_sent: 0,
         }
     }
 
@@ -189,6 +197,8 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
                         connections: self.driver.connection_count(),
                         forwarded_in: self.forwarded_in,
                         forwarded_out: self.forwarded_out,
+                        transmits: self.transmits,
+                        datagrams_sent: self.datagrams_sent,
                     });
                 }
                 Poll::Ready(Some(Control::Shutdown { deadline, code })) => {
@@ -284,13 +294,21 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
     }
 
     /// Pulls transmits from the driver and sends them. True if the budget ran out.
-    fn transmit(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+    ///
+    /// Each transmit is asked for with a fresh clock reading: quiche stamps every packet's
+    /// release time with its own clock, so a `now` taken before a long receive round would
+    /// make packets that are due look like they lie ahead (held, and not batched for GSO).
+    fn transmit(&mut self, cx: &mut Context<'_>) -> bool {
         let mut budget = SEND_BUDGET;
         loop {
             let mut exhausted = false;
             while self.socket.buffers().pending() < SEND_QUEUE {
-                match self.driver.poll_transmit(now) {
-                    Some(t) => self.socket.buffers_mut().queue(t),
+                match self.driver.poll_transmit(Instant::now()) {
+                    Some(t) => {
+                        self.transmits += 1;
+                        self.datagrams_sent += t.segments() as u64;
+                        self.socket.buffers_mut().queue(t)
+                    }
                     None => {
                         exhausted = true;
                         break;
@@ -392,7 +410,7 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTas
                 this.driver.handle_timeout(now);
             }
             this.enforce_deadline(now);
-            busy |= this.transmit(cx, now);
+            busy |= this.transmit(cx);
             this.events();
             if this.finished() {
                 return Poll::Ready(WorkerReport {

@@ -22,7 +22,8 @@ pub struct ConnectionContext {
     pub buffers: BufferPool,
     /// Transmits due within this much of `now` are handed out at once, carrying their release
     /// time (for `SO_TXTIME`, or a driver that sends slightly early); later ones are held and
-    /// `poll_timeout` wakes the driver for them. Default: 1 ms (a timer's granularity).
+    /// `poll_timeout` wakes the driver for them. Packets released within this much of a
+    /// batch's first one share its GSO send. Default: 1 ms (a timer's granularity).
     pub release_horizon: Duration,
 }
 

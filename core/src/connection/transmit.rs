@@ -54,7 +54,8 @@ impl<A: Application> Connection<A> {
             max_segments,
             self.conn.send_quantum(),
             self.conn.max_send_udp_payload_size(),
-        );
+        )
+        .with_release_window(self.ctx.release_horizon);
         let mut batch = GsoBatch::start(first, limits);
         while !batch.is_closed() {
             let offset = batch.bytes();
@@ -96,7 +97,12 @@ impl<A: Application> Connection<A> {
         match self.conn.send(&mut vec[offset..offset + room]) {
             Ok((len, info)) => {
                 vec.truncate(offset + len);
-                Some(PacketMeta::from_send_info(len, &info, now))
+                Some(PacketMeta::from_send_info(
+                    len,
+                    &info,
+                    now,
+                    self.ctx.release_horizon,
+                ))
             }
             Err(quiche::Error::Done) => {
                 vec.truncate(offset);
