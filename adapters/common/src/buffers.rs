@@ -30,6 +30,9 @@ pub struct SocketBuffers {
     pending: VecDeque<Transmit>,
     /// Bytes of `pending[0]` already sent (whole segments, by a split send).
     front_sent: usize,
+    /// Buffers filled by a receive that only checked readiness; the next `try_recv` hands
+    /// them out first.
+    stashed: usize,
 }
 
 impl SocketBuffers {
@@ -46,6 +49,7 @@ impl SocketBuffers {
             meta: vec![RecvMeta::default(); RECV_BUFFERS],
             pending: VecDeque::with_capacity(SEND_QUEUE),
             front_sent: 0,
+            stashed: 0,
         })
     }
 
@@ -54,8 +58,38 @@ impl SocketBuffers {
         self.local
     }
 
+    /// Receives one batch (stashed buffers first) and hands its datagrams to `sink`: the
+    /// count of filled buffers, `WouldBlock` when nothing is queued.
+    pub fn try_recv(
+        &mut self,
+        socket: &UdpSocket,
+        now: Instant,
+        sink: impl FnMut(Datagram),
+    ) -> io::Result<usize> {
+        let n = match std::mem::take(&mut self.stashed) {
+            0 => self.recv(socket)?,
+            n => n,
+        };
+        self.datagrams(n, now, sink);
+        Ok(n)
+    }
+
+    /// Receives one batch and keeps it for the next [`try_recv`](Self::try_recv): how an
+    /// adapter whose readiness may be stale checks it (`WouldBlock`: it was).
+    pub fn recv_to_stash(&mut self, socket: &UdpSocket) -> io::Result<()> {
+        if self.stashed == 0 {
+            self.stashed = self.recv(socket)?;
+        }
+        Ok(())
+    }
+
+    /// True if a batch is stashed: [`try_recv`](Self::try_recv) returns it without a syscall.
+    pub fn has_stash(&self) -> bool {
+        self.stashed > 0
+    }
+
     /// One `try_recv` into the buffers; the count of filled buffers.
-    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         let mut slices: Vec<IoSliceMut<'_>> =
             self.bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
         socket.try_recv(&mut slices, &mut self.meta)
@@ -63,7 +97,7 @@ impl SocketBuffers {
 
     /// Turns the first `n` received buffers into datagrams (GRO batches stay whole; the
     /// driver splits them).
-    pub fn datagrams(&self, n: usize, now: Instant, mut sink: impl FnMut(Datagram)) {
+    fn datagrams(&self, n: usize, now: Instant, mut sink: impl FnMut(Datagram)) {
         for (buf, meta) in self.bufs.iter().zip(&self.meta).take(n) {
             if meta.truncated {
                 tracing::warn!(from = %meta.source, len = meta.len, "truncated datagram dropped");

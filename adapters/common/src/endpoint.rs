@@ -266,7 +266,9 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
         self.forced = Some(handles.len());
     }
 
-    fn receive(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+    /// Reads the socket until it is empty or `RECV_ROUNDS` batches came. True if the rounds
+    /// ran out (more may be queued).
+    fn receive(&mut self, now: Instant) -> bool {
         let driver = &mut self.driver;
         let siblings = &self.siblings;
         let forwarded = &mut self.forwarded_out;
@@ -281,13 +283,11 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
                 },
                 None => driver.handle_datagram(now, d),
             };
-            match self.socket.poll_recv(cx, now, sink) {
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => {
-                    tracing::debug!(error = %e, "receive failed");
-                    return false;
-                }
-                Poll::Pending => return false,
+            match self.socket.try_recv(now, sink) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                // An error the kernel reports once (an ICMP unreachable, say): go on reading.
+                Err(e) => tracing::debug!(error = %e, "receive failed"),
             }
         }
         true
@@ -369,6 +369,11 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
     /// Arms the timer for the driver's next timeout (and the shutdown deadline). True if that
     /// instant has already passed: a runtime's timer may still say pending then (tokio's
     /// cooperative budgeting), so the clock is compared first.
+    ///
+    /// Called only when the task is about to park: quiche moves its loss timer with almost
+    /// every ACK, and re-arming for each move costs a timer update (on async-io, a reactor
+    /// wake-up) per ACK. An early timer is not kept instead: its empty wake-ups, one per loss
+    /// timeout, cost a worker wake-up each on tokio.
     fn arm_timer(&mut self, cx: &mut Context<'_>) -> bool {
         let deadline = self.shutdown.filter(|_| self.forced.is_none()).map(|s| s.0);
         let next = match (self.driver.poll_timeout(), deadline) {
@@ -405,7 +410,7 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTas
         for _ in 0..ROUNDS {
             let now = Instant::now();
             this.commands(cx, now);
-            let mut busy = this.receive(cx, now);
+            let mut busy = this.receive(now);
             if this.driver.poll_timeout().is_some_and(|t| t <= now) {
                 this.driver.handle_timeout(now);
             }
@@ -418,10 +423,24 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTas
                 });
             }
             busy |= this.driver.poll_wakeup(cx).is_ready();
-            busy |= this.arm_timer(cx);
-            if !busy {
-                return Poll::Pending;
+            if busy {
+                continue;
             }
+            // Idle: only now tell the reactor about the socket and the timer, so that while
+            // the task is busy, nothing wakes it (or a reactor thread) for work it finds
+            // anyway on its next round.
+            match this.socket.poll_readable(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "receive failed");
+                    continue;
+                }
+                Poll::Pending => {}
+            }
+            if this.arm_timer(cx) {
+                continue;
+            }
+            return Poll::Pending;
         }
         // Still busy: let other tasks run, then come back.
         cx.waker().wake_by_ref();

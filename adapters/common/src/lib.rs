@@ -4,8 +4,8 @@
 //!
 //! An adapter supplies two small things, both thin wrappers over its reactor:
 //!
-//! - an [`EndpointSocket`]: [`SocketBuffers`] plus readiness — receive a batch or register the
-//!   waker, send the queue or register the waker;
+//! - an [`EndpointSocket`]: [`SocketBuffers`] plus readiness — receive a batch, register the
+//!   waker for readability, send the queue or register the waker;
 //! - an [`EndpointTimer`]: set a deadline, say whether it passed.
 //!
 //! It spawns the [`EndpointTask`] on its executor and talks to it over the channels in
@@ -41,14 +41,14 @@ pub trait EndpointSocket: Unpin {
     fn buffers(&self) -> &SocketBuffers;
     /// The buffers and send queue, to queue transmits.
     fn buffers_mut(&mut self) -> &mut SocketBuffers;
-    /// Receives one batch and hands its datagrams to `sink`; `Pending` (waker registered) when
-    /// nothing is queued.
-    fn poll_recv(
-        &mut self,
-        cx: &mut Context<'_>,
-        now: Instant,
-        sink: impl FnMut(Datagram),
-    ) -> Poll<io::Result<usize>>;
+    /// Receives one batch and hands its datagrams to `sink`: the count of filled buffers,
+    /// `WouldBlock` when nothing is queued. Registers no waker: a busy task reads the socket
+    /// directly and asks the reactor for nothing.
+    fn try_recv(&mut self, now: Instant, sink: impl FnMut(Datagram)) -> io::Result<usize>;
+    /// `Ready` when a receive may find data; registers the waker for readability otherwise.
+    /// The task calls it only right before it parks, so the reactor is told about the socket
+    /// once per idle period, not once per receive.
+    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Sends the queue; `Pending` (waker registered for writability) while the socket is full.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }

@@ -21,15 +21,18 @@ use quicksand_smol::{serve, ServerConfig};
 fn main() {
     common::init_logging();
     let args = ServerArgs::parse();
-    // The executor the endpoint tasks run on: one thread per worker socket.
+    // The executor the endpoint tasks run on: one thread per worker socket, this one included.
+    // The main thread runs it too rather than idling in its own `block_on`: an idle
+    // `block_on` thread takes async-io's reactor and then wakes the executor thread for every
+    // socket event (a context switch per event).
     let ex = Arc::new(Executor::new());
-    for _ in 0..args.workers.max(1) {
+    for _ in 1..args.workers.max(1) {
         let ex = ex.clone();
         std::thread::spawn(move || async_io::block_on(ex.run(std::future::pending::<()>())));
     }
     let mut config = ServerConfig {
         workers: args.workers,
-        executor: Some(ex),
+        executor: Some(ex.clone()),
         ..ServerConfig::default()
     };
     args.apply(
@@ -38,7 +41,7 @@ fn main() {
         &mut config.endpoint,
         &mut config.socket,
     );
-    async_io::block_on(async {
+    async_io::block_on(ex.clone().run(async {
         let mut signals = Signals::new([Signal::Int, Signal::Term]).expect("signal handler");
         let server = match serve(args.listen, config, common::service(args.root.clone())) {
             Ok(s) => s,
@@ -56,5 +59,5 @@ fn main() {
         tracing::info!("signal: shutting down gracefully (5 s for requests in flight)");
         let report = server.shutdown(Duration::from_secs(5)).await;
         tracing::info!(forced_closed = report.forced_closed, "stopped");
-    });
+    }));
 }

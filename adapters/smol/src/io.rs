@@ -42,26 +42,15 @@ impl EndpointSocket for Socket {
         &mut self.bufs
     }
 
-    /// Receives one batch and hands its datagrams to `sink`; `Pending` (waker registered)
-    /// when nothing is queued.
-    fn poll_recv(
-        &mut self,
-        cx: &mut Context<'_>,
-        now: Instant,
-        sink: impl FnMut(Datagram),
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            match self.bufs.recv(self.fd.get_ref()) {
-                Ok(n) => {
-                    self.bufs.datagrams(n, now, sink);
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.fd.poll_readable(cx))?;
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+    fn try_recv(&mut self, now: Instant, sink: impl FnMut(Datagram)) -> io::Result<usize> {
+        self.bufs.try_recv(self.fd.get_ref(), now, sink)
+    }
+
+    /// async-io re-arms its one-shot interest here; between parks the socket is not
+    /// registered, so the reactor (often its own "async-io" thread) is not woken for data the
+    /// busy task reads anyway.
+    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.fd.poll_readable(cx)
     }
 
     /// Sends the queue; `Pending` (waker registered for writability) while the socket is full.

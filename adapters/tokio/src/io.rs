@@ -9,6 +9,7 @@ use quicksand_adapter::{EndpointSocket, SocketBuffers};
 use quicksand_core::Datagram;
 use quicksand_udp::UdpSocket;
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// A quicksand-udp socket registered with tokio's reactor.
 pub(crate) struct Socket {
@@ -42,24 +43,29 @@ impl EndpointSocket for Socket {
         &mut self.bufs
     }
 
-    /// Receives one batch and hands its datagrams to `sink`; `Pending` (waker registered)
-    /// when nothing is queued.
-    fn poll_recv(
-        &mut self,
-        cx: &mut Context<'_>,
-        now: Instant,
-        sink: impl FnMut(Datagram),
-    ) -> Poll<io::Result<usize>> {
+    /// Reads only while tokio's cached readiness says readable (a `WouldBlock` clears it),
+    /// registering nothing. Reading past it finds the same datagrams a little sooner but
+    /// leaves the task nothing to do more often: it then parks its worker in `epoll_wait`
+    /// and needs a wake-up for the next ACK (measured: 18–34k context switches per GiB and
+    /// 15% less throughput than gating, against about 1k).
+    fn try_recv(&mut self, now: Instant, sink: impl FnMut(Datagram)) -> io::Result<usize> {
+        let bufs = &mut self.bufs;
+        if bufs.has_stash() {
+            return bufs.try_recv(self.fd.get_ref(), now, sink);
+        }
+        self.fd
+            .try_io(Interest::READABLE, |fd| bufs.try_recv(fd, now, sink))
+    }
+
+    /// Cached readiness may be stale (the task read the socket dry without telling tokio), so
+    /// it is checked with a receive whose batch is kept for the next `try_recv`; a
+    /// `WouldBlock` clears it and the next poll registers the waker.
+    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let bufs = &mut self.bufs;
-            match guard.try_io(|fd| bufs.recv(fd.get_ref())) {
-                Ok(Ok(n)) => {
-                    self.bufs.datagrams(n, now, sink);
-                    return Poll::Ready(Ok(n));
-                }
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                // Readiness cleared; poll again to register the waker.
+            match guard.try_io(|fd| bufs.recv_to_stash(fd.get_ref())) {
+                Ok(result) => return Poll::Ready(result),
                 Err(_would_block) => continue,
             }
         }
