@@ -1,5 +1,6 @@
 //! The application hook: what runs on top of a QUIC connection (HTTP/3, or your own protocol).
 
+use crate::QuicheConnection;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -52,7 +53,7 @@ pub trait Application: Send + 'static {
     /// The handshake completed (or 0-RTT data can flow: check `conn.is_in_early_data()`).
     fn on_established(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         let _ = (conn, now);
@@ -62,14 +63,14 @@ pub trait Application: Send + 'static {
     /// Packets arrived: read streams and datagrams.
     fn process_reads(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError>;
 
     /// Write what is pending, as far as flow control allows.
     fn process_writes(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError>;
 
@@ -87,7 +88,7 @@ pub trait Application: Send + 'static {
     }
 
     /// The connection ended. Called once; no other method is called afterwards.
-    fn on_close(&mut self, conn: &quiche::Connection, reason: &CloseReason) {
+    fn on_close(&mut self, conn: &QuicheConnection, reason: &CloseReason) {
         let _ = (conn, reason);
     }
 }
@@ -100,7 +101,7 @@ pub struct NoApplication;
 impl Application for NoApplication {
     fn process_reads(
         &mut self,
-        _: &mut quiche::Connection,
+        _: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         Ok(())
@@ -108,7 +109,7 @@ impl Application for NoApplication {
 
     fn process_writes(
         &mut self,
-        _: &mut quiche::Connection,
+        _: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         Ok(())
@@ -118,7 +119,7 @@ impl Application for NoApplication {
 impl<A: Application + ?Sized> Application for Box<A> {
     fn on_established(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         (**self).on_established(conn, now)
@@ -126,7 +127,7 @@ impl<A: Application + ?Sized> Application for Box<A> {
 
     fn process_reads(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         (**self).process_reads(conn, now)
@@ -134,7 +135,7 @@ impl<A: Application + ?Sized> Application for Box<A> {
 
     fn process_writes(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         (**self).process_writes(conn, now)
@@ -148,7 +149,7 @@ impl<A: Application + ?Sized> Application for Box<A> {
         (**self).poll_work(cx)
     }
 
-    fn on_close(&mut self, conn: &quiche::Connection, reason: &CloseReason) {
+    fn on_close(&mut self, conn: &QuicheConnection, reason: &CloseReason) {
         (**self).on_close(conn, reason)
     }
 }

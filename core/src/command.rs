@@ -1,5 +1,6 @@
 //! Commands from outside code to a connection, through a runtime-agnostic queue.
 
+use crate::QuicheConnection;
 use std::fmt;
 
 use futures_channel::{mpsc, oneshot};
@@ -21,7 +22,7 @@ pub enum Command {
     /// Reply with the connection's statistics.
     Stats(oneshot::Sender<ConnectionStats>),
     /// Run a closure on the quiche connection (for anything quicksand does not wrap).
-    Run(Box<dyn FnOnce(&mut quiche::Connection) + Send>),
+    Run(Box<dyn FnOnce(&mut QuicheConnection) + Send>),
 }
 
 impl fmt::Debug for Command {

@@ -41,6 +41,7 @@ pub mod gso;
 mod log;
 pub mod metrics;
 mod settings;
+mod stream_buf;
 
 pub use application::{Application, ApplicationError, NoApplication};
 pub use buffer::{BufferPool, PooledBuf};
@@ -64,6 +65,7 @@ pub use settings::{
     CertificateKey, CertificateSource, ConfigError, ConfigErrorKind, ConnectionParams, Hooks,
     QuicConfig, QuicSettings, ServerTransportParams, TlsSettings, QUICHE_TRANSPORT_PARAMS_CAPACITY,
 };
+pub use stream_buf::{QuicheConnection, StreamBuf, StreamBufs};
 
 pub use boring;
 pub use quiche;

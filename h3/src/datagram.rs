@@ -2,6 +2,7 @@
 //! stream id of the request stream they belong to. A [`DatagramFlow`] is handed out with an
 //! extended CONNECT request (server) or its response (client).
 
+use quicksand_core::QuicheConnection;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -162,7 +163,7 @@ impl Flows {
     /// received QUIC datagram. A malformed one is the connection error H3_DATAGRAM_ERROR.
     pub fn receive_all(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         h3: Option<&quiche::h3::Connection>,
         enabled: bool,
         shared: &ConnShared,
@@ -182,7 +183,7 @@ impl Flows {
     }
 
     /// Reads every received QUIC datagram. `Err` when one is malformed.
-    fn receive(&mut self, conn: &mut quiche::Connection, enabled: bool) -> Result<(), ()> {
+    fn receive(&mut self, conn: &mut QuicheConnection, enabled: bool) -> Result<(), ()> {
         // Sized per datagram by quiche: nothing is allocated when none arrived.
         while let Ok(buf) = conn.dgram_recv_buf() {
             let d = Bytes::from(buf);
@@ -211,7 +212,7 @@ impl Flows {
     }
 
     /// Sends what flows queued; drops what does not fit.
-    pub fn send(&mut self, conn: &mut quiche::Connection) {
+    pub fn send(&mut self, conn: &mut QuicheConnection) {
         let queued: Vec<(u64, Bytes)> = lock(&self.outbox.queue).drain(..).collect();
         for (qid, payload) in queued {
             let mut buf = BytesMut::with_capacity(payload.len() + 8);

@@ -71,7 +71,7 @@ impl Priority {
     }
 
     /// quiche's stream priority (urgency offset by 124 as quiche::h3 does for requests).
-    pub(crate) fn apply(&self, conn: &mut quiche::Connection, stream: u64) {
+    pub(crate) fn apply(&self, conn: &mut quicksand_core::QuicheConnection, stream: u64) {
         // An error means the stream is already gone: nothing to prioritise.
         let _ = conn.stream_priority(stream, self.urgency.min(7) + 124, self.incremental);
     }

@@ -2,6 +2,7 @@
 //! and the shared per-stream state: reading bodies (within the buffer caps) and writing what
 //! handles queued. Shared by the server and the client drivers.
 
+use quicksand_core::{QuicheConnection, StreamBuf};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -49,7 +50,7 @@ impl Entry {
     }
 
     /// Sets the stream's priority, in quiche's scheduler and in the order of `flush_all`.
-    pub fn prioritize(&mut self, conn: &mut quiche::Connection, id: u64, priority: Priority) {
+    pub fn prioritize(&mut self, conn: &mut QuicheConnection, id: u64, priority: Priority) {
         priority.apply(conn, id);
         self.priority = priority;
     }
@@ -80,7 +81,7 @@ impl Streams {
     pub fn pump_recv(
         &mut self,
         h3: &mut h3::Connection,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         id: u64,
         chunk: usize,
     ) -> Result<(), h3::Error> {
@@ -158,7 +159,7 @@ impl Streams {
     pub fn pump_pending(
         &mut self,
         h3: &mut h3::Connection,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         chunk: usize,
     ) -> Result<(), h3::Error> {
         let pending: Vec<u64> = self
@@ -181,7 +182,7 @@ impl Streams {
     pub fn pump_readable(
         &mut self,
         h3: &mut h3::Connection,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         chunk: usize,
     ) -> Result<(), h3::Error> {
         if self.capped.is_empty() {
@@ -255,7 +256,7 @@ impl Streams {
     /// congestion window of data at a time, so who writes first gets the capacity: streams
     /// write in priority order (urgency, then stream id), or a less urgent response queued
     /// earlier would hold the window and the priority would only reorder within it.
-    pub fn flush_all(&mut self, h3: &mut h3::Connection, conn: &mut quiche::Connection) {
+    pub fn flush_all(&mut self, h3: &mut h3::Connection, conn: &mut QuicheConnection) {
         let mut order: Vec<(u8, u64)> = Vec::new();
         for (id, entry) in self.map.iter_mut() {
             apply_local(h3, conn, *id, entry);
@@ -278,7 +279,7 @@ impl Streams {
     /// reports them writable, with an error) and fails their sending half. Returns how many
     /// had no final response yet and were not counted as cancelled before: a server counts
     /// those as cancelled requests.
-    pub fn take_stopped(&mut self, conn: &mut quiche::Connection) -> usize {
+    pub fn take_stopped(&mut self, conn: &mut QuicheConnection) -> usize {
         let stopped: Vec<(u64, u64)> = conn
             .writable()
             .filter(|id| self.map.get(id).is_some_and(|e| !e.send_done))
@@ -306,7 +307,7 @@ impl Streams {
     }
 
     /// Sets a known stream's priority (see [`Entry::prioritize`]).
-    pub fn prioritize(&mut self, conn: &mut quiche::Connection, id: u64, priority: Priority) {
+    pub fn prioritize(&mut self, conn: &mut QuicheConnection, id: u64, priority: Priority) {
         if let Some(entry) = self.map.get_mut(&id) {
             entry.prioritize(conn, id, priority);
         }
@@ -326,7 +327,7 @@ impl Streams {
 }
 
 /// Resets, STOP_SENDING and priority updates the handles asked for.
-fn apply_local(h3: &mut h3::Connection, conn: &mut quiche::Connection, id: u64, entry: &mut Entry) {
+fn apply_local(h3: &mut h3::Connection, conn: &mut QuicheConnection, id: u64, entry: &mut Entry) {
     let update = entry.shared.lock().priority_update.take();
     if let Some(priority) = update {
         // Our own sending (a request body) follows it as well.
@@ -373,7 +374,7 @@ fn apply_local(h3: &mut h3::Connection, conn: &mut quiche::Connection, id: u64, 
 }
 
 /// Writes the stream's queue in order until it is empty or flow control stops it.
-fn flush(h3: &mut h3::Connection, conn: &mut quiche::Connection, id: u64, entry: &mut Entry) {
+fn flush(h3: &mut h3::Connection, conn: &mut QuicheConnection, id: u64, entry: &mut Entry) {
     let mut st = entry.shared.lock();
     loop {
         let fin_next = matches!(st.send.get(1), Some(Outgoing::Fin));
@@ -396,17 +397,21 @@ fn flush(h3: &mut h3::Connection, conn: &mut quiche::Connection, id: u64, entry:
                     Err(e) => Err((Outgoing::Head(fields), e)),
                 }
             }
-            Outgoing::Data(bytes) => match h3.send_body(conn, id, &bytes, fin_next) {
-                Ok(n) => {
-                    st.send_buffered = st.send_buffered.saturating_sub(n);
-                    if n == bytes.len() {
-                        Ok(fin_next)
-                    } else {
-                        Err((Outgoing::Data(bytes.slice(n..)), h3::Error::Done))
+            // Zero-copy: quiche keeps (a slice of) the application's `Bytes` until it is
+            // acknowledged, and copies it once, into the packet.
+            Outgoing::Data(bytes) => {
+                match h3.send_body_zc(conn, id, &mut StreamBuf(bytes.clone()), fin_next) {
+                    Ok(n) => {
+                        st.send_buffered = st.send_buffered.saturating_sub(n);
+                        if n == bytes.len() {
+                            Ok(fin_next)
+                        } else {
+                            Err((Outgoing::Data(bytes.slice(n..)), h3::Error::Done))
+                        }
                     }
+                    Err(e) => Err((Outgoing::Data(bytes), e)),
                 }
-                Err(e) => Err((Outgoing::Data(bytes), e)),
-            },
+            }
             Outgoing::Trailers(fields) => {
                 match h3.send_additional_headers(conn, id, &fields, true, true) {
                     Ok(()) => Ok(true),

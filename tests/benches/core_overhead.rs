@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use quicksand_core::{
     quiche, Application, ApplicationError, CertificateSource, Connection, ConnectionContext,
-    ConnectionParams, Datagram, QuicConfig, QuicSettings, TlsSettings,
+    ConnectionParams, Datagram, QuicConfig, QuicSettings, QuicheConnection, TlsSettings,
 };
 
 const CLIENT: SocketAddr =
@@ -57,7 +57,7 @@ struct Source {
 }
 
 impl Source {
-    fn write(&mut self, conn: &mut quiche::Connection) {
+    fn write<F: quiche::BufFactory>(&mut self, conn: &mut quiche::Connection<F>) {
         while self.sent < self.total {
             let n = (self.total - self.sent).min(ZEROS.len() as u64) as usize;
             let fin = self.sent + n as u64 == self.total;
@@ -81,7 +81,7 @@ struct Sink {
 }
 
 impl Sink {
-    fn read(&mut self, conn: &mut quiche::Connection) {
+    fn read<F: quiche::BufFactory>(&mut self, conn: &mut quiche::Connection<F>) {
         let readable: Vec<u64> = conn.readable().collect();
         for s in readable {
             while let Ok((n, _)) = conn.stream_recv(s, &mut self.scratch) {
@@ -94,14 +94,14 @@ impl Sink {
 impl Application for Source {
     fn process_reads(
         &mut self,
-        _: &mut quiche::Connection,
+        _: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         Ok(())
     }
     fn process_writes(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         self.write(conn);
@@ -112,7 +112,7 @@ impl Application for Source {
 impl Application for Sink {
     fn process_reads(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         self.read(conn);
@@ -120,7 +120,7 @@ impl Application for Sink {
     }
     fn process_writes(
         &mut self,
-        _: &mut quiche::Connection,
+        _: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         Ok(())

@@ -1,5 +1,6 @@
 //! Test applications that run on the core's [`Application`] hook.
 
+use quicksand_core::QuicheConnection;
 use std::time::Instant;
 
 use quicksand_core::{quiche, Application, ApplicationError};
@@ -64,7 +65,7 @@ impl BulkTransfer {
 impl Application for BulkTransfer {
     fn process_reads(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         let readable: Vec<u64> = conn.readable().collect();
@@ -97,7 +98,7 @@ impl Application for BulkTransfer {
 
     fn process_writes(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         while !self.fin_sent {
@@ -149,7 +150,7 @@ pub struct FailingApp {
 impl Application for FailingApp {
     fn process_reads(
         &mut self,
-        _: &mut quiche::Connection,
+        _: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         Ok(())
@@ -157,7 +158,7 @@ impl Application for FailingApp {
 
     fn process_writes(
         &mut self,
-        _: &mut quiche::Connection,
+        _: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         match self.fail_with.take() {
@@ -166,7 +167,7 @@ impl Application for FailingApp {
         }
     }
 
-    fn on_close(&mut self, _: &quiche::Connection, reason: &quicksand_core::CloseReason) {
+    fn on_close(&mut self, _: &QuicheConnection, reason: &quicksand_core::CloseReason) {
         self.closed = Some(reason.clone());
     }
 }

@@ -2,6 +2,7 @@
 //! streams as stream credit allows, each carrying `size` pattern bytes; the server checks each
 //! byte, counts the stream and finishes its side so the stream is freed and credit returns.
 
+use quicksand_core::QuicheConnection;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -57,7 +58,7 @@ impl ManyStreams {
 impl Application for ManyStreams {
     fn process_reads(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         let readable: Vec<u64> = conn.readable().collect();
@@ -102,7 +103,7 @@ impl Application for ManyStreams {
 
     fn process_writes(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         if self.is_server {

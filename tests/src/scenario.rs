@@ -9,10 +9,11 @@
 //! saw through shared [`BulkReport`]s, so a runner that cannot reach the connection (an
 //! adapter runs it inside its endpoint task) still sees it.
 
+use quicksand_core::QuicheConnection;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use quicksand_core::{quiche, Application, ApplicationError, QuicSettings};
+use quicksand_core::{Application, ApplicationError, QuicSettings};
 
 use crate::apps::BulkTransfer;
 
@@ -210,7 +211,7 @@ impl ReportedBulk {
 impl Application for ReportedBulk {
     fn on_established(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         let r = self.inner.on_established(conn, now);
@@ -220,7 +221,7 @@ impl Application for ReportedBulk {
 
     fn process_reads(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         let r = self.inner.process_reads(conn, now);
@@ -230,7 +231,7 @@ impl Application for ReportedBulk {
 
     fn process_writes(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         let r = self.inner.process_writes(conn, now);
@@ -238,7 +239,7 @@ impl Application for ReportedBulk {
         r
     }
 
-    fn on_close(&mut self, conn: &quiche::Connection, reason: &quicksand_core::CloseReason) {
+    fn on_close(&mut self, conn: &QuicheConnection, reason: &quicksand_core::CloseReason) {
         self.inner.on_close(conn, reason);
         self.publish();
         // A clean close after everything arrived is the peer finishing, not a failure.

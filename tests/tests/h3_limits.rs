@@ -2,6 +2,7 @@
 //! GOAWAY with requests in flight, rapid reset, oversize headers, malformed requests,
 //! concurrency and request-count limits, post-accept timeout.
 
+use quicksand_core::QuicheConnection;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -507,7 +508,7 @@ struct RawClient {
 impl Application for RawClient {
     fn on_established(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         let config = quiche::h3::Config::new().unwrap();
@@ -517,7 +518,7 @@ impl Application for RawClient {
 
     fn process_reads(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         let Some(h3) = self.h3.as_mut() else {
@@ -537,7 +538,7 @@ impl Application for RawClient {
 
     fn process_writes(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         if let (Some(h3), false) = (self.h3.as_mut(), self.sent) {

@@ -10,6 +10,7 @@ pub use close::{CloseReason, Stage};
 pub use context::ConnectionContext;
 pub use stats::ConnectionStats;
 
+use crate::QuicheConnection;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
@@ -115,7 +116,7 @@ pub struct RetryIds {
 /// After [`Event::Closed`] the connection is finished ([`is_closed`](Self::is_closed)) and can
 /// be dropped.
 pub struct Connection<A: Application> {
-    conn: quiche::Connection,
+    conn: QuicheConnection,
     app: A,
     ctx: ConnectionContext,
     stage: Stage,
@@ -169,8 +170,14 @@ impl<A: Application> Connection<A> {
             });
         }
         let scid = ctx.cid_generator.generate();
-        let mut conn = quiche::connect(server_name, &scid, local, peer, &mut config.quiche)
-            .map_err(CreateError::Quiche)?;
+        let mut conn = quiche::connect_with_buffer_factory(
+            server_name,
+            &scid,
+            local,
+            peer,
+            &mut config.quiche,
+        )
+        .map_err(CreateError::Quiche)?;
         if let Some(session) = &config.session {
             if let Err(e) = conn.set_session(session) {
                 tracing::warn!(error = %e, "stored TLS session rejected; doing a full handshake");
@@ -212,7 +219,7 @@ impl<A: Application> Connection<A> {
                 peer,
                 &mut config.quiche,
             ),
-            None => quiche::accept(scid, None, local, peer, &mut config.quiche),
+            None => quiche::accept_with_buf_factory(scid, None, local, peer, &mut config.quiche),
         }
         .map_err(CreateError::Quiche)?;
         Ok(Self::new(now, conn, config, ctx, app))
@@ -220,7 +227,7 @@ impl<A: Application> Connection<A> {
 
     fn new(
         now: Instant,
-        mut conn: quiche::Connection,
+        mut conn: QuicheConnection,
         config: &QuicConfig,
         ctx: ConnectionContext,
         app: A,
@@ -416,13 +423,13 @@ impl<A: Application> Connection<A> {
     }
 
     /// The quiche connection, for reading state quicksand does not wrap.
-    pub fn quiche(&self) -> &quiche::Connection {
+    pub fn quiche(&self) -> &QuicheConnection {
         &self.conn
     }
 
     /// The quiche connection, mutably. Anything done here is sent on the next
     /// `poll_transmit`.
-    pub fn quiche_mut(&mut self) -> &mut quiche::Connection {
+    pub fn quiche_mut(&mut self) -> &mut QuicheConnection {
         self.writes_pending = true;
         &mut self.conn
     }
@@ -475,7 +482,7 @@ impl<A: Application> Drop for Connection<A> {
 
 /// Opens the key log and qlog files the settings ask for. A file that cannot be opened is
 /// logged and skipped: diagnostics must not break a connection.
-fn attach_logs(conn: &mut quiche::Connection, config: &QuicConfig) {
+fn attach_logs(conn: &mut QuicheConnection, config: &QuicConfig) {
     if let Some(path) = config.keylog_file() {
         match std::fs::OpenOptions::new()
             .create(true)

@@ -15,6 +15,7 @@ mod handle;
 
 pub use handle::{H3Client, InformationalResponses, ResponseFuture};
 
+use quicksand_core::QuicheConnection;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -105,7 +106,7 @@ impl ClientDriver {
     }
 
     /// Opens streams for queued requests while the peer's stream limit allows.
-    fn send_pending(&mut self, conn: &mut quiche::Connection) {
+    fn send_pending(&mut self, conn: &mut QuicheConnection) {
         let Some(h3) = self.h3.as_mut() else {
             return;
         };
@@ -181,7 +182,7 @@ impl ClientDriver {
         }
     }
 
-    fn on_headers(&mut self, conn: &mut quiche::Connection, id: u64, list: &[h3::Header]) {
+    fn on_headers(&mut self, conn: &mut QuicheConnection, id: u64, list: &[h3::Header]) {
         let Some(entry) = self.streams.map.get_mut(&id) else {
             return;
         };
@@ -232,7 +233,7 @@ impl ClientDriver {
         }
     }
 
-    fn check_close(&mut self, conn: &mut quiche::Connection) {
+    fn check_close(&mut self, conn: &mut QuicheConnection) {
         let idle = self.streams.map.is_empty() && lock(&self.queue.pending).is_empty();
         if idle && self.queue.handles_gone.load(Ordering::Acquire) {
             let _ = conn.close(true, ErrorCode::NoError.code(), b"");
@@ -241,7 +242,7 @@ impl ClientDriver {
     /// Handles every HTTP/3 event quiche has.
     fn poll_h3(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _now: Instant,
     ) -> Result<(), ApplicationError> {
         let chunk = self.settings.read_chunk();
@@ -274,7 +275,7 @@ impl ClientDriver {
 impl Application for ClientDriver {
     fn on_established(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         let config = self.settings.quiche_config().map_err(h3_error)?;
@@ -284,7 +285,7 @@ impl Application for ClientDriver {
 
     fn process_reads(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         self.poll_h3(conn, now)?;
@@ -308,7 +309,7 @@ impl Application for ClientDriver {
 
     fn process_writes(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         self.conn.clear();
@@ -353,7 +354,7 @@ impl Application for ClientDriver {
         }
     }
 
-    fn on_close(&mut self, _: &quiche::Connection, reason: &CloseReason) {
+    fn on_close(&mut self, _: &QuicheConnection, reason: &CloseReason) {
         self.close_reason = Some(reason.clone());
         self.conn.closed.store(true, Ordering::Release);
         self.streams.fail_all();

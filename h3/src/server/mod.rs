@@ -17,6 +17,7 @@ pub use control::{IncomingRequests, ServerHandle};
 pub use request::{EarlyData, IncomingRequest, Informational, Responder, StreamId};
 pub use service::Service;
 
+use quicksand_core::QuicheConnection;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -174,14 +175,14 @@ impl ServerDriver {
         self.close_reason.as_ref()
     }
 
-    fn reject(&mut self, conn: &mut quiche::Connection, id: u64, code: ErrorCode) {
+    fn reject(&mut self, conn: &mut QuicheConnection, id: u64, code: ErrorCode) {
         self.rejected += 1;
         // Errors: the stream is already gone, nothing to refuse.
         let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code.code());
         let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code.code());
     }
 
-    fn send_goaway(&mut self, conn: &mut quiche::Connection) {
+    fn send_goaway(&mut self, conn: &mut QuicheConnection) {
         if self.goaway_id.is_some() {
             return;
         }
@@ -198,7 +199,7 @@ impl ServerDriver {
 
     fn on_request(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         id: u64,
         list: Vec<h3::Header>,
         more_frames: bool,
@@ -321,7 +322,7 @@ impl ServerDriver {
     }
 
     /// Shuts down when asked and closes once nothing is in flight.
-    fn check_shutdown(&mut self, conn: &mut quiche::Connection, now: Instant) {
+    fn check_shutdown(&mut self, conn: &mut QuicheConnection, now: Instant) {
         let asked = self.control.goaway.load(Ordering::Acquire)
             || self.control.incoming_dropped.load(Ordering::Acquire);
         if asked {
@@ -345,7 +346,7 @@ impl ServerDriver {
     /// Handles every HTTP/3 event quiche has.
     fn poll_h3(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         let chunk = self.settings.read_chunk();
@@ -406,7 +407,7 @@ pub(crate) fn h3_error(e: h3::Error) -> ApplicationError {
 impl Application for ServerDriver {
     fn on_established(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         let config = self.settings.quiche_config().map_err(h3_error)?;
@@ -417,7 +418,7 @@ impl Application for ServerDriver {
 
     fn process_reads(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         self.poll_h3(conn, now)?;
@@ -444,7 +445,7 @@ impl Application for ServerDriver {
 
     fn process_writes(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
         self.conn.clear();
@@ -506,7 +507,7 @@ impl Application for ServerDriver {
         }
     }
 
-    fn on_close(&mut self, _: &quiche::Connection, reason: &CloseReason) {
+    fn on_close(&mut self, _: &QuicheConnection, reason: &CloseReason) {
         self.close_reason = Some(reason.clone());
         self.conn.closed.store(true, Ordering::Release);
         self.streams.fail_all();

@@ -2,6 +2,7 @@
 //! unidirectional streams of any type, resets, stop-sending, datagrams — against the HTTP/3
 //! server driver over an in-memory pair. The server must not panic.
 
+use quicksand_core::QuicheConnection;
 use std::time::Instant;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -44,7 +45,7 @@ struct RawPeer {
 impl Application for RawPeer {
     fn process_reads(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         let mut buf = [0u8; 4096];
@@ -58,7 +59,7 @@ impl Application for RawPeer {
 
     fn process_writes(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
         if std::mem::replace(&mut self.done, true) {
