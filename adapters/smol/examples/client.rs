@@ -7,21 +7,30 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
+use async_executor::Executor;
 use common::{ClientArgs, Download};
 use quicksand_h3::bytes::Bytes;
 use quicksand_h3::http::{header, Request};
 use quicksand_smol::{any_addr, resolve, Client, ClientConfig, H3Connection};
 
 fn main() {
-    async_io::block_on(run());
+    // One thread runs everything: the endpoint task (spawned on this executor) and the
+    // downloads. The global executor would put the endpoint task on threads of its own,
+    // with a cross-thread wake-up for every body chunk and async-io's reactor on yet another.
+    let ex = Arc::new(Executor::new());
+    async_io::block_on(ex.run(run(ex.clone())));
 }
 
-async fn run() {
+async fn run(ex: Arc<Executor<'static>>) {
     common::init_logging();
     let args = ClientArgs::parse();
-    let mut config = ClientConfig::default();
+    let mut config = ClientConfig {
+        executor: Some(ex),
+        ..ClientConfig::default()
+    };
     args.apply(&mut config.quic, &mut config.tls, &mut config.socket);
     let mut failed = 0;
     let mut client: Option<Client> = None;
