@@ -1,10 +1,9 @@
 //! The application hook: what runs on top of a QUIC connection (HTTP/3, or your own protocol).
 
-use crate::QuicheConnection;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::CloseReason;
+use crate::{CloseReason, QuicheConnection};
 
 /// An error from the application that closes the connection with an application error code.
 #[derive(Clone, Debug, PartialEq, Eq)]

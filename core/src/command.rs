@@ -1,11 +1,10 @@
 //! Commands from outside code to a connection, through a runtime-agnostic queue.
 
-use crate::QuicheConnection;
 use std::fmt;
 
 use futures_channel::{mpsc, oneshot};
 
-use crate::ConnectionStats;
+use crate::{ConnectionStats, QuicheConnection};
 
 /// Something outside code asks a connection to do. Sent with a [`CommandSender`]; the
 /// connection applies it at its next wake-up.

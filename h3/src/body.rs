@@ -117,7 +117,7 @@ impl RecvBody {
     /// Asks the peer to stop sending (STOP_SENDING with `code`) and discards what is buffered.
     pub fn stop(&mut self, code: u64) {
         self.stop_code = code;
-        self.release();
+        self.release(true);
         self.done = true;
     }
 
@@ -126,12 +126,18 @@ impl RecvBody {
         self.shared.lock().recv_buffered
     }
 
-    fn release(&mut self) {
+    /// Gives up the body. With `stop`, or when unread data is discarded, the peer is asked to
+    /// stop sending at once. A body dropped with nothing unread is drained instead, and
+    /// STOP_SENDING goes out only if body data does arrive: a request whose FIN follows its
+    /// headers in a later packet (quinn's h3 sends it so) must not see its stream stopped
+    /// under it, which clients report as a failed request though the response is complete.
+    fn release(&mut self, stop: bool) {
         let mut st = self.shared.lock();
         if st.recv_dropped {
             return;
         }
         st.recv_dropped = true;
+        let discarded = st.recv_buffered > 0 || !st.recv.is_empty();
         self.shared
             .conn
             .recv_buffered
@@ -140,10 +146,14 @@ impl RecvBody {
         st.recv.clear();
         st.recv_blocked = false;
         if st.recv_end == RecvEnd::Open {
-            st.recv_stop = Some(self.stop_code);
-            st.recv_end = RecvEnd::Error(StreamError::ResetLocally {
-                code: self.stop_code,
-            });
+            if stop || discarded {
+                st.recv_stop = Some(self.stop_code);
+                st.recv_end = RecvEnd::Error(StreamError::ResetLocally {
+                    code: self.stop_code,
+                });
+            } else {
+                st.recv_stop_on_data = Some(self.stop_code);
+            }
         }
         drop(st);
         self.shared.conn.wake_driver();
@@ -160,7 +170,7 @@ impl Stream for RecvBody {
 
 impl Drop for RecvBody {
     fn drop(&mut self) {
-        self.release();
+        self.release(false);
     }
 }
 

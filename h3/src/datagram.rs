@@ -2,7 +2,6 @@
 //! stream id of the request stream they belong to. A [`DatagramFlow`] is handed out with an
 //! extended CONNECT request (server) or its response (client).
 
-use quicksand_core::QuicheConnection;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -10,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use quicksand_core::QuicheConnection;
 
 use quicksand_core::ApplicationError;
 

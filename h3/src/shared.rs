@@ -113,6 +113,9 @@ pub(crate) struct StreamState {
     pub recv_dropped: bool,
     /// STOP_SENDING to send with this code (consumer dropped or stopped the body early).
     pub recv_stop: Option<u64>,
+    /// The consumer dropped the body with nothing unread: the driver drains the stream and
+    /// sends STOP_SENDING with this code only if body data arrives.
+    pub recv_stop_on_data: Option<u64>,
     /// The driver stopped reading this stream because a buffer was full.
     pub recv_blocked: bool,
 

@@ -2,13 +2,13 @@
 //! and the shared per-stream state: reading bodies (within the buffer caps) and writing what
 //! handles queued. Shared by the server and the client drivers.
 
-use quicksand_core::{QuicheConnection, StreamBuf};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use quiche::h3;
+use quicksand_core::{QuicheConnection, StreamBuf};
 
 use crate::error::StreamError;
 use crate::headers;
@@ -96,10 +96,23 @@ impl Streams {
             let mut st = entry.shared.lock();
             if st.recv_dropped {
                 // Nobody reads: drain and discard so the FIN/reset can be seen.
+                let stop = st.recv_stop_on_data;
                 drop(st);
                 let scratch = scratch_of(&mut self.scratch, chunk);
                 match h3.recv_body(conn, id, scratch) {
-                    Ok(_) => continue,
+                    Ok(n) => match stop {
+                        // Body data nobody will read: now ask the peer to stop sending it.
+                        Some(code) if n > 0 => {
+                            let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code);
+                            let mut st = entry.shared.lock();
+                            st.recv_stop_on_data = None;
+                            st.recv_end = RecvEnd::Error(StreamError::ResetLocally { code });
+                            entry.recv_done = true;
+                            entry.data_pending = false;
+                            return Ok(());
+                        }
+                        _ => continue,
+                    },
                     Err(h3::Error::Done) => {
                         entry.data_pending = false;
                         return Ok(());

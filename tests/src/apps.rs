@@ -1,8 +1,8 @@
 //! Test applications that run on the core's [`Application`] hook.
 
-use quicksand_core::QuicheConnection;
 use std::time::Instant;
 
+use quicksand_core::QuicheConnection;
 use quicksand_core::{quiche, Application, ApplicationError};
 
 /// The byte at `offset` of the deterministic test stream `seed`.

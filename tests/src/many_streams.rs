@@ -2,10 +2,10 @@
 //! streams as stream credit allows, each carrying `size` pattern bytes; the server checks each
 //! byte, counts the stream and finishes its side so the stream is freed and credit returns.
 
-use quicksand_core::QuicheConnection;
 use std::collections::HashMap;
 use std::time::Instant;
 
+use quicksand_core::QuicheConnection;
 use quicksand_core::{quiche, Application, ApplicationError};
 
 use crate::apps::pattern_byte;

@@ -9,10 +9,10 @@
 //! saw through shared [`BulkReport`]s, so a runner that cannot reach the connection (an
 //! adapter runs it inside its endpoint task) still sees it.
 
-use quicksand_core::QuicheConnection;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use quicksand_core::QuicheConnection;
 use quicksand_core::{Application, ApplicationError, QuicSettings};
 
 use crate::apps::BulkTransfer;

@@ -2,12 +2,12 @@
 //! GOAWAY with requests in flight, rapid reset, oversize headers, malformed requests,
 //! concurrency and request-count limits, post-accept timeout.
 
-use quicksand_core::QuicheConnection;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::join_all;
 use http::{Request, Response, StatusCode};
+use quicksand_core::QuicheConnection;
 use quicksand_core::{quiche, Application, ApplicationError, CloseReason};
 use quicksand_h3::{
     ClientDriver, ErrorCode, H3Client, Http3Settings, IncomingRequests, RequestError, ServerDriver,

@@ -10,7 +10,6 @@ pub use close::{CloseReason, Stage};
 pub use context::ConnectionContext;
 pub use stats::ConnectionStats;
 
-use crate::QuicheConnection;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
@@ -22,7 +21,7 @@ use quiche::ConnectionId;
 
 use crate::command::{self, Command, CommandSender};
 use crate::gso::PacketMeta;
-use crate::{Application, Datagram, PooledBuf, QuicConfig, Transmit};
+use crate::{Application, Datagram, PooledBuf, QuicConfig, QuicheConnection, Transmit};
 
 /// Something that happened to a connection, for its owner. Drain with
 /// [`Connection::poll_event`].

@@ -15,13 +15,13 @@ mod handle;
 
 pub use handle::{H3Client, InformationalResponses, ResponseFuture};
 
-use quicksand_core::QuicheConnection;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use quiche::h3;
+use quicksand_core::QuicheConnection;
 use quicksand_core::{Application, ApplicationError, CloseReason};
 
 use crate::datagram::Flows;

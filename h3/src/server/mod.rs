@@ -17,7 +17,6 @@ pub use control::{IncomingRequests, ServerHandle};
 pub use request::{EarlyData, IncomingRequest, Informational, Responder, StreamId};
 pub use service::Service;
 
-use quicksand_core::QuicheConnection;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,6 +27,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use http::Request;
 use quiche::h3;
+use quicksand_core::QuicheConnection;
 use quicksand_core::{Application, ApplicationError, CloseReason};
 
 use crate::body::{BoxFuture, RecvBody};

@@ -2,10 +2,10 @@
 //! unidirectional streams of any type, resets, stop-sending, datagrams — against the HTTP/3
 //! server driver over an in-memory pair. The server must not panic.
 
-use quicksand_core::QuicheConnection;
 use std::time::Instant;
 
 use arbitrary::{Arbitrary, Unstructured};
+use quicksand_core::QuicheConnection;
 use quicksand_core::{quiche, Application, ApplicationError};
 use quicksand_h3::{Body, Http3Settings, ServerDriver};
 
