@@ -94,6 +94,15 @@ impl Datagram {
     pub fn split_segments(self) -> SegmentIter {
         SegmentIter { rest: Some(self) }
     }
+
+    /// The payloads [`split_segments`](Self::split_segments) would give, borrowed.
+    pub fn segment_payloads(&self) -> impl Iterator<Item = &[u8]> {
+        let stride = match self.segment_size {
+            Some(s) if s > 0 && s < self.payload.len() => s,
+            _ => self.payload.len().max(1),
+        };
+        self.payload.chunks(stride)
+    }
 }
 
 /// Iterator over the segments of a GRO datagram; see [`Datagram::split_segments`].

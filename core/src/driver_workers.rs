@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use crate::endpoint::{TokenKey, TokenKeys};
 use crate::{
-    ConnectionContext, QuicLbConnectionIds, QuicLbDecoder, QuicLbError, StatelessResetKey,
-    DEFAULT_CID_LEN,
+    ConnectionContext, Datagram, QuicLbConnectionIds, QuicLbDecoder, QuicLbError,
+    StatelessResetKey, DEFAULT_CID_LEN,
 };
 
 /// The QUIC-LB config id the workers' CIDs use.
@@ -108,6 +108,29 @@ impl Workers {
             _ => Route::Local,
         }
     }
+
+    /// Routes every segment of a received datagram on its own: a GRO batch can hold packets
+    /// of several connections (a client multiplexing connections over one socket), and
+    /// routing the batch by its first segment would hand the others to a worker that does not
+    /// know them (and answers them with stateless resets). A batch whose segments all stay
+    /// here is delivered whole.
+    pub fn route_datagram(
+        &self,
+        here: usize,
+        d: Datagram,
+        mut deliver: impl FnMut(Route, Datagram),
+    ) {
+        let all_here = d
+            .segment_payloads()
+            .all(|segment| self.route(here, segment) == Route::Local);
+        if all_here {
+            deliver(Route::Local, d);
+            return;
+        }
+        for segment in d.split_segments() {
+            deliver(self.route(here, &segment.payload), segment);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +175,46 @@ mod tests {
         assert_eq!(w.route(1, &short_header(&cid)), Route::Local);
         assert_eq!(w.route(1, &[]), Route::Local);
         assert!(Workers::new(0).is_err());
+    }
+
+    #[test]
+    fn each_segment_of_a_gro_batch_goes_to_its_own_worker() {
+        let w = Workers::new(3).unwrap();
+        let base = ConnectionContext::default();
+        let cid = |owner| w.context(owner, &base).cid_generator.generate();
+        let (mine, theirs) = (cid(0), cid(2));
+        // Three equal-size segments: ours, worker 2's, ours.
+        let payload: Vec<u8> = [
+            short_header(&mine),
+            short_header(&theirs),
+            short_header(&mine),
+        ]
+        .concat();
+        let stride = short_header(&mine).len();
+        let a = "127.0.0.1:1".parse().unwrap();
+        let mut d = Datagram::new(&payload[..], a, a, std::time::Instant::now());
+        d.segment_size = Some(stride);
+        let mut got = Vec::new();
+        w.route_datagram(0, d, |route, seg| got.push((route, seg.payload.to_vec())));
+        assert_eq!(
+            got,
+            vec![
+                (Route::Local, short_header(&mine)),
+                (Route::Forward(2), short_header(&theirs)),
+                (Route::Local, short_header(&mine)),
+            ]
+        );
+        // A batch that is all ours stays one datagram (the driver splits it).
+        let mut d = Datagram::new(
+            &[short_header(&mine), short_header(&mine)].concat()[..],
+            a,
+            a,
+            std::time::Instant::now(),
+        );
+        d.segment_size = Some(stride);
+        let mut batches = Vec::new();
+        w.route_datagram(0, d, |route, seg| batches.push((route, seg.payload.len())));
+        assert_eq!(batches, vec![(Route::Local, 2 * stride)]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use quicksand_core::driver_workers::{Route, Workers};
 use quicksand_core::{Application, ConnectionHandle, Datagram, Driver, Event, QuicConfig};
 
 use crate::buffers::SEND_QUEUE;
-use crate::{ConnectionInfo, EndpointSocket, EndpointTimer, Error};
+use crate::{ConnectionInfo, EndpointSocket, EndpointTimer, Error, Forwarder};
 
 /// Receive batches per round before the task checks its other work.
 const RECV_ROUNDS: usize = 16;
@@ -40,8 +40,6 @@ pub struct Connect<A> {
 pub enum Control {
     /// Stop accepting, drain, and close what is left at `deadline` with `code`.
     Shutdown { deadline: Instant, code: u64 },
-    /// A datagram another worker received for one of our connections.
-    Forwarded(Datagram),
     /// Reply with the endpoint's counters and live connections.
     Stats(oneshot::Sender<EndpointStats>),
 }
@@ -53,7 +51,10 @@ pub type DrainFn<A> = Box<dyn Fn(&A) + Send>;
 pub struct Siblings {
     pub index: usize,
     pub workers: Workers,
-    pub peers: Vec<mpsc::UnboundedSender<Control>>,
+    /// Bounded queues to the other workers.
+    pub forward: Forwarder,
+    /// Datagrams the other workers received for this one's connections.
+    pub forwarded: mpsc::Receiver<Datagram>,
 }
 
 /// How a task ended.
@@ -81,7 +82,6 @@ pub struct EndpointTask<A: Application, S, T> {
     shutdown: Option<(Instant, u64)>,
     forced: Option<usize>,
     forwarded_in: u64,
-    forwarded_out: u64,
     transmits: u64,
     datagrams_sent: u64,
 }
@@ -97,6 +97,9 @@ pub struct EndpointStats {
     pub forwarded_in: u64,
     /// Datagrams this worker received for another and forwarded.
     pub forwarded_out: u64,
+    /// Datagrams for another worker dropped because its queue was full
+    /// ([`FORWARD_QUEUE`](crate::FORWARD_QUEUE)).
+    pub forward_dropped: u64,
     /// Transmits handed to the socket: one `sendmsg` each (a GSO batch counts once).
     pub transmits: u64,
     /// Datagrams in those transmits; `datagrams_sent / transmits` is the mean GSO batch.
@@ -170,7 +173,6 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
             shutdown: None,
             forced: None,
             forwarded_in: 0,
-            forwarded_out: 0,
             transmits: 0,
             datagrams_sent: 0,
         }
@@ -185,18 +187,22 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
                 Poll::Pending => break,
             }
         }
+        if let Some(s) = self.siblings.as_mut() {
+            while let Poll::Ready(Some(d)) = Pin::new(&mut s.forwarded).poll_next(cx) {
+                self.forwarded_in += 1;
+                self.driver.handle_datagram(now, d);
+            }
+        }
         while let Some(rx) = self.control.as_mut() {
             match Pin::new(rx).poll_next(cx) {
-                Poll::Ready(Some(Control::Forwarded(d))) => {
-                    self.forwarded_in += 1;
-                    self.driver.handle_datagram(now, d)
-                }
                 Poll::Ready(Some(Control::Stats(reply))) => {
+                    let forward = self.siblings.as_ref().map(|s| &s.forward);
                     let _ = reply.send(EndpointStats {
                         endpoint: self.driver.endpoint().stats(),
                         connections: self.driver.connection_count(),
                         forwarded_in: self.forwarded_in,
-                        forwarded_out: self.forwarded_out,
+                        forwarded_out: forward.map_or(0, Forwarder::sent),
+                        forward_dropped: forward.map_or(0, Forwarder::dropped),
                         transmits: self.transmits,
                         datagrams_sent: self.datagrams_sent,
                     });
@@ -270,17 +276,15 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
     /// ran out (more may be queued).
     fn receive(&mut self, now: Instant) -> bool {
         let driver = &mut self.driver;
-        let siblings = &self.siblings;
-        let forwarded = &mut self.forwarded_out;
+        let siblings = &mut self.siblings;
         for _ in 0..RECV_ROUNDS {
-            let sink = |d: Datagram| match siblings {
-                Some(s) => match s.workers.route(s.index, &d.payload) {
-                    Route::Forward(i) => {
-                        *forwarded += 1;
-                        let _ = s.peers[i].unbounded_send(Control::Forwarded(d));
-                    }
-                    Route::Local => driver.handle_datagram(now, d),
-                },
+            let sink = |d: Datagram| match siblings.as_mut() {
+                Some(s) => s
+                    .workers
+                    .route_datagram(s.index, d, |route, d| match route {
+                        Route::Forward(i) => s.forward.forward(i, d),
+                        Route::Local => driver.handle_datagram(now, d),
+                    }),
                 None => driver.handle_datagram(now, d),
             };
             match self.socket.try_recv(now, sink) {

@@ -22,6 +22,7 @@ mod buffers;
 mod connection;
 mod endpoint;
 mod error;
+mod forward;
 mod server;
 
 pub use buffers::{SocketBuffers, SEND_QUEUE};
@@ -30,6 +31,7 @@ pub use endpoint::{
     Connect, Control, DrainFn, EndpointStats, EndpointTask, Siblings, WorkerReport,
 };
 pub use error::Error;
+pub use forward::{forward_queues, Forwarder, FORWARD_QUEUE};
 pub use server::{
     build_workers, ServerOptions, SharedDrain, ShutdownHandle, ShutdownReport, Worker,
     SHUTDOWN_CODE,

@@ -13,7 +13,7 @@ use quicksand_core::{
 };
 use quicksand_udp::{UdpSocket, UdpSocketConfig};
 
-use crate::{Control, DrainFn, EndpointStats, Error, Siblings};
+use crate::{forward_queues, Control, DrainFn, EndpointStats, Error, Siblings};
 
 /// H3_NO_ERROR: the code connections still open at the shutdown deadline are closed with.
 pub const SHUTDOWN_CODE: u64 = 0x100;
@@ -83,6 +83,8 @@ where
     tracing::info!(%local_addr, workers = count, caps = ?sockets[0].capabilities(), "listening");
 
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::unbounded()).unzip();
+    let (forward, mut forwarded) = forward_queues(count);
+    forwarded.reverse();
     let accept = Arc::new(accept);
     let base = ConnectionContext::default();
     let mut out = Vec::with_capacity(count);
@@ -106,10 +108,12 @@ where
             Some(Box::new(move |i: &Incoming| accept(i))),
             socket.gso_segments(),
         );
+        let forwarded = forwarded.pop().expect("one queue per worker");
         let siblings = (count > 1).then(|| Siblings {
             index,
             workers: workers.clone(),
-            peers: txs.clone(),
+            forward: forward.clone(),
+            forwarded,
         });
         let drain: Option<DrainFn<A>> = drain.clone().map(|d| Box::new(move |a: &A| d(a)) as _);
         out.push(Worker {
