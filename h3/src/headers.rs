@@ -39,6 +39,9 @@ pub enum HeaderError {
     InvalidUri,
     /// A final response was expected but the status is 1xx, or the reverse.
     WrongStatusClass(u16),
+    /// More fields than one header map holds (32,768); only a `max_header_list_size` far
+    /// above the default lets such a list through.
+    TooManyFields(usize),
 }
 
 impl fmt::Display for HeaderError {
@@ -60,6 +63,7 @@ impl fmt::Display for HeaderError {
             HeaderError::InvalidStatus => f.write_str("invalid status"),
             HeaderError::InvalidUri => f.write_str("invalid scheme, authority or path"),
             HeaderError::WrongStatusClass(s) => write!(f, "status {s} not allowed here"),
+            HeaderError::TooManyFields(n) => write!(f, "{n} fields: more than a header map holds"),
         }
     }
 }
@@ -87,7 +91,9 @@ type Pseudo = Vec<Option<Vec<u8>>>;
 /// Splits a field list into pseudo-headers (checked against `allowed`) and a `HeaderMap`.
 fn split(list: &[Header], allowed: &[&'static str]) -> Result<(Pseudo, HeaderMap), HeaderError> {
     let mut pseudo: Pseudo = vec![None; allowed.len()];
-    let mut map = HeaderMap::with_capacity(list.len());
+    // `with_capacity` and `append` panic past the map's limit; the `try_` forms do not.
+    let too_many = || HeaderError::TooManyFields(list.len());
+    let mut map = HeaderMap::try_with_capacity(list.len()).map_err(|_| too_many())?;
     let mut regular_seen = false;
     for h in list {
         let name = h.name();
@@ -119,7 +125,7 @@ fn split(list: &[Header], allowed: &[&'static str]) -> Result<(Pseudo, HeaderMap
         }
         let value = HeaderValue::from_bytes(h.value())
             .map_err(|_| HeaderError::InvalidValue(hname.to_string()))?;
-        map.append(hname, value);
+        map.try_append(hname, value).map_err(|_| too_many())?;
     }
     Ok((pseudo, map))
 }
@@ -260,4 +266,30 @@ pub fn trailer_fields(map: &HeaderMap) -> Result<Vec<Header>, HeaderError> {
     let mut out = Vec::with_capacity(map.len());
     push_fields(&mut out, map)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_too_long_for_a_header_map_is_an_error_not_a_panic() {
+        let mut list = vec![
+            Header::new(b":method", b"GET"),
+            Header::new(b":scheme", b"https"),
+            Header::new(b":authority", b"localhost"),
+            Header::new(b":path", b"/"),
+        ];
+        // 40,000 fields of 33 bytes each by RFC 9114's count: about 1.3 MB, accepted by a
+        // `max_header_list_size` raised that far.
+        let names: Vec<String> = (0..40_000).map(|i| format!("x{i}")).collect();
+        list.extend(names.iter().map(|n| Header::new(n.as_bytes(), b"")));
+        assert!(matches!(
+            parse_request(&list, false),
+            Err(HeaderError::TooManyFields(40_004))
+        ));
+        // One field under the limit still parses.
+        list.truncate(4 + 20_000);
+        assert_eq!(parse_request(&list, false).unwrap().headers().len(), 20_000);
+    }
 }

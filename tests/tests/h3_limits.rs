@@ -465,6 +465,33 @@ fn max_requests_per_connection_sends_goaway() {
 }
 
 #[test]
+fn an_endless_post_accept_timeout_never_fires() {
+    let clock = VirtualTime::enter();
+    let server = Http3Settings {
+        post_accept_timeout: Some(Duration::MAX),
+        ..Default::default()
+    };
+    let (mut pair, client, mut incoming) = pair(Http3Settings::default(), server);
+    // Idle for a while (it used to overflow `Instant + Duration` and panic here)...
+    run_until(&mut pair, &clock, Duration::from_secs(3), |_| false);
+    assert!(!pair.server().is_closed());
+    // ...and still serving.
+    let response = get(&client, "/");
+    let request = accept(&mut pair, &clock, &mut incoming, 1).remove(0);
+    let respond = request
+        .responder
+        .respond(Response::new(quicksand_h3::Body::empty()));
+    block_on(&mut pair, &clock, Duration::from_secs(5), respond)
+        .expect("in time")
+        .expect("sent");
+    let head = block_on(&mut pair, &clock, Duration::from_secs(5), response);
+    assert_eq!(
+        head.expect("in time").expect("response").status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
 fn post_accept_timeout_closes_an_idle_connection() {
     let clock = VirtualTime::enter();
     let server = Http3Settings {

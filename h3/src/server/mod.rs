@@ -476,7 +476,10 @@ impl Application for ServerDriver {
         if let Some(t) = self.settings.post_accept_timeout {
             if self.accepted == 0
                 && self.rejected == 0
-                && self.established_at.is_some_and(|e| now >= e + t)
+                && self
+                    .established_at
+                    .and_then(|e| e.checked_add(t))
+                    .is_some_and(|deadline| now >= deadline)
             {
                 let _ = conn.close(true, ErrorCode::NoError.code(), b"no request in time");
             }
@@ -487,7 +490,8 @@ impl Application for ServerDriver {
 
     fn poll_deadline(&self) -> Option<Instant> {
         let post_accept = match (self.settings.post_accept_timeout, self.established_at) {
-            (Some(t), Some(e)) if self.accepted == 0 && self.rejected == 0 => Some(e + t),
+            // A timeout too long to represent never fires (Duration::MAX means "never").
+            (Some(t), Some(e)) if self.accepted == 0 && self.rejected == 0 => e.checked_add(t),
             _ => None,
         };
         let drain = self.goaway_id.and(self.idle_since).map(|i| i + DRAIN_GRACE);
