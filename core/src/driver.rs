@@ -27,6 +27,11 @@ use crate::{
     Event, Incoming, QuicConfig, Transmit,
 };
 
+/// Stateless answers (version negotiation, RETRY, stateless reset, refusals) queued before
+/// further ones are dropped: a flood of packets that each draw an answer must not grow memory
+/// while the socket cannot send, nor queue ahead of the connections' own packets.
+pub const STATELESS_QUEUE: usize = 256;
+
 /// Picks the application for an incoming connection, or refuses it with `None`.
 pub type AcceptFn<A> = Box<dyn FnMut(&Incoming) -> Option<A> + Send>;
 
@@ -101,6 +106,9 @@ pub struct Driver<A: Application> {
     /// Connection timers; an entry is live only if it equals its slot's `scheduled`.
     timers: BinaryHeap<Reverse<(Instant, ConnectionHandle)>>,
     outgoing: VecDeque<Transmit>,
+    /// The endpoint's stateless answers, sent after the connections' packets.
+    stateless: VecDeque<Transmit>,
+    stateless_dropped: u64,
     events: VecDeque<(ConnectionHandle, Event)>,
     max_segments: usize,
     refused: u64,
@@ -120,6 +128,8 @@ impl<A: Application> Driver<A> {
             dirty: BTreeSet::new(),
             timers: BinaryHeap::new(),
             outgoing: VecDeque::new(),
+            stateless: VecDeque::new(),
+            stateless_dropped: 0,
             events: VecDeque::new(),
             max_segments: max_segments.max(1),
             refused: 0,
@@ -157,7 +167,13 @@ impl<A: Application> Driver<A> {
                     }
                 }
                 Some(DatagramEvent::NewConnection(incoming)) => self.incoming(now, incoming),
-                Some(DatagramEvent::Respond(t)) => self.outgoing.push_back(t),
+                Some(DatagramEvent::Respond(t)) => {
+                    if self.stateless.len() < STATELESS_QUEUE {
+                        self.stateless.push_back(t);
+                    } else {
+                        self.stateless_dropped += 1;
+                    }
+                }
                 None => {}
             }
         }
@@ -210,12 +226,15 @@ impl<A: Application> Driver<A> {
 
     // ---- outputs ------------------------------------------------------------------------
 
-    /// The next datagram(s) to send. Drives every connection that has work first.
+    /// The next datagram(s) to send. Drives every connection that has work first; the
+    /// endpoint's stateless answers go out after the connections' packets.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         if self.outgoing.is_empty() {
             self.drive(now);
         }
-        self.outgoing.pop_front()
+        self.outgoing
+            .pop_front()
+            .or_else(|| self.stateless.pop_front())
     }
 
     /// The next connection event.
@@ -301,6 +320,11 @@ impl<A: Application> Driver<A> {
         self.refused
     }
 
+    /// Stateless answers dropped because [`STATELESS_QUEUE`] of them were already waiting.
+    pub fn stateless_dropped(&self) -> u64 {
+        self.stateless_dropped
+    }
+
     // ---- internals ----------------------------------------------------------------------
 
     fn incoming(&mut self, now: Instant, incoming: Incoming) {
@@ -379,6 +403,7 @@ impl<A: Application> std::fmt::Debug for Driver<A> {
         f.debug_struct("Driver")
             .field("connections", &self.conns.len())
             .field("outgoing", &self.outgoing.len())
+            .field("stateless", &self.stateless.len())
             .finish_non_exhaustive()
     }
 }

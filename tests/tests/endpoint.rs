@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use quicksand_core::driver::STATELESS_QUEUE;
 use quicksand_core::endpoint::{TokenKind, TokenLifetimes};
 use quicksand_core::metrics::{DropReason, RejectReason};
 use quicksand_core::{
-    CloseReason, ConnectionIdGenerator, Datagram, DatagramEvent, Endpoint, EndpointConfig, Event,
-    NoApplication, QuicLbConnectionIds, Stage,
+    CloseReason, ConnectionIdGenerator, Datagram, DatagramEvent, Driver, Endpoint, EndpointConfig,
+    Event, NoApplication, QuicLbConnectionIds, Stage,
 };
 use quicksand_tests::apps::BulkTransfer;
 use quicksand_tests::sim::{self, Direction, Fate, LinkConfig, Sim, SimConfig, SERVER};
@@ -91,6 +92,35 @@ fn endpoint(config: EndpointConfig) -> (Endpoint, Instant) {
 
 fn peer() -> SocketAddr {
     "192.0.2.7:4000".parse().unwrap()
+}
+
+#[test]
+fn a_flood_of_answerable_packets_queues_a_bounded_number_of_answers() {
+    let _clock = quicksand_tests::clock::VirtualTime::enter();
+    let (ep, now) = endpoint(EndpointConfig::default());
+    let mut driver: Driver<NoApplication> = Driver::new(ep, None, 1);
+    // Each unknown-version Initial of 1,200 bytes draws a version negotiation; nothing is
+    // sent meanwhile (the socket is full).
+    let flood = 10_000u16;
+    for port in 0..flood {
+        let from = SocketAddr::new(peer().ip(), 10_000 + port);
+        let d = Datagram::new(&long_header(0x1a2a_3a4a, 1200)[..], from, SERVER, now);
+        driver.handle_datagram(now, d);
+    }
+    assert_eq!(
+        driver.stateless_dropped(),
+        u64::from(flood) - STATELESS_QUEUE as u64
+    );
+    let mut sent = 0;
+    while let Some(t) = driver.poll_transmit(now) {
+        assert!(t.contents.len() < 1200, "never larger than its trigger");
+        sent += 1;
+    }
+    assert_eq!(sent, STATELESS_QUEUE);
+    // Once sent, new answers queue again.
+    let d = Datagram::new(&long_header(0x1a2a_3a4a, 1200)[..], peer(), SERVER, now);
+    driver.handle_datagram(now, d);
+    assert!(driver.poll_transmit(now).is_some());
 }
 
 #[test]

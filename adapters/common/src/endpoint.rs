@@ -71,6 +71,8 @@ pub struct EndpointTask<A: Application, S, T> {
     socket: S,
     timer: T,
     timer_at: Option<Instant>,
+    /// The last send found the socket full: reading waits until it drains.
+    send_blocked: bool,
     // client side
     connects: Option<mpsc::UnboundedReceiver<Connect<A>>>,
     client_config: Option<QuicConfig>,
@@ -100,6 +102,9 @@ pub struct EndpointStats {
     /// Datagrams for another worker dropped because its queue was full
     /// ([`FORWARD_QUEUE`](crate::FORWARD_QUEUE)).
     pub forward_dropped: u64,
+    /// Stateless answers the driver dropped because
+    /// [`STATELESS_QUEUE`](quicksand_core::driver::STATELESS_QUEUE) of them were waiting.
+    pub stateless_dropped: u64,
     /// Transmits handed to the socket: one `sendmsg` each (a GSO batch counts once).
     pub transmits: u64,
     /// Datagrams in those transmits; `datagrams_sent / transmits` is the mean GSO batch.
@@ -164,6 +169,7 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
             socket,
             timer,
             timer_at: None,
+            send_blocked: false,
             connects,
             client_config,
             waiting: HashMap::new(),
@@ -203,6 +209,7 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
                         forwarded_in: self.forwarded_in,
                         forwarded_out: forward.map_or(0, Forwarder::sent),
                         forward_dropped: forward.map_or(0, Forwarder::dropped),
+                        stateless_dropped: self.driver.stateless_dropped(),
                         transmits: self.transmits,
                         datagrams_sent: self.datagrams_sent,
                     });
@@ -321,10 +328,16 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
             }
             let queued = self.socket.buffers().pending();
             match self.socket.poll_send(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => tracing::debug!(error = %e, "send failed"),
+                Poll::Ready(Ok(())) => self.send_blocked = false,
+                Poll::Ready(Err(e)) => {
+                    self.send_blocked = false;
+                    tracing::debug!(error = %e, "send failed")
+                }
                 // Woken when writable; stop pulling from the driver meanwhile.
-                Poll::Pending => return false,
+                Poll::Pending => {
+                    self.send_blocked = true;
+                    return false;
+                }
             }
             if exhausted {
                 return false;
@@ -414,7 +427,10 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTas
         for _ in 0..ROUNDS {
             let now = Instant::now();
             this.commands(cx, now);
-            let mut busy = this.receive(now);
+            // While the socket cannot send, datagrams stay in the kernel's receive buffer
+            // (which drops beyond its size) instead of becoming work, and answers, that
+            // cannot leave: a flood costs the kernel's memory, not ours.
+            let mut busy = !this.send_blocked && this.receive(now);
             if this.driver.poll_timeout().is_some_and(|t| t <= now) {
                 this.driver.handle_timeout(now);
             }
@@ -433,13 +449,16 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTas
             // Idle: only now tell the reactor about the socket and the timer, so that while
             // the task is busy, nothing wakes it (or a reactor thread) for work it finds
             // anyway on its next round.
-            match this.socket.poll_readable(cx) {
-                Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(e)) => {
-                    tracing::debug!(error = %e, "receive failed");
-                    continue;
+            // With the socket full, writability (registered by the send) wakes the task.
+            if !this.send_blocked {
+                match this.socket.poll_readable(cx) {
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(e)) => {
+                        tracing::debug!(error = %e, "receive failed");
+                        continue;
+                    }
+                    Poll::Pending => {}
                 }
-                Poll::Pending => {}
             }
             if this.arm_timer(cx) {
                 continue;
