@@ -178,46 +178,6 @@ mod tests {
     }
 
     #[test]
-    fn each_segment_of_a_gro_batch_goes_to_its_own_worker() {
-        let w = Workers::new(3).unwrap();
-        let base = ConnectionContext::default();
-        let cid = |owner| w.context(owner, &base).cid_generator.generate();
-        let (mine, theirs) = (cid(0), cid(2));
-        // Three equal-size segments: ours, worker 2's, ours.
-        let payload: Vec<u8> = [
-            short_header(&mine),
-            short_header(&theirs),
-            short_header(&mine),
-        ]
-        .concat();
-        let stride = short_header(&mine).len();
-        let a = "127.0.0.1:1".parse().unwrap();
-        let mut d = Datagram::new(&payload[..], a, a, std::time::Instant::now());
-        d.segment_size = Some(stride);
-        let mut got = Vec::new();
-        w.route_datagram(0, d, |route, seg| got.push((route, seg.payload.to_vec())));
-        assert_eq!(
-            got,
-            vec![
-                (Route::Local, short_header(&mine)),
-                (Route::Forward(2), short_header(&theirs)),
-                (Route::Local, short_header(&mine)),
-            ]
-        );
-        // A batch that is all ours stays one datagram (the driver splits it).
-        let mut d = Datagram::new(
-            &[short_header(&mine), short_header(&mine)].concat()[..],
-            a,
-            a,
-            std::time::Instant::now(),
-        );
-        d.segment_size = Some(stride);
-        let mut batches = Vec::new();
-        w.route_datagram(0, d, |route, seg| batches.push((route, seg.payload.len())));
-        assert_eq!(batches, vec![(Route::Local, 2 * stride)]);
-    }
-
-    #[test]
     fn workers_share_the_reset_key() {
         let w = Workers::new(2).unwrap();
         let base = ConnectionContext::default();
