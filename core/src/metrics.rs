@@ -23,6 +23,24 @@ pub enum DropReason {
     ShuttingDown,
     /// quiche refused the packet.
     Rejected,
+    /// It would have drawn a stateless answer (version negotiation, RETRY) beyond that
+    /// answer's rate limit.
+    RateLimited,
+}
+
+impl DropReason {
+    /// Every reason, in declaration order (the index of each is `reason as usize`).
+    pub const ALL: [DropReason; 9] = [
+        DropReason::Malformed,
+        DropReason::InitialTooShort,
+        DropReason::UnexpectedPacketType,
+        DropReason::UnknownConnection,
+        DropReason::QueueFull,
+        DropReason::Overloaded,
+        DropReason::ShuttingDown,
+        DropReason::Rejected,
+        DropReason::RateLimited,
+    ];
 }
 
 /// Why a client's Initial did not become a connection (or, for a token that is not a RETRY
@@ -160,7 +178,7 @@ pub struct CountingMetrics {
     /// Peer closes.
     pub peer_closes: AtomicU64,
     /// Dropped datagrams, by [`DropReason`] in declaration order.
-    pub datagrams_dropped: [AtomicU64; 8],
+    pub datagrams_dropped: [AtomicU64; DropReason::ALL.len()],
 }
 
 impl CountingMetrics {

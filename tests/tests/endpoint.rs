@@ -74,20 +74,26 @@ fn long_header(version: u32, len: usize) -> Vec<u8> {
 }
 
 fn endpoint(config: EndpointConfig) -> (Endpoint, Instant) {
+    let (ep, _) = endpoint_with_metrics(config);
+    (ep, Instant::now())
+}
+
+/// A server endpoint and the metrics its context counts into.
+fn endpoint_with_metrics(
+    config: EndpointConfig,
+) -> (Endpoint, Arc<quicksand_core::metrics::CountingMetrics>) {
     let now = Instant::now();
     let (_, server) = sim::configs(&SimConfig::new(1).settings);
-    let (ctx, _) = sim::context(7);
-    (
-        Endpoint::new(
-            config,
-            Some(server),
-            ctx,
-            now,
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        )
-        .unwrap(),
+    let (ctx, metrics) = sim::context(7);
+    let ep = Endpoint::new(
+        config,
+        Some(server),
+        ctx,
         now,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
     )
+    .unwrap();
+    (ep, metrics)
 }
 
 fn peer() -> SocketAddr {
@@ -97,7 +103,11 @@ fn peer() -> SocketAddr {
 #[test]
 fn a_flood_of_answerable_packets_queues_a_bounded_number_of_answers() {
     let _clock = quicksand_tests::clock::VirtualTime::enter();
-    let (ep, now) = endpoint(EndpointConfig::default());
+    // A rate above the flood, so the queue's cap is what bounds the answers here.
+    let (ep, now) = endpoint(EndpointConfig {
+        version_negotiation_rate: 100_000,
+        ..EndpointConfig::default()
+    });
     let mut driver: Driver<NoApplication> = Driver::new(ep, None, 1);
     // Each unknown-version Initial of 1,200 bytes draws a version negotiation; nothing is
     // sent meanwhile (the socket is full).
@@ -590,4 +600,43 @@ fn bad_new_tokens_fall_back_to_retry() {
     );
     assert!(matches!(event, Some(DatagramEvent::Respond(_))));
     assert_eq!((ep.stats().tokens_rejected, ep.stats().retries), (2, 2));
+}
+
+#[test]
+fn version_negotiation_and_retry_answers_are_rate_limited() {
+    let clock = quicksand_tests::clock::VirtualTime::enter();
+    let (mut ep, metrics) = endpoint_with_metrics(EndpointConfig {
+        version_negotiation_rate: 10,
+        retry_rate: 5,
+        ..EndpointConfig::default()
+    });
+    let answered = |ep: &mut Endpoint, packet: &[u8], n: u16| {
+        let now = Instant::now();
+        (0..n)
+            .filter(|i| {
+                let from = SocketAddr::new(peer().ip(), 20_000 + i);
+                let d = Datagram::new(packet, from, SERVER, now);
+                match ep.handle_datagram(now, d) {
+                    Some(DatagramEvent::Respond(t)) => {
+                        // An answer of its own size, not a 64 KiB send buffer.
+                        assert!(t.contents.len() <= 1200);
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .count()
+    };
+    let unknown_version = long_header(0x1a2a_3a4a, 1200);
+    let initial = first_initial();
+    // A burst at one instant: the bucket's size answers, the rest is dropped and counted.
+    assert_eq!(answered(&mut ep, &unknown_version, 50), 10);
+    assert_eq!(answered(&mut ep, &initial, 20), 5);
+    assert_eq!(ep.stats().version_negotiations, 10);
+    assert_eq!(ep.stats().retries, 5);
+    assert_eq!(metrics.dropped(DropReason::RateLimited), 40 + 15);
+    // The buckets refill with time: half a second, half the rate.
+    clock.advance(Duration::from_millis(500));
+    assert_eq!(answered(&mut ep, &unknown_version, 50), 5);
+    assert_eq!(answered(&mut ep, &initial, 20), 2);
 }

@@ -58,6 +58,14 @@ pub struct EndpointConfig {
     pub stateless_resets: bool,
     /// Most stateless resets per second. Default: 200.
     pub stateless_reset_rate: u32,
+    /// Most version negotiation answers per second; beyond, unknown-version Initials are
+    /// dropped ([`DropReason::RateLimited`]). Each answer goes to an unvalidated address, so
+    /// the rate bounds what spoofed floods can reflect. Default: 1,000.
+    pub version_negotiation_rate: u32,
+    /// Most RETRY answers per second; beyond, token-less Initials are dropped
+    /// ([`DropReason::RateLimited`]) and their clients retransmit. Default: 10,000 (a RETRY is
+    /// about 150 bytes: at most 1.5 MB/s reflected).
+    pub retry_rate: u32,
     /// Seed for the endpoint's own randomness (reset bytes, token nonces); `None` seeds from
     /// the OS. Set it only for reproducible simulations. Default: `None`.
     pub seed: Option<u64>,
@@ -72,6 +80,8 @@ impl Default for EndpointConfig {
             max_handshakes: 4096,
             stateless_resets: true,
             stateless_reset_rate: 200,
+            version_negotiation_rate: 1_000,
+            retry_rate: 10_000,
             seed: None,
         }
     }
@@ -183,6 +193,8 @@ pub struct Endpoint {
     token_keys: TokenKeys,
     wall_anchor: (Instant, SystemTime),
     reset_limit: RateLimit,
+    version_negotiation_limit: RateLimit,
+    retry_limit: RateLimit,
     rng: StdRng,
     shutting_down: bool,
     stats: EndpointStats,
@@ -220,6 +232,8 @@ impl Endpoint {
         };
         Ok(Endpoint {
             reset_limit: RateLimit::new(config.stateless_reset_rate),
+            version_negotiation_limit: RateLimit::new(config.version_negotiation_rate),
+            retry_limit: RateLimit::new(config.retry_rate),
             config,
             server,
             ctx,
@@ -265,8 +279,10 @@ impl Endpoint {
                     if version == 0 || datagram.payload.len() < MIN_INITIAL_LEN {
                         return self.drop(DropReason::Malformed);
                     }
-                    let pool = &self.ctx.buffers;
-                    let t = stateless::version_negotiation(pool, &datagram, &dcid, &scid)?;
+                    if !self.version_negotiation_limit.try_take(now) {
+                        return self.drop(DropReason::RateLimited);
+                    }
+                    let t = stateless::version_negotiation(&datagram, &dcid, &scid)?;
                     self.stats.version_negotiations += 1;
                     return Some(self.respond(t));
                 }
@@ -497,7 +513,7 @@ impl Endpoint {
             return self.drop(DropReason::UnknownConnection);
         }
         let key = &self.ctx.reset_key;
-        match stateless::stateless_reset(&self.ctx.buffers, key, &datagram, dcid, &mut self.rng) {
+        match stateless::stateless_reset(key, &datagram, dcid, &mut self.rng) {
             Some(t) => {
                 self.stats.stateless_resets += 1;
                 Some(self.respond(t))
@@ -558,6 +574,9 @@ impl Endpoint {
             }
         }
         if !validated && self.config.validate_addresses {
+            if !self.retry_limit.try_take(now) {
+                return self.drop(DropReason::RateLimited);
+            }
             let new_scid = self.ctx.cid_generator.generate();
             let sealed = self.token_keys.seal(&AddressToken {
                 kind: TokenKind::Retry,
@@ -566,8 +585,7 @@ impl Endpoint {
                 original_dcid: ConnectionId::from_vec(dcid.clone()),
                 retry_scid: new_scid.clone(),
             });
-            let pool = &self.ctx.buffers;
-            let t = stateless::retry(pool, &datagram, &dcid, &scid, &new_scid, &sealed, version)?;
+            let t = stateless::retry(&datagram, &dcid, &scid, &new_scid, &sealed, version)?;
             self.stats.retries += 1;
             return Some(self.respond(t));
         }
