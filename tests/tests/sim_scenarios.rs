@@ -93,6 +93,29 @@ fn two_percent_loss_during_two_megabytes() {
 }
 
 #[test]
+fn a_path_mtu_below_the_packet_size_still_delivers() {
+    // A tunnel's 1,280-byte MTU: 1,350-byte packets never arrive. Path MTU discovery keeps
+    // packets at 1,200 bytes until a larger probe is acknowledged (without it the transfer
+    // hung with both ends alive: fuzz/corpus/REGRESSIONS.md).
+    sim::for_each_seed(
+        "a_path_mtu_below_the_packet_size_still_delivers",
+        3,
+        |seed| {
+            let config = SimConfig::new(seed).with_link(LinkConfig {
+                mtu: 1280,
+                ..Default::default()
+            });
+            let (done, s) = download(config, 1_000_000, Duration::from_secs(60));
+            assert!(done, "the download did not complete over a 1,280-byte MTU");
+            assert_no_corruption(&s);
+            let c = s.client.conns().next().expect("the connection lives");
+            let pmtu = c.stats().paths[0].pmtu;
+            assert!((1200..=1280).contains(&pmtu), "path MTU {pmtu}");
+        },
+    );
+}
+
+#[test]
 fn blackholes_during_ten_megabytes() {
     sim::for_each_seed("blackholes_during_ten_megabytes", 2, |seed| {
         let hole = Blackhole {

@@ -84,7 +84,12 @@ pub struct QuicSettings {
     pub enable_pacing: bool,
     /// Pacing rate ceiling in bytes per second; `None` for no ceiling. Default: `None`.
     pub max_pacing_rate: Option<u64>,
-    /// Path MTU discovery. Default: false.
+    /// Path MTU discovery (RFC 8899): packets start at 1,200 bytes and grow to
+    /// `max_send_udp_payload_size` once a probe of that size is acknowledged. Default: true.
+    /// Without it, every packet is `max_send_udp_payload_size` bytes from the handshake on,
+    /// and on a path whose MTU is smaller (tunnels, some mobile networks) all full-size
+    /// packets vanish while small ones (ACKs, pings) keep the connection alive: it hangs
+    /// without ever timing out. quinn probes by default too.
     pub discover_pmtu: bool,
     /// PMTUD probes before a size is given up. Default: 3.
     pub pmtud_max_probes: u8,
@@ -133,7 +138,7 @@ impl Default for QuicSettings {
             enable_hystart: true,
             enable_pacing: true,
             max_pacing_rate: None,
-            discover_pmtu: false,
+            discover_pmtu: true,
             pmtud_max_probes: 3,
             max_amplification_factor: 3,
             ack_delay_exponent: 3,
