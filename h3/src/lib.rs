@@ -97,4 +97,8 @@ pub struct DriverStats {
     pub goaway_received: bool,
     /// PRIORITY_UPDATE frames received for request streams (server).
     pub priority_updates: u64,
+    /// Handler futures running now (server, `with_service`).
+    pub handlers_running: usize,
+    /// Handler futures dropped because the client cancelled their request (server).
+    pub handlers_cancelled: u64,
 }

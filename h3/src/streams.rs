@@ -289,10 +289,10 @@ impl Streams {
     }
 
     /// Finds the streams the peer sent STOP_SENDING on while we had nothing to write (quiche
-    /// reports them writable, with an error) and fails their sending half. Returns how many
-    /// had no final response yet and were not counted as cancelled before: a server counts
-    /// those as cancelled requests.
-    pub fn take_stopped(&mut self, conn: &mut QuicheConnection) -> usize {
+    /// reports them writable, with an error) and fails their sending half. Returns each such
+    /// stream with whether it had no final response yet and was not counted as cancelled
+    /// before: a server counts those as cancelled requests.
+    pub fn take_stopped(&mut self, conn: &mut QuicheConnection) -> Vec<(u64, bool)> {
         let stopped: Vec<(u64, u64)> = conn
             .writable()
             .filter(|id| self.map.get(id).is_some_and(|e| !e.send_done))
@@ -301,15 +301,13 @@ impl Streams {
                 _ => None,
             })
             .collect();
-        let mut cancelled = 0;
+        let mut cancelled = Vec::new();
         for (id, code) in stopped {
             let Some(entry) = self.map.get_mut(&id) else {
                 continue;
             };
             entry.send_done = true;
-            if !entry.final_head && !entry.cancelled {
-                cancelled += 1;
-            }
+            cancelled.push((id, !entry.final_head && !entry.cancelled));
             entry.cancelled = true;
             entry
                 .shared

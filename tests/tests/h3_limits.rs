@@ -2,6 +2,8 @@
 //! GOAWAY with requests in flight, rapid reset, oversize headers, malformed requests,
 //! concurrency and request-count limits, post-accept timeout.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,8 +12,8 @@ use http::{Request, Response, StatusCode};
 use quicksand_core::QuicheConnection;
 use quicksand_core::{quiche, Application, ApplicationError, CloseReason};
 use quicksand_h3::{
-    ClientDriver, ErrorCode, H3Client, Http3Settings, IncomingRequests, RequestError, ServerDriver,
-    StreamError,
+    Body, ClientDriver, ErrorCode, H3Client, Http3Settings, IncomingRequests, RecvBody,
+    RequestError, ServerDriver, StreamError,
 };
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::h3::{accept, block_on, configs, quic_settings, run_until};
@@ -603,4 +605,54 @@ fn malformed_request_gets_400_and_never_reaches_the_handler() {
     assert_eq!(pair.server().application().stats().malformed, 1);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     assert!(futures::Stream::poll_next(std::pin::Pin::new(&mut incoming), &mut cx).is_pending());
+}
+
+/// Counts its drops: held by a handler future, it tells when the future was dropped.
+struct DropCounter(Arc<AtomicUsize>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_cancelled_request_drops_its_handler() {
+    let clock = VirtualTime::enter();
+    let (mut cc, sc) = configs(quic_settings(), quic_settings());
+    let (driver, client) = ClientDriver::new(Http3Settings::default());
+    let (calls, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let service = {
+        let (calls, drops) = (calls.clone(), drops.clone());
+        move |_: Request<RecvBody>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let held = DropCounter(drops.clone());
+            // Never answers: it would run for as long as the connection lives.
+            async move {
+                let _held = held;
+                std::future::pending::<Response<Body>>().await
+            }
+        }
+    };
+    let server = ServerDriver::with_service(Http3Settings::default(), service);
+    let mut pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
+    let response = get(&client, "/slow");
+    assert!(run_until(
+        &mut pair,
+        &clock,
+        Duration::from_secs(5),
+        |_| calls.load(Ordering::SeqCst) == 1
+    ));
+    assert_eq!(pair.server().application().stats().handlers_running, 1);
+    // The client gives up on the response (STOP_SENDING, and RESET_STREAM if needed).
+    drop(response);
+    assert!(
+        run_until(&mut pair, &clock, Duration::from_secs(5), |_| drops
+            .load(Ordering::SeqCst)
+            == 1),
+        "the handler of a cancelled request still runs"
+    );
+    let stats = pair.server().application().stats();
+    assert_eq!((stats.handlers_running, stats.handlers_cancelled), (0, 1));
+    assert!(!pair.server().is_closed());
 }

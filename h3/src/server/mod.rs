@@ -17,12 +17,14 @@ pub use control::{IncomingRequests, ServerHandle};
 pub use request::{EarlyData, IncomingRequest, Informational, Responder, StreamId};
 pub use service::Service;
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_channel::mpsc;
+use futures_util::future::{abortable, AbortHandle};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use http::Request;
@@ -30,7 +32,7 @@ use quiche::h3;
 use quicksand_core::QuicheConnection;
 use quicksand_core::{Application, ApplicationError, CloseReason};
 
-use crate::body::{BoxFuture, RecvBody};
+use crate::body::RecvBody;
 use crate::datagram::Flows;
 use crate::error::ErrorCode;
 use crate::headers::{self, Protocol};
@@ -48,6 +50,9 @@ enum Sink {
 /// before closing anyway, once shutting down.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
+/// A handler future wrapped to yield its stream id.
+type HandlerTask = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
+
 /// The server side of HTTP/3 on one connection: [`ServerDriver::new`] hands out a stream of
 /// requests, [`ServerDriver::with_service`] runs a handler inside the driver.
 ///
@@ -61,7 +66,11 @@ pub struct ServerDriver {
     conn: Arc<ConnShared>,
     control: Arc<control::Control>,
     sink: Sink,
-    tasks: FuturesUnordered<BoxFuture>,
+    /// Handler futures (`with_service`), each yielding its stream id when it ends.
+    tasks: FuturesUnordered<HandlerTask>,
+    /// How to drop each running handler early: its request was cancelled.
+    handlers: HashMap<u64, AbortHandle>,
+    handlers_cancelled: u64,
     streams: Streams,
     flows: Flows,
     rapid: RapidResetDetector,
@@ -107,6 +116,8 @@ impl ServerDriver {
             control,
             sink,
             tasks: FuturesUnordered::new(),
+            handlers: HashMap::new(),
+            handlers_cancelled: 0,
             streams: Streams::default(),
             established_at: None,
             accepted: 0,
@@ -167,6 +178,8 @@ impl ServerDriver {
             goaway_sent: self.goaway_id.is_some(),
             priority_updates: self.priority_updates,
             goaway_received: false,
+            handlers_running: self.tasks.len(),
+            handlers_cancelled: self.handlers_cancelled,
         }
     }
 
@@ -220,7 +233,9 @@ impl ServerDriver {
             self.send_goaway(conn);
             return self.reject(conn, id, ErrorCode::RequestRejected);
         }
-        if self.streams.map.len() >= self.settings.max_concurrent_streams {
+        // Handlers still running count too: a handler may outlive its stream.
+        let in_flight = self.streams.map.len().max(self.tasks.len());
+        if in_flight >= self.settings.max_concurrent_streams {
             return self.reject(conn, id, ErrorCode::RequestRejected);
         }
         let parsed = headers::parse_request(&list, self.settings.enable_extended_connect);
@@ -286,16 +301,35 @@ impl ServerDriver {
                     self.control.incoming_dropped.store(true, Ordering::Release);
                 }
             }
-            Sink::Service(handler) => self.tasks.push(handler(request, responder)),
+            Sink::Service(handler) => {
+                let (task, abort) = abortable(handler(request, responder));
+                self.handlers.insert(id, abort);
+                self.tasks.push(Box::pin(async move {
+                    // Aborted: dropped unfinished, its request cancelled.
+                    let _ = task.await;
+                    id
+                }));
+            }
         }
     }
 
     fn poll_tasks(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progressed = false;
-        while let Poll::Ready(Some(())) = self.tasks.poll_next_unpin(cx) {
+        while let Poll::Ready(Some(id)) = self.tasks.poll_next_unpin(cx) {
+            self.handlers.remove(&id);
             progressed = true;
         }
         progressed
+    }
+
+    /// The client cancelled request `id` (RESET_STREAM before the response completed, or
+    /// STOP_SENDING): its handler is dropped at the next poll of the tasks, as hyper drops a
+    /// service future whose stream was reset. Its response could not be delivered anyway.
+    fn cancel_handler(&mut self, id: u64) {
+        if let Some(abort) = self.handlers.remove(&id) {
+            abort.abort();
+            self.handlers_cancelled += 1;
+        }
     }
 
     fn run_tasks(&mut self) {
@@ -382,6 +416,7 @@ impl ServerDriver {
                         .is_some_and(|e| !e.final_head && !e.cancelled);
                     self.streams.on_reset(id, code);
                     if in_flight {
+                        self.cancel_handler(id);
                         self.count_cancelled(now)?;
                     }
                 }
@@ -432,8 +467,11 @@ impl Application for ServerDriver {
         self.poll_h3(conn, now)?;
         // A request cancelled with STOP_SENDING alone (a GET's request half is already
         // finished, so no RESET_STREAM comes) is a reset too, for the rapid-reset defence.
-        for _ in 0..self.streams.take_stopped(conn) {
-            self.count_cancelled(now)?;
+        for (id, in_flight) in self.streams.take_stopped(conn) {
+            self.cancel_handler(id);
+            if in_flight {
+                self.count_cancelled(now)?;
+            }
         }
         self.flows.receive_all(
             conn,
@@ -521,5 +559,6 @@ impl Application for ServerDriver {
             tx.close_channel();
         }
         self.tasks.clear();
+        self.handlers.clear();
     }
 }
