@@ -42,6 +42,8 @@ pub enum HeaderError {
     /// More fields than one header map holds (32,768); only a `max_header_list_size` far
     /// above the default lets such a list through.
     TooManyFields(usize),
+    /// More 1xx responses before the final one than a client keeps (the limit).
+    TooManyInformational(usize),
 }
 
 impl fmt::Display for HeaderError {
@@ -64,6 +66,9 @@ impl fmt::Display for HeaderError {
             HeaderError::InvalidUri => f.write_str("invalid scheme, authority or path"),
             HeaderError::WrongStatusClass(s) => write!(f, "status {s} not allowed here"),
             HeaderError::TooManyFields(n) => write!(f, "{n} fields: more than a header map holds"),
+            HeaderError::TooManyInformational(n) => {
+                write!(f, "more than {n} informational (1xx) responses")
+            }
         }
     }
 }

@@ -57,7 +57,9 @@ mod shared;
 mod streams;
 
 pub use body::{Body, BodySender, BoxBodyStream, RecvBody};
-pub use client::{ClientDriver, H3Client, InformationalResponses, ResponseFuture};
+pub use client::{
+    ClientDriver, H3Client, InformationalResponses, ResponseFuture, MAX_INFORMATIONAL,
+};
 pub use datagram::DatagramFlow;
 pub use error::{DatagramError, ErrorCode, RequestError, SendError, StreamError};
 pub use headers::{field_section_size, HeaderError, Protocol};

@@ -26,7 +26,7 @@ use quicksand_core::{Application, ApplicationError, CloseReason};
 
 use crate::datagram::Flows;
 use crate::error::{ErrorCode, RequestError, StreamError};
-use crate::headers;
+use crate::headers::{self, HeaderError};
 use crate::server::h3_error;
 use crate::shared::{lock, ConnShared};
 use crate::streams::{Entry, Streams};
@@ -34,6 +34,10 @@ use crate::{DriverStats, Http3Settings};
 
 /// SETTINGS_MAX_FIELD_SECTION_SIZE.
 const SETTINGS_MAX_FIELD_SECTION_SIZE: u64 = 0x6;
+
+/// 1xx responses kept per request (`InformationalResponses`); one more fails the request
+/// with `HeaderError::TooManyInformational` and resets the stream (H3_EXCESSIVE_LOAD).
+pub const MAX_INFORMATIONAL: usize = 16;
 
 /// The client side of HTTP/3 on one connection.
 ///
@@ -196,7 +200,24 @@ impl ClientDriver {
         }
         match headers::parse_response(list) {
             Ok(resp) if resp.status().is_informational() => {
-                entry.shared.lock().informational.push(resp);
+                let mut st = entry.shared.lock();
+                if st.informational.len() < MAX_INFORMATIONAL {
+                    st.informational.push(resp);
+                    return;
+                }
+                // A server that never gets to its final response: stop it before the list
+                // grows without bound.
+                drop(st);
+                let code = ErrorCode::ExcessiveLoad.code();
+                let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code);
+                let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code);
+                entry.recv_done = true;
+                entry.send_done = true;
+                let e = HeaderError::TooManyInformational(MAX_INFORMATIONAL);
+                entry
+                    .shared
+                    .lock()
+                    .fail_with(RequestError::InvalidResponse(e));
             }
             Ok(resp) => {
                 entry.final_head = true;
