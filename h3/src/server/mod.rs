@@ -84,6 +84,11 @@ pub struct ServerDriver {
     priority_updates: u64,
     /// Highest request stream id seen.
     highest_id: Option<u64>,
+    /// While draining after GOAWAY: request streams quiche still holds (responses not yet
+    /// acknowledged), and the highest id already scanned for them. Built by one scan of the
+    /// ids seen, then only shrinks, so a connection that served millions of requests is not
+    /// rescanned on every wake-up.
+    draining: Option<(Vec<u64>, u64)>,
     idle_since: Option<Instant>,
     close_reason: Option<CloseReason>,
 }
@@ -126,6 +131,7 @@ impl ServerDriver {
             goaway_id: None,
             priority_updates: 0,
             highest_id: None,
+            draining: None,
             idle_since: None,
             close_reason: None,
         }
@@ -366,13 +372,7 @@ impl ServerDriver {
             return;
         }
         let idle_since = *self.idle_since.get_or_insert(now);
-        let delivered = conn.stream_capacity(0).is_err()
-            && self.highest_id.is_none_or(|h| {
-                (0..=h)
-                    .step_by(4)
-                    .all(|id| conn.stream_capacity(id).is_err())
-            });
-        if delivered || now >= idle_since + DRAIN_GRACE {
+        if delivered(conn, self.highest_id, &mut self.draining) || now >= idle_since + DRAIN_GRACE {
             // Err: already closing.
             let _ = conn.close(true, ErrorCode::NoError.code(), b"");
         }
@@ -433,6 +433,31 @@ impl ServerDriver {
         }
         Ok(())
     }
+}
+
+/// True once quiche holds no request stream any more: every response was acknowledged (a
+/// closed stream has no capacity). Streams up to `highest` are scanned once, those seen since
+/// are added, and each call checks only the ones still open.
+fn delivered(
+    conn: &mut QuicheConnection,
+    highest: Option<u64>,
+    draining: &mut Option<(Vec<u64>, u64)>,
+) -> bool {
+    let (pending, scanned) = draining.get_or_insert_with(|| (Vec::new(), 0));
+    if let Some(h) = highest {
+        // Ids 0, 4, 8, ...; `scanned` is the next id not yet looked at.
+        let from = *scanned;
+        if h >= from {
+            pending.extend(
+                (from..=h)
+                    .step_by(4)
+                    .filter(|id| conn.stream_capacity(*id).is_ok()),
+            );
+            *scanned = h + 4;
+        }
+    }
+    pending.retain(|id| conn.stream_capacity(*id).is_ok());
+    pending.is_empty() && conn.stream_capacity(0).is_err()
 }
 
 pub(crate) fn h3_error(e: h3::Error) -> ApplicationError {
