@@ -27,9 +27,11 @@
 //! run time, because kernels are known to accept the socket option and then fail the send:
 //!
 //! - **GSO**: a send carrying `UDP_SEGMENT` that fails with `EIO` or `EINVAL` is retried one
-//!   segment per send. If that works, GSO was at fault: it is switched off for the socket
-//!   ([`UdpSocket::gso_segments`] becomes 1, [`SocketStats::gso_disabled`] is set) and every
-//!   segment is still delivered. If the single-segment send fails the same way, GSO is not blamed
+//!   segment per send, so every segment is still delivered. If that works, GSO was at fault for
+//!   that send; after [`GSO_STRIKES`] such sends in a row, with no GSO send succeeding in
+//!   between, it is switched off for the socket ([`UdpSocket::gso_segments`] becomes 1,
+//!   [`SocketStats::gso_disabled`] is set). One destination's shrunken path MTU thus costs only
+//!   that destination's sends. If the single-segment send fails the same way, GSO is not blamed
 //!   and the error is returned.
 //! - **ECN/DSCP**: a send whose `IP_TOS` / `IPV6_TCLASS` control message makes the kernel answer
 //!   `EINVAL` is resent without it; if that works, TOS marking is switched off for the socket
@@ -92,7 +94,7 @@ pub use caps::SocketCapabilities;
 pub use config::UdpSocketConfig;
 pub use recv::{split_segments, RecvMeta, Segments};
 pub use send::OutgoingDatagram;
-pub use socket::{SocketStats, UdpSocket};
+pub use socket::{SocketStats, UdpSocket, GSO_STRIKES};
 pub use txtime::{instant_to_monotonic_ns, monotonic_now_ns};
 
 /// Most datagrams one `sendmmsg`/`recvmmsg` call handles. Longer batches take several calls.

@@ -329,7 +329,10 @@ impl UdpSocket {
                 let before = datagram.contents.len();
                 let result = self.send_split(datagram, narrowed);
                 if result.is_ok() || datagram.contents.len() < before {
-                    self.switch_off(drop_tos, drop_gso);
+                    // GSO failed where single segments went out: switched off only after
+                    // several such failures in a row (see `GSO_STRIKES`).
+                    let gso_broken = self.gso_failed();
+                    self.switch_off(drop_tos, gso_broken);
                     return result;
                 }
                 match result {
@@ -355,7 +358,11 @@ impl UdpSocket {
     fn sys_send(&self, datagrams: &[OutgoingDatagram<'_>], flags: SendFlags) -> io::Result<usize> {
         #[cfg(test)]
         let datagrams = self.faults.intercept(datagrams, flags)?;
-        sys::send(&self.inner, datagrams, flags)
+        let sent = sys::send(&self.inner, datagrams, flags)?;
+        if datagrams[..sent].iter().any(|d| carries_gso(d, flags)) {
+            self.gso_worked();
+        }
+        Ok(sent)
     }
 }
 

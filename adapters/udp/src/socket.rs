@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -27,6 +27,14 @@ pub struct UdpSocket {
     pub(crate) faults: crate::tests::Faults,
 }
 
+/// GSO sends that must fail in a row (each rescued by sending its segments one by one) before
+/// GSO is switched off for the socket. One failure proves little: with don't-fragment off, an
+/// ICMP "fragmentation needed" from one client's path makes the kernel refuse GSO sends to that
+/// client only (`EINVAL`: segments larger than the route's MTU), and every other destination
+/// should keep GSO. A kernel or device that cannot do GSO fails every such send, and is found
+/// after three.
+pub const GSO_STRIKES: u32 = 3;
+
 /// Counters and run-time events, updated by sends and receives.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -34,6 +42,9 @@ pub(crate) struct Counters {
     pub(crate) truncated_control: AtomicU64,
     pub(crate) dropped_by_kernel: AtomicU64,
     pub(crate) gso_disabled: AtomicBool,
+    /// GSO sends that failed in a row (the same segments then went out one per send) with no
+    /// GSO send succeeding in between; see [`GSO_STRIKES`].
+    pub(crate) gso_strikes: AtomicU32,
     pub(crate) ecn_disabled: AtomicBool,
 }
 
@@ -209,6 +220,19 @@ impl UdpSocket {
 
     pub(crate) fn tos_enabled(&self) -> bool {
         self.tos.load(Ordering::Relaxed)
+    }
+
+    /// A GSO send went out: earlier GSO failures were about their destination, not GSO.
+    pub(crate) fn gso_worked(&self) {
+        if self.counters.gso_strikes.load(Ordering::Relaxed) != 0 {
+            self.counters.gso_strikes.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A GSO send failed and the same segments went out one per send: true once that happened
+    /// [`GSO_STRIKES`] times in a row, when GSO is to be switched off.
+    pub(crate) fn gso_failed(&self) -> bool {
+        self.counters.gso_strikes.fetch_add(1, Ordering::Relaxed) + 1 >= GSO_STRIKES
     }
 
     /// Switches features off after a send proved them broken.

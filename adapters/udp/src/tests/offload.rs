@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::{
     instant_to_monotonic_ns, monotonic_now_ns, EcnCodepoint, OutgoingDatagram, UdpSocket,
-    UdpSocketConfig, GSO_MAX_SEGMENTS,
+    UdpSocketConfig, GSO_MAX_SEGMENTS, GSO_STRIKES,
 };
 
 fn gso_datagram<'a>(sock: &UdpSocket, contents: &'a [u8], segment: usize) -> OutgoingDatagram<'a> {
@@ -100,10 +100,19 @@ fn gso_fallback(errno: i32) {
     let receiver = bind("127.0.0.1:0", &no_offloads());
     let had_gso = sender.gso_segments() > 1;
     sender.faults.fail_gso(usize::MAX, errno);
-    let (contents, parts) = batch(8, 1000, 1000);
-    send(&sender, gso_datagram(&receiver, &contents, 1000));
-    let (got, _) = recv_segments(&receiver, 8, 2048);
-    assert_same_datagrams(got.iter().map(|r| r.data.clone()).collect(), parts);
+    // Every batch is delivered whole; GSO goes off after `GSO_STRIKES` failures in a row.
+    for strike in 1..=GSO_STRIKES {
+        let (contents, parts) = batch(8, 1000, 1000);
+        send(&sender, gso_datagram(&receiver, &contents, 1000));
+        let (got, _) = recv_segments(&receiver, 8, 2048);
+        assert_same_datagrams(got.iter().map(|r| r.data.clone()).collect(), parts);
+        if had_gso && strike < GSO_STRIKES {
+            assert!(
+                sender.gso_segments() > 1,
+                "GSO still on after {strike} failure(s)"
+            );
+        }
+    }
     assert_eq!(sender.gso_segments(), 1);
     assert_eq!(sender.capabilities().gso_max_segments, 1);
     assert_eq!(sender.stats().gso_disabled, had_gso);
@@ -126,6 +135,30 @@ fn gso_eio_falls_back_without_loss() {
 #[test]
 fn gso_einval_falls_back_without_loss() {
     gso_fallback(libc::EINVAL);
+}
+
+/// One destination's GSO sends failing (its path MTU shrank) between successful ones to others:
+/// each failing batch is still delivered, and GSO stays on.
+#[test]
+fn gso_failures_between_successes_keep_gso_on() {
+    let sender = bind("127.0.0.1:0", &UdpSocketConfig::default());
+    if sender.gso_segments() <= 1 {
+        eprintln!("no GSO on this machine: nothing to keep on");
+        return;
+    }
+    let receiver = bind("127.0.0.1:0", &no_offloads());
+    for _ in 0..2 * GSO_STRIKES {
+        // One GSO send fails (and is rescued one segment per send), the next one works.
+        sender.faults.fail_gso(1, libc::EINVAL);
+        for _ in 0..2 {
+            let (contents, parts) = batch(4, 900, 900);
+            send(&sender, gso_datagram(&receiver, &contents, 900));
+            let (got, _) = recv_segments(&receiver, 4, 2048);
+            assert_same_datagrams(got.iter().map(|r| r.data.clone()).collect(), parts);
+        }
+    }
+    assert!(sender.gso_segments() > 1, "GSO was switched off");
+    assert!(!sender.stats().gso_disabled);
 }
 
 #[test]
@@ -302,16 +335,18 @@ fn gso_and_ecn_both_broken() {
         .faults
         .tos_failures
         .store(usize::MAX, Ordering::Relaxed);
-    let (contents, parts) = batch(5, 300, 300);
-    send(
-        &sender,
-        OutgoingDatagram {
-            ecn: Some(EcnCodepoint::Ect0),
-            ..gso_datagram(&receiver, &contents, 300)
-        },
-    );
-    let (got, _) = recv_segments(&receiver, 5, 2048);
-    assert_same_datagrams(got.iter().map(|r| r.data.clone()).collect(), parts);
+    for _ in 0..GSO_STRIKES {
+        let (contents, parts) = batch(5, 300, 300);
+        send(
+            &sender,
+            OutgoingDatagram {
+                ecn: Some(EcnCodepoint::Ect0),
+                ..gso_datagram(&receiver, &contents, 300)
+            },
+        );
+        let (got, _) = recv_segments(&receiver, 5, 2048);
+        assert_same_datagrams(got.iter().map(|r| r.data.clone()).collect(), parts);
+    }
     assert_eq!(sender.gso_segments(), 1);
     assert!(!sender.capabilities().ecn);
     assert_empty(&receiver);
