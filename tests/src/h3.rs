@@ -7,7 +7,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use quicksand_core::{
-    Application, CertificateSource, ConnectionParams, QuicConfig, QuicSettings, TlsSettings,
+    quiche, Application, ApplicationError, CertificateSource, ConnectionParams, QuicConfig,
+    QuicSettings, QuicheConnection, TlsSettings,
 };
 
 use crate::clock::VirtualTime;
@@ -116,4 +117,73 @@ pub fn accept(
                 .expect("request")
         })
         .collect()
+}
+
+/// One side of a test that speaks HTTP/3 through `quiche::h3` directly, below quicksand's
+/// drivers (to send what they never would). Run it as an [`Application`] with [`BareH3`].
+pub trait BareH3Peer: Send + 'static {
+    /// An event quiche's HTTP/3 layer reported on stream `id`.
+    fn on_event(
+        &mut self,
+        h3: &mut quiche::h3::Connection,
+        conn: &mut QuicheConnection,
+        id: u64,
+        event: quiche::h3::Event,
+    );
+
+    /// A chance to send, after every read.
+    fn write(&mut self, _h3: &mut quiche::h3::Connection, _conn: &mut QuicheConnection) {}
+}
+
+/// Runs a [`BareH3Peer`] as a connection's application: opens `quiche::h3` on the
+/// established connection, hands it every event, and lets the peer write.
+pub struct BareH3<P> {
+    /// The test's side of the conversation.
+    pub peer: P,
+    h3: Option<quiche::h3::Connection>,
+}
+
+impl<P: BareH3Peer> BareH3<P> {
+    /// `peer`, before the handshake.
+    pub fn new(peer: P) -> Self {
+        BareH3 { peer, h3: None }
+    }
+}
+
+impl<P: BareH3Peer> Application for BareH3<P> {
+    fn on_established(
+        &mut self,
+        conn: &mut QuicheConnection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        let config = quiche::h3::Config::new().expect("h3 config");
+        let h3 =
+            quiche::h3::Connection::with_transport(conn, &config).expect("h3 on a new connection");
+        self.h3 = Some(h3);
+        Ok(())
+    }
+
+    fn process_reads(
+        &mut self,
+        conn: &mut QuicheConnection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        if let Some(h3) = self.h3.as_mut() {
+            while let Ok((id, event)) = h3.poll(conn) {
+                self.peer.on_event(h3, conn, id, event);
+            }
+        }
+        Ok(())
+    }
+
+    fn process_writes(
+        &mut self,
+        conn: &mut QuicheConnection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        if let Some(h3) = self.h3.as_mut() {
+            self.peer.write(h3, conn);
+        }
+        Ok(())
+    }
 }

@@ -2,13 +2,13 @@
 //! cleanly when the client's FIN comes late (quinn's h3 sends it in its own packet), and the
 //! client is asked to stop only when it actually sends body data nobody will read.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::Response;
-use quicksand_core::{quiche, Application, ApplicationError, QuicheConnection};
+use quicksand_core::{quiche, QuicheConnection};
 use quicksand_h3::{Body, Http3Settings, ServerDriver};
 use quicksand_tests::clock::VirtualTime;
-use quicksand_tests::h3::{block_on, configs, quic_settings, run_until};
+use quicksand_tests::h3::{block_on, configs, quic_settings, run_until, BareH3, BareH3Peer};
 use quicksand_tests::pair::Pair;
 
 quicksand_tests::virtual_clock!();
@@ -20,7 +20,6 @@ const H3_NO_ERROR: u64 = 0x100;
 /// empty for a bare FIN, else body bytes (without FIN). Records what the server did.
 struct SplitRequestClient {
     late: &'static [u8],
-    h3: Option<quiche::h3::Connection>,
     stream: Option<u64>,
     late_sent: bool,
     status: Option<Vec<u8>>,
@@ -33,7 +32,6 @@ impl SplitRequestClient {
     fn new(late: &'static [u8]) -> Self {
         SplitRequestClient {
             late,
-            h3: None,
             stream: None,
             late_sent: false,
             status: None,
@@ -43,56 +41,37 @@ impl SplitRequestClient {
     }
 }
 
-impl Application for SplitRequestClient {
-    fn on_established(
+impl BareH3Peer for SplitRequestClient {
+    fn on_event(
         &mut self,
+        h3: &mut quiche::h3::Connection,
         conn: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        let config = quiche::h3::Config::new().unwrap();
-        self.h3 = Some(quiche::h3::Connection::with_transport(conn, &config).unwrap());
-        Ok(())
+        id: u64,
+        event: quiche::h3::Event,
+    ) {
+        match event {
+            quiche::h3::Event::Headers { list, .. } => {
+                use quiche::h3::NameValue;
+                self.status = list
+                    .iter()
+                    .find(|h| h.name() == b":status")
+                    .map(|h| h.value().to_vec());
+            }
+            quiche::h3::Event::Data => {
+                let mut buf = [0u8; 4096];
+                while h3.recv_body(conn, id, &mut buf).is_ok() {}
+            }
+            quiche::h3::Event::Finished => self.response_done = true,
+            _ => {}
+        }
     }
 
-    fn process_reads(
-        &mut self,
-        conn: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        let Some(h3) = self.h3.as_mut() else {
-            return Ok(());
-        };
-        let mut buf = [0u8; 4096];
-        while let Ok((id, ev)) = h3.poll(conn) {
-            match ev {
-                quiche::h3::Event::Headers { list, .. } => {
-                    use quiche::h3::NameValue;
-                    self.status = list
-                        .iter()
-                        .find(|h| h.name() == b":status")
-                        .map(|h| h.value().to_vec());
-                }
-                quiche::h3::Event::Data => while h3.recv_body(conn, id, &mut buf).is_ok() {},
-                quiche::h3::Event::Finished => self.response_done = true,
-                _ => {}
-            }
-        }
+    fn write(&mut self, h3: &mut quiche::h3::Connection, conn: &mut QuicheConnection) {
         if let Some(id) = self.stream {
             if let Err(quiche::Error::StreamStopped(code)) = conn.stream_writable(id, 1) {
                 self.stopped = Some(code);
             }
         }
-        Ok(())
-    }
-
-    fn process_writes(
-        &mut self,
-        conn: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        let Some(h3) = self.h3.as_mut() else {
-            return Ok(());
-        };
         match self.stream {
             None => {
                 let headers = [
@@ -109,17 +88,16 @@ impl Application for SplitRequestClient {
             }
             Some(_) => {}
         }
-        Ok(())
     }
 }
 
 /// Runs one split request against a server whose handler drops the request body unread and
 /// answers 200; returns the client once it sent `late` and 200 ms more passed.
-fn run(late: &'static [u8]) -> Pair<SplitRequestClient, ServerDriver> {
+fn run(late: &'static [u8]) -> Pair<BareH3<SplitRequestClient>, ServerDriver> {
     let clock = VirtualTime::enter();
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
     let (server, mut incoming) = ServerDriver::new(Http3Settings::default());
-    let client = SplitRequestClient::new(late);
+    let client = BareH3::new(SplitRequestClient::new(late));
     let mut pair = Pair::new(&mut cc, sc, client, server, Duration::from_millis(5)).unwrap();
     let incoming_request = block_on(&mut pair, &clock, Duration::from_secs(5), async {
         futures::StreamExt::next(&mut incoming).await
@@ -136,14 +114,14 @@ fn run(late: &'static [u8]) -> Pair<SplitRequestClient, ServerDriver> {
         .expect("response sent");
     assert!(
         run_until(&mut pair, &clock, Duration::from_secs(5), |p| {
-            let c = p.client.application();
+            let c = &p.client.application().peer;
             c.response_done && c.late_sent
         }),
         "the client got the response and sent the rest of its request"
     );
     run_until(&mut pair, &clock, Duration::from_millis(200), |_| false);
     assert_eq!(
-        pair.client.application().status.as_deref(),
+        pair.client.application().peer.status.as_deref(),
         Some(&b"200"[..])
     );
     pair
@@ -153,7 +131,7 @@ fn run(late: &'static [u8]) -> Pair<SplitRequestClient, ServerDriver> {
 fn a_late_fin_after_a_complete_response_is_not_stopped() {
     let pair = run(b"");
     assert_eq!(
-        pair.client.application().stopped,
+        pair.client.application().peer.stopped,
         None,
         "the server stopped a request stream that carried no body"
     );
@@ -162,5 +140,5 @@ fn a_late_fin_after_a_complete_response_is_not_stopped() {
 #[test]
 fn body_data_nobody_reads_is_stopped_with_h3_no_error() {
     let pair = run(b"an upload the handler never reads");
-    assert_eq!(pair.client.application().stopped, Some(H3_NO_ERROR));
+    assert_eq!(pair.client.application().peer.stopped, Some(H3_NO_ERROR));
 }

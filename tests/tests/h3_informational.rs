@@ -1,17 +1,17 @@
 //! 1xx responses on the client: kept for the application up to a limit; a server that sends
 //! more before its final response fails the request instead of growing the list forever.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
-use quicksand_core::{quiche, Application, ApplicationError, QuicheConnection};
+use quicksand_core::{quiche, QuicheConnection};
 use quicksand_h3::{
     ClientDriver, HeaderError, Http3Settings, InformationalResponses, RequestError,
     MAX_INFORMATIONAL,
 };
 use quicksand_tests::clock::VirtualTime;
-use quicksand_tests::h3::{block_on, configs, quic_settings};
+use quicksand_tests::h3::{block_on, configs, quic_settings, BareH3, BareH3Peer};
 use quicksand_tests::pair::Pair;
 
 quicksand_tests::virtual_clock!();
@@ -19,50 +19,27 @@ quicksand_tests::virtual_clock!();
 /// A bare quiche server answering every request with `informational` 103 responses, then 200.
 struct EarlyHintsServer {
     informational: usize,
-    h3: Option<quiche::h3::Connection>,
 }
 
-impl Application for EarlyHintsServer {
-    fn on_established(
+impl BareH3Peer for EarlyHintsServer {
+    fn on_event(
         &mut self,
+        h3: &mut quiche::h3::Connection,
         conn: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        let config = quiche::h3::Config::new().unwrap();
-        self.h3 = Some(quiche::h3::Connection::with_transport(conn, &config).unwrap());
-        Ok(())
-    }
-
-    fn process_reads(
-        &mut self,
-        conn: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        let Some(h3) = self.h3.as_mut() else {
-            return Ok(());
-        };
-        while let Ok((id, ev)) = h3.poll(conn) {
-            if let quiche::h3::Event::Headers { .. } = ev {
-                let hint = [quiche::h3::Header::new(b":status", b"103")];
-                h3.send_response(conn, id, &hint, false).unwrap();
-                for _ in 1..self.informational {
-                    h3.send_additional_headers(conn, id, &hint, false, false)
-                        .unwrap();
-                }
-                let ok = [quiche::h3::Header::new(b":status", b"200")];
-                h3.send_additional_headers(conn, id, &ok, false, true)
+        id: u64,
+        event: quiche::h3::Event,
+    ) {
+        if let quiche::h3::Event::Headers { .. } = event {
+            let hint = [quiche::h3::Header::new(b":status", b"103")];
+            h3.send_response(conn, id, &hint, false).unwrap();
+            for _ in 1..self.informational {
+                h3.send_additional_headers(conn, id, &hint, false, false)
                     .unwrap();
             }
+            let ok = [quiche::h3::Header::new(b":status", b"200")];
+            h3.send_additional_headers(conn, id, &ok, false, true)
+                .unwrap();
         }
-        Ok(())
-    }
-
-    fn process_writes(
-        &mut self,
-        _: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        Ok(())
     }
 }
 
@@ -70,10 +47,7 @@ fn get_with(informational: usize) -> Result<http::Response<quicksand_h3::RecvBod
     let clock = VirtualTime::enter();
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
     let (driver, client) = ClientDriver::new(Http3Settings::default());
-    let server = EarlyHintsServer {
-        informational,
-        h3: None,
-    };
+    let server = BareH3::new(EarlyHintsServer { informational });
     let mut pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
     let request = Request::get("https://localhost/")
         .body(Bytes::new())

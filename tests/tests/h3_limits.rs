@@ -10,13 +10,15 @@ use bytes::Bytes;
 use futures::future::join_all;
 use http::{Request, Response, StatusCode};
 use quicksand_core::QuicheConnection;
-use quicksand_core::{quiche, Application, ApplicationError, CloseReason};
+use quicksand_core::{quiche, CloseReason};
 use quicksand_h3::{
     Body, ClientDriver, ErrorCode, H3Client, Http3Settings, IncomingRequests, RecvBody,
     RequestError, ServerDriver, StreamError,
 };
 use quicksand_tests::clock::VirtualTime;
-use quicksand_tests::h3::{accept, block_on, configs, quic_settings, run_until};
+use quicksand_tests::h3::{
+    accept, block_on, configs, quic_settings, run_until, BareH3, BareH3Peer,
+};
 use quicksand_tests::pair::Pair;
 
 quicksand_tests::virtual_clock!();
@@ -528,49 +530,31 @@ fn dropping_the_client_handle_closes_an_idle_connection() {
 }
 
 /// Sends one request without `:path` through quiche directly, then records the status.
+#[derive(Default)]
 struct RawClient {
-    h3: Option<quiche::h3::Connection>,
     sent: bool,
     status: Option<Vec<u8>>,
 }
 
-impl Application for RawClient {
-    fn on_established(
+impl BareH3Peer for RawClient {
+    fn on_event(
         &mut self,
-        conn: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        let config = quiche::h3::Config::new().unwrap();
-        self.h3 = Some(quiche::h3::Connection::with_transport(conn, &config).unwrap());
-        Ok(())
-    }
-
-    fn process_reads(
-        &mut self,
-        conn: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        let Some(h3) = self.h3.as_mut() else {
-            return Ok(());
-        };
-        while let Ok((_, ev)) = h3.poll(conn) {
-            if let quiche::h3::Event::Headers { list, .. } = ev {
-                use quiche::h3::NameValue;
-                self.status = list
-                    .iter()
-                    .find(|h| h.name() == b":status")
-                    .map(|h| h.value().to_vec());
-            }
+        _: &mut quiche::h3::Connection,
+        _: &mut QuicheConnection,
+        _: u64,
+        event: quiche::h3::Event,
+    ) {
+        if let quiche::h3::Event::Headers { list, .. } = event {
+            use quiche::h3::NameValue;
+            self.status = list
+                .iter()
+                .find(|h| h.name() == b":status")
+                .map(|h| h.value().to_vec());
         }
-        Ok(())
     }
 
-    fn process_writes(
-        &mut self,
-        conn: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        if let (Some(h3), false) = (self.h3.as_mut(), self.sent) {
+    fn write(&mut self, h3: &mut quiche::h3::Connection, conn: &mut QuicheConnection) {
+        if !self.sent {
             let headers = [
                 quiche::h3::Header::new(b":method", b"GET"),
                 quiche::h3::Header::new(b":scheme", b"https"),
@@ -578,7 +562,6 @@ impl Application for RawClient {
             ];
             self.sent = h3.send_request(conn, &headers, true).is_ok();
         }
-        Ok(())
     }
 }
 
@@ -587,19 +570,16 @@ fn malformed_request_gets_400_and_never_reaches_the_handler() {
     let clock = VirtualTime::enter();
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
     let (server, mut incoming) = ServerDriver::new(Http3Settings::default());
-    let raw = RawClient {
-        h3: None,
-        sent: false,
-        status: None,
-    };
+    let raw = BareH3::new(RawClient::default());
     let mut pair = Pair::new(&mut cc, sc, raw, server, Duration::from_millis(5)).unwrap();
     assert!(run_until(&mut pair, &clock, Duration::from_secs(5), |p| p
         .client
         .application()
+        .peer
         .status
         .is_some()));
     assert_eq!(
-        pair.client.application().status.as_deref(),
+        pair.client.application().peer.status.as_deref(),
         Some(&b"400"[..])
     );
     assert_eq!(pair.server().application().stats().malformed, 1);
