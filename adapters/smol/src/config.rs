@@ -44,7 +44,8 @@ pub struct ServerConfig {
     pub socket: UdpSocketConfig,
     /// Sockets bound to the same address with `SO_REUSEPORT`, one endpoint task each; their
     /// connection IDs name the worker so packets that land on the wrong socket are forwarded.
-    /// 1 ..= 256. Default: 1.
+    /// 1 ..= 256. Default: 1. The endpoint's limits and rates (`EndpointConfig`) apply per
+    /// worker: `max_connections` 100,000 with 4 workers lets the process hold 400,000.
     pub workers: usize,
     /// Names the self-signed certificate is made for when no certificate is given.
     pub self_signed_names: Vec<String>,

@@ -41,6 +41,10 @@ use table::ConnectionTable;
 pub const MIN_INITIAL_LEN: usize = 1200;
 
 /// Endpoint-wide limits and policies. Every field has a documented default.
+///
+/// The limits and rates are per endpoint, i.e. per socket: a server with `workers` sockets
+/// (`SO_REUSEPORT`) applies each of them per worker, so the process as a whole holds up to
+/// `workers` times `max_connections` and answers up to `workers` times each rate.
 #[derive(Clone, Debug)]
 pub struct EndpointConfig {
     /// Answer token-less Initials with RETRY, so only clients that prove their address get
