@@ -19,6 +19,8 @@ use crate::shared::{lock, ConnShared};
 #[derive(Debug, Default)]
 struct FlowState {
     queue: VecDeque<Bytes>,
+    /// Payload bytes in `queue`.
+    queued_bytes: usize,
     waker: Option<Waker>,
     closed: bool,
 }
@@ -93,6 +95,7 @@ impl DatagramFlow {
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let mut st = lock(&self.state);
         if let Some(d) = st.queue.pop_front() {
+            st.queued_bytes -= d.len();
             return Poll::Ready(Some(d));
         }
         if st.closed {
@@ -114,16 +117,19 @@ pub(crate) struct Flows {
     map: HashMap<u64, Arc<Mutex<FlowState>>>,
     outbox: Arc<Outbox>,
     queue_len: usize,
+    queue_bytes: usize,
     /// Datagrams dropped (unknown flow, full queue, too large).
     pub dropped: u64,
 }
 
 impl Flows {
-    pub fn new(queue_len: usize) -> Self {
+    /// Flows whose receive queues hold at most `queue_len` datagrams and `queue_bytes` bytes.
+    pub fn new(queue_len: usize, queue_bytes: usize) -> Self {
         Flows {
             map: HashMap::new(),
             outbox: Arc::default(),
             queue_len: queue_len.max(1),
+            queue_bytes,
             dropped: 0,
         }
     }
@@ -194,12 +200,26 @@ impl Flows {
             let (qid, off) = decode_varint(&d).ok_or(())?;
             match self.map.get(&qid) {
                 Some(state) => {
+                    let payload = d.slice(off..);
                     let mut st = lock(state);
-                    if st.queue.len() >= self.queue_len {
-                        st.queue.pop_front();
+                    // The oldest go first, until both the count and the bytes fit (a peer on
+                    // a path with large packets can send datagrams of up to 64 KiB).
+                    while st.queue.len() >= self.queue_len
+                        || (!st.queue.is_empty()
+                            && st.queued_bytes + payload.len() > self.queue_bytes)
+                    {
+                        let Some(old) = st.queue.pop_front() else {
+                            break;
+                        };
+                        st.queued_bytes -= old.len();
                         self.dropped += 1;
                     }
-                    st.queue.push_back(d.slice(off..));
+                    if payload.len() > self.queue_bytes {
+                        self.dropped += 1;
+                        continue;
+                    }
+                    st.queued_bytes += payload.len();
+                    st.queue.push_back(payload);
                     if let Some(w) = st.waker.take() {
                         w.wake();
                     }

@@ -52,6 +52,9 @@ pub struct Http3Settings {
     pub rapid_reset_window: Duration,
     /// HTTP/3 datagrams buffered per flow before the oldest is dropped. Default: 64.
     pub datagram_queue_len: usize,
+    /// Payload bytes buffered per flow before the oldest datagrams are dropped (a datagram
+    /// larger than this on its own is dropped). Default: 256 KiB.
+    pub datagram_queue_bytes: usize,
 }
 
 impl Default for Http3Settings {
@@ -71,6 +74,7 @@ impl Default for Http3Settings {
             rapid_reset_threshold: 300,
             rapid_reset_window: Duration::from_secs(1),
             datagram_queue_len: 64,
+            datagram_queue_bytes: 256 * 1024,
         }
     }
 }

@@ -9,7 +9,7 @@ use quicksand_h3::{
     RequestError, ServerDriver,
 };
 use quicksand_tests::clock::VirtualTime;
-use quicksand_tests::h3::{block_on, configs, quic_settings};
+use quicksand_tests::h3::{block_on, configs, quic_settings, run_until};
 use quicksand_tests::pair::Pair;
 
 quicksand_tests::virtual_clock!();
@@ -159,4 +159,63 @@ fn datagrams_are_refused_when_not_negotiated() {
         flow.send(Bytes::from_static(b"x")),
         Err(DatagramError::NotNegotiated)
     );
+}
+
+#[test]
+fn an_unread_flow_holds_at_most_its_byte_budget() {
+    let clock = VirtualTime::enter();
+    // A budget of 4,000 bytes: four 1,000-byte datagrams, though the count limit allows 64.
+    let server_settings = Http3Settings {
+        datagram_queue_bytes: 4_000,
+        ..connect_settings()
+    };
+    let (mut pair, client, mut incoming) = pair(connect_settings(), server_settings, true);
+    let (_tunnel_tx, response) = client.send_request(connect_request()).unwrap();
+    let req = block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+        .unwrap()
+        .unwrap();
+    let server_flow = req
+        .request
+        .extensions()
+        .get::<DatagramFlow>()
+        .cloned()
+        .expect("server flow");
+    let _tunnel_rx = req.responder.send_response(Response::new(())).unwrap();
+    let resp = block_on(&mut pair, &clock, Duration::from_secs(5), response)
+        .unwrap()
+        .unwrap();
+    let client_flow = resp
+        .extensions()
+        .get::<DatagramFlow>()
+        .cloned()
+        .expect("client flow");
+    // Ten datagrams the server's application does not read yet.
+    for i in 0..10u8 {
+        client_flow.send(Bytes::from(vec![i; 1_000])).unwrap();
+        run_until(&mut pair, &clock, Duration::from_millis(20), |_| false);
+    }
+    // The newest four are kept; the six oldest were dropped and counted.
+    for i in 6..10u8 {
+        let got = block_on(
+            &mut pair,
+            &clock,
+            Duration::from_secs(1),
+            server_flow.recv(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((got.len(), got[0]), (1_000, i), "datagram {i} expected");
+    }
+    assert_eq!(pair.server().application().stats().datagrams_dropped, 6);
+    // Reading made room again.
+    client_flow.send(Bytes::from(vec![42; 1_000])).unwrap();
+    let got = block_on(
+        &mut pair,
+        &clock,
+        Duration::from_secs(1),
+        server_flow.recv(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!((got.len(), got[0]), (1_000, 42));
 }

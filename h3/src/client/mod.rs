@@ -78,7 +78,7 @@ impl ClientDriver {
             settings.connection_buffer_size,
         );
         let driver = ClientDriver {
-            flows: Flows::new(settings.datagram_queue_len),
+            flows: Flows::new(settings.datagram_queue_len, settings.datagram_queue_bytes),
             settings,
             h3: None,
             conn,

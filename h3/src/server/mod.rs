@@ -114,7 +114,7 @@ impl ServerDriver {
                 settings.rapid_reset_threshold,
                 settings.rapid_reset_window,
             ),
-            flows: Flows::new(settings.datagram_queue_len),
+            flows: Flows::new(settings.datagram_queue_len, settings.datagram_queue_bytes),
             settings,
             h3: None,
             conn,
