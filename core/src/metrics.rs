@@ -61,11 +61,14 @@ pub enum RejectReason {
     Declined,
     /// quiche could not create the connection (its error is logged).
     ConnectionFailed,
+    /// The client's address or its prefix has as many handshakes in progress as it may
+    /// (`EndpointConfig::max_handshakes_per_address` / `_per_prefix`).
+    AddressQuota,
 }
 
 impl RejectReason {
     /// Every reason, in declaration order (the index of each is `reason as usize`).
-    pub const ALL: [RejectReason; 7] = [
+    pub const ALL: [RejectReason; 8] = [
         RejectReason::InvalidToken,
         RejectReason::ExpiredToken,
         RejectReason::WrongAddress,
@@ -73,6 +76,7 @@ impl RejectReason {
         RejectReason::ShuttingDown,
         RejectReason::Declined,
         RejectReason::ConnectionFailed,
+        RejectReason::AddressQuota,
     ];
 
     /// A short, stable name for logs and metric labels.
@@ -85,6 +89,7 @@ impl RejectReason {
             RejectReason::ShuttingDown => "shutting_down",
             RejectReason::Declined => "declined",
             RejectReason::ConnectionFailed => "connection_failed",
+            RejectReason::AddressQuota => "address_quota",
         }
     }
 
@@ -98,6 +103,9 @@ impl RejectReason {
             RejectReason::ShuttingDown => "the endpoint is shutting down",
             RejectReason::Declined => "the application declined it",
             RejectReason::ConnectionFailed => "quiche could not create the connection",
+            RejectReason::AddressQuota => {
+                "too many handshakes in progress from this address or network"
+            }
         }
     }
 }

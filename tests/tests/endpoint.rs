@@ -10,7 +10,7 @@ use quicksand_core::endpoint::{TokenKind, TokenLifetimes};
 use quicksand_core::metrics::{DropReason, RejectReason};
 use quicksand_core::{
     CloseReason, ConnectionIdGenerator, Datagram, DatagramEvent, Driver, Endpoint, EndpointConfig,
-    Event, NoApplication, QuicLbConnectionIds, Stage,
+    EndpointEvent, Event, NoApplication, QuicLbConnectionIds, Stage,
 };
 use quicksand_tests::apps::BulkTransfer;
 use quicksand_tests::sim::{self, Direction, Fate, LinkConfig, Sim, SimConfig, SERVER};
@@ -223,6 +223,9 @@ fn a_thousand_connections_route_through_cid_rotation_and_leave_no_entries() {
     let mut config = SimConfig::new(11);
     config.server_endpoint.validate_addresses = false;
     config.server_endpoint.max_handshakes = 2000;
+    // All thousand come from the simulator's one client address at once.
+    config.server_endpoint.max_handshakes_per_address = 1000;
+    config.server_endpoint.max_handshakes_per_prefix = 1000;
     let mut s = Sim::new(config, |_| Some(NoApplication));
     for _ in 0..1000 {
         s.connect(NoApplication).unwrap();
@@ -639,4 +642,52 @@ fn version_negotiation_and_retry_answers_are_rate_limited() {
     clock.advance(Duration::from_millis(500));
     assert_eq!(answered(&mut ep, &unknown_version, 50), 5);
     assert_eq!(answered(&mut ep, &initial, 20), 2);
+}
+
+#[test]
+fn one_address_or_network_cannot_fill_the_accept_backlog() {
+    let _clock = quicksand_tests::clock::VirtualTime::enter();
+    let (mut ep, _) = endpoint_with_metrics(EndpointConfig {
+        max_handshakes_per_address: 3,
+        max_handshakes_per_prefix: 5,
+        ..EndpointConfig::default()
+    });
+    // A validated Initial (NEW_TOKEN token, a fresh DCID) from `from`: accepted into a
+    // handshake, or not.
+    let try_from = |ep: &mut Endpoint, from: &str| {
+        let now = Instant::now();
+        let from: SocketAddr = from.parse().unwrap();
+        let token = ep.mint_new_token(now, from);
+        let packet = with_token(&first_initial(), &token);
+        match ep.handle_datagram(now, Datagram::new(&packet[..], from, SERVER, now)) {
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                Some(ep.accept(now, incoming, NoApplication).unwrap().0)
+            }
+            _ => None,
+        }
+    };
+    let first: Vec<_> = (0..3)
+        .map(|i| try_from(&mut ep, &format!("198.51.100.7:{}", 4000 + i)))
+        .collect();
+    assert!(first.iter().all(Option::is_some), "three from one address");
+    assert_eq!(
+        try_from(&mut ep, "198.51.100.7:5000"),
+        None,
+        "a fourth is refused"
+    );
+    // Its /24 has room for two more, then is full too; another network is not affected.
+    assert!(try_from(&mut ep, "198.51.100.8:4000").is_some());
+    assert!(try_from(&mut ep, "198.51.100.9:4000").is_some());
+    assert_eq!(try_from(&mut ep, "198.51.100.10:4000"), None);
+    assert!(try_from(&mut ep, "203.0.113.1:4000").is_some());
+    assert_eq!(ep.stats().rejected(RejectReason::AddressQuota), 2);
+    // A handshake that completes frees its place.
+    let done = first[0].expect("accepted");
+    ep.handle_event(
+        done,
+        EndpointEvent::Established {
+            peer_reset_token: None,
+        },
+    );
+    assert!(try_from(&mut ep, "198.51.100.7:6000").is_some());
 }

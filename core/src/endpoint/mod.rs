@@ -58,6 +58,15 @@ pub struct EndpointConfig {
     /// counted as [`RejectReason::Backlog`] — dropping costs the server nothing and the client
     /// retries. Default: 4,096.
     pub max_handshakes: usize,
+    /// Handshakes in progress at once from one client address; Initials beyond it are
+    /// dropped and counted as [`RejectReason::AddressQuota`], so one source cannot fill the
+    /// accept backlog. Default: 256 (a proxy or a load generator behind one address may well
+    /// open many connections at once; 16 such addresses are still needed to fill the default
+    /// backlog).
+    pub max_handshakes_per_address: usize,
+    /// The same for one address prefix (IPv4 /24, IPv6 /64), so one network cannot either.
+    /// Default: 1,024.
+    pub max_handshakes_per_prefix: usize,
     /// Answer short-header packets for unknown CIDs with a stateless reset. Default: true.
     pub stateless_resets: bool,
     /// Most stateless resets per second. Default: 200.
@@ -82,6 +91,8 @@ impl Default for EndpointConfig {
             token_lifetimes: TokenLifetimes::default(),
             max_connections: 100_000,
             max_handshakes: 4096,
+            max_handshakes_per_address: 256,
+            max_handshakes_per_prefix: 1024,
             stateless_resets: true,
             stateless_reset_rate: 200,
             version_negotiation_rate: 1_000,
@@ -354,7 +365,9 @@ impl Endpoint {
             }
         };
         // Until the client hears from us it keeps using the DCID it chose (or our RETRY SCID).
-        let handle = self.table.insert(&[&scid, &client_dcid], true);
+        let handle = self
+            .table
+            .insert(&[&scid, &client_dcid], Some(datagram.peer.ip()));
         conn.handle_datagram(now, datagram);
         Ok((handle, conn))
     }
@@ -380,7 +393,7 @@ impl Endpoint {
             Connection::connect(now, config, server_name, local, peer, self.ctx.clone(), app)?;
         let cids = conn.source_ids();
         let cids: Vec<&[u8]> = cids.iter().map(|c| c.as_ref()).collect();
-        let handle = self.table.insert(&cids, true);
+        let handle = self.table.insert(&cids, None);
         Ok((handle, conn))
     }
 
@@ -543,6 +556,13 @@ impl Endpoint {
             || self.table.handshaking() >= self.config.max_handshakes
         {
             self.reject(now, datagram.peer, RejectReason::Backlog, None);
+            return self.drop(DropReason::Overloaded);
+        }
+        let (from_address, from_prefix) = self.table.handshaking_from(datagram.peer.ip());
+        if from_address >= self.config.max_handshakes_per_address
+            || from_prefix >= self.config.max_handshakes_per_prefix
+        {
+            self.reject(now, datagram.peer, RejectReason::AddressQuota, None);
             return self.drop(DropReason::Overloaded);
         }
         let mut retry = None;

@@ -1,6 +1,7 @@
 //! The connection-ID table: which connection each CID (and peer reset token) belongs to.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use slab::Slab;
 
@@ -13,6 +14,24 @@ struct Entry {
     cids: Vec<Vec<u8>>,
     reset_token: Option<u128>,
     handshaking: bool,
+    /// A server connection still handshaking: its client's address, counted in the quotas.
+    source: Option<IpAddr>,
+}
+
+/// The network a client address belongs to for the per-prefix handshake quota: its /24 for
+/// IPv4, its /64 for IPv6 (what one subscriber or one host typically holds).
+pub(crate) fn prefix_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::from([a, b, c, 0])
+        }
+        IpAddr::V6(v6) => {
+            let mut seg = v6.segments();
+            seg[4..].fill(0);
+            IpAddr::from(seg)
+        }
+    }
 }
 
 /// CID → connection, with every connection's CIDs so that all go when it does.
@@ -22,16 +41,27 @@ pub(crate) struct ConnectionTable {
     by_reset_token: HashMap<u128, ConnectionHandle>,
     entries: Slab<Entry>,
     handshaking: usize,
+    /// Handshakes in progress per client address and per prefix ([`prefix_of`]); entries
+    /// leave at zero, so the maps hold only sources with a handshake in progress.
+    by_address: HashMap<IpAddr, usize>,
+    by_prefix: HashMap<IpAddr, usize>,
 }
 
 impl ConnectionTable {
-    /// Registers a new connection reachable by `cids`. A CID already taken keeps its owner.
-    pub(crate) fn insert(&mut self, cids: &[&[u8]], handshaking: bool) -> ConnectionHandle {
+    /// Registers a new connection reachable by `cids`, handshaking; a server connection names
+    /// its client's address (`source`) for the per-address quotas. A CID already taken keeps
+    /// its owner.
+    pub(crate) fn insert(&mut self, cids: &[&[u8]], source: Option<IpAddr>) -> ConnectionHandle {
         let handle = ConnectionHandle(self.entries.insert(Entry {
-            handshaking,
+            handshaking: true,
+            source,
             ..Default::default()
         }));
-        self.handshaking += usize::from(handshaking);
+        self.handshaking += 1;
+        if let Some(ip) = source {
+            *self.by_address.entry(ip).or_default() += 1;
+            *self.by_prefix.entry(prefix_of(ip)).or_default() += 1;
+        }
         for cid in cids {
             self.add_cid(handle, cid);
         }
@@ -66,6 +96,9 @@ impl ConnectionTable {
         if std::mem::take(&mut entry.handshaking) {
             self.handshaking -= 1;
         }
+        if let Some(ip) = entry.source.take() {
+            Self::release_source(&mut self.by_address, &mut self.by_prefix, ip);
+        }
         if let Some(token) = reset_token {
             if let Some(old) = entry.reset_token.replace(token) {
                 self.by_reset_token.remove(&old);
@@ -85,6 +118,34 @@ impl ConnectionTable {
             self.by_reset_token.remove(&token);
         }
         self.handshaking -= usize::from(entry.handshaking);
+        if let Some(ip) = entry.source {
+            Self::release_source(&mut self.by_address, &mut self.by_prefix, ip);
+        }
+    }
+
+    /// Handshakes in progress from `ip`, and from its prefix ([`prefix_of`]).
+    pub(crate) fn handshaking_from(&self, ip: IpAddr) -> (usize, usize) {
+        let count = |map: &HashMap<IpAddr, usize>, key| map.get(&key).copied().unwrap_or(0);
+        (
+            count(&self.by_address, ip),
+            count(&self.by_prefix, prefix_of(ip)),
+        )
+    }
+
+    /// One handshake from `ip` ended.
+    fn release_source(
+        by_address: &mut HashMap<IpAddr, usize>,
+        by_prefix: &mut HashMap<IpAddr, usize>,
+        ip: IpAddr,
+    ) {
+        for (map, key) in [(by_address, ip), (by_prefix, prefix_of(ip))] {
+            if let Some(n) = map.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&key);
+                }
+            }
+        }
     }
 
     pub(crate) fn get(&self, cid: &[u8]) -> Option<ConnectionHandle> {
@@ -119,8 +180,9 @@ mod tests {
     #[test]
     fn cids_route_and_all_go_with_their_connection() {
         let mut t = ConnectionTable::default();
-        let a = t.insert(&[b"aaaa", b"odcid"], true);
-        let b = t.insert(&[b"bbbb"], false);
+        let a = t.insert(&[b"aaaa", b"odcid"], None);
+        let b = t.insert(&[b"bbbb"], None);
+        t.established(b, None);
         t.add_cid(a, b"aaa2");
         t.add_cid(b, b"aaaa"); // taken: keeps its owner
         assert_eq!(
@@ -142,5 +204,28 @@ mod tests {
         t.remove(b);
         t.remove(b);
         assert_eq!((t.connections(), t.cids(), t.handshaking()), (0, 0, 0));
+    }
+
+    #[test]
+    fn handshakes_are_counted_per_address_and_prefix_until_they_end() {
+        let mut t = ConnectionTable::default();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = t.insert(&[b"a"], Some(ip("192.0.2.7")));
+        let b = t.insert(&[b"b"], Some(ip("192.0.2.7")));
+        let c = t.insert(&[b"c"], Some(ip("192.0.2.200")));
+        let d = t.insert(&[b"d"], Some(ip("2001:db8:0:1::5")));
+        t.insert(&[b"e"], None); // a client connection: no quota
+        assert_eq!(t.handshaking_from(ip("192.0.2.7")), (2, 3));
+        assert_eq!(t.handshaking_from(ip("192.0.2.9")), (0, 3));
+        assert_eq!(t.handshaking_from(ip("2001:db8:0:1:ffff::1")), (0, 1));
+        assert_eq!(t.handshaking_from(ip("2001:db8:0:2::5")), (0, 0));
+        // Established or gone, a handshake no longer counts (and only once).
+        t.established(a, None);
+        t.established(a, None);
+        t.remove(c);
+        assert_eq!(t.handshaking_from(ip("192.0.2.7")), (1, 1));
+        t.remove(b);
+        t.remove(d);
+        assert!(t.by_address.is_empty() && t.by_prefix.is_empty());
     }
 }
