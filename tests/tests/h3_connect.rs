@@ -5,8 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use quicksand_h3::{
-    ClientDriver, DatagramError, DatagramFlow, H3Client, Http3Settings, IncomingRequests, Protocol,
-    RequestError, ServerDriver,
+    BodySender, ClientDriver, DatagramError, DatagramFlow, H3Client, Http3Settings,
+    IncomingRequests, Protocol, RequestError, ServerDriver,
 };
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::h3::{block_on, configs, quic_settings, run_until};
@@ -49,12 +49,23 @@ fn connect_request() -> Request<()> {
     req
 }
 
-#[test]
-fn extended_connect_and_datagrams_round_trip() {
-    let clock = VirtualTime::enter();
-    let (mut pair, client, mut incoming) = pair(connect_settings(), connect_settings(), true);
-    let (_tunnel_tx, response) = client.send_request(connect_request()).unwrap();
-    let req = block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
+/// An open CONNECT-UDP tunnel: each side's datagram flow, and the stream halves that keep it
+/// open.
+struct Tunnel {
+    client: DatagramFlow,
+    server: DatagramFlow,
+    _streams: (BodySender, BodySender),
+}
+
+/// Opens a CONNECT-UDP tunnel through the pair and checks both sides got their flow.
+fn open_tunnel(
+    pair: &mut H3Pair,
+    clock: &VirtualTime,
+    client: &H3Client,
+    incoming: &mut IncomingRequests,
+) -> Tunnel {
+    let (to_server, response) = client.send_request(connect_request()).unwrap();
+    let req = block_on(pair, clock, Duration::from_secs(5), incoming.next())
         .unwrap()
         .unwrap();
     assert_eq!(req.request.method(), Method::CONNECT);
@@ -62,23 +73,36 @@ fn extended_connect_and_datagrams_round_trip() {
         req.request.extensions().get::<Protocol>(),
         Some(&Protocol("connect-udp".into()))
     );
-    let server_flow = req
+    let server = req
         .request
         .extensions()
         .get::<DatagramFlow>()
         .cloned()
         .expect("server flow");
-    assert_eq!(server_flow.quarter_stream_id(), 0);
-    let _tunnel_rx = req.responder.send_response(Response::new(())).unwrap();
-    let resp = block_on(&mut pair, &clock, Duration::from_secs(5), response)
+    let to_client = req.responder.send_response(Response::new(())).unwrap();
+    let resp = block_on(pair, clock, Duration::from_secs(5), response)
         .unwrap()
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let client_flow = resp
+    let client = resp
         .extensions()
         .get::<DatagramFlow>()
         .cloned()
         .expect("client flow");
+    Tunnel {
+        client,
+        server,
+        _streams: (to_server, to_client),
+    }
+}
+
+#[test]
+fn extended_connect_and_datagrams_round_trip() {
+    let clock = VirtualTime::enter();
+    let (mut pair, client, mut incoming) = pair(connect_settings(), connect_settings(), true);
+    let tunnel = open_tunnel(&mut pair, &clock, &client, &mut incoming);
+    let (client_flow, server_flow) = (&tunnel.client, &tunnel.server);
+    assert_eq!(server_flow.quarter_stream_id(), 0);
     assert!(client_flow.is_negotiated());
     // Client → server → client, several datagrams.
     for i in 0..5u8 {
@@ -170,25 +194,8 @@ fn an_unread_flow_holds_at_most_its_byte_budget() {
         ..connect_settings()
     };
     let (mut pair, client, mut incoming) = pair(connect_settings(), server_settings, true);
-    let (_tunnel_tx, response) = client.send_request(connect_request()).unwrap();
-    let req = block_on(&mut pair, &clock, Duration::from_secs(5), incoming.next())
-        .unwrap()
-        .unwrap();
-    let server_flow = req
-        .request
-        .extensions()
-        .get::<DatagramFlow>()
-        .cloned()
-        .expect("server flow");
-    let _tunnel_rx = req.responder.send_response(Response::new(())).unwrap();
-    let resp = block_on(&mut pair, &clock, Duration::from_secs(5), response)
-        .unwrap()
-        .unwrap();
-    let client_flow = resp
-        .extensions()
-        .get::<DatagramFlow>()
-        .cloned()
-        .expect("client flow");
+    let tunnel = open_tunnel(&mut pair, &clock, &client, &mut incoming);
+    let (client_flow, server_flow) = (&tunnel.client, &tunnel.server);
     // Ten datagrams the server's application does not read yet.
     for i in 0..10u8 {
         client_flow.send(Bytes::from(vec![i; 1_000])).unwrap();

@@ -327,17 +327,13 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
                 }
             }
             let queued = self.socket.buffers().pending();
-            match self.socket.poll_send(cx) {
-                Poll::Ready(Ok(())) => self.send_blocked = false,
-                Poll::Ready(Err(e)) => {
-                    self.send_blocked = false;
-                    tracing::debug!(error = %e, "send failed")
-                }
+            let sent = self.socket.poll_send(cx);
+            self.send_blocked = sent.is_pending();
+            match sent {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => tracing::debug!(error = %e, "send failed"),
                 // Woken when writable; stop pulling from the driver meanwhile.
-                Poll::Pending => {
-                    self.send_blocked = true;
-                    return false;
-                }
+                Poll::Pending => return false,
             }
             if exhausted {
                 return false;
