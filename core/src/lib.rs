@@ -57,7 +57,8 @@ pub use connection::{
 pub use datagram::{Datagram, DatagramQueue, Ecn, SegmentIter, Transmit};
 pub use driver::Driver;
 pub use endpoint::{
-    AcceptError, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig, EndpointStats, Incoming,
+    AcceptError, AddressValidation, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig,
+    EndpointStats, Incoming,
 };
 pub use log::capture_quiche_logs;
 pub use metrics::{Metrics, NoopMetrics};

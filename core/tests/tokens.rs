@@ -164,3 +164,93 @@ fn rotation_keeps_the_previous_key_and_drops_older_ones() {
     let ours = k.seal(&retry_token());
     assert!(shared.open(&ours, client(), t0(), LIFETIMES).is_ok());
 }
+
+fn new_token(issued: SystemTime) -> AddressToken {
+    AddressToken {
+        kind: TokenKind::NewToken,
+        issued,
+        address: SocketAddr::new(client().ip(), 0),
+        original_dcid: ConnectionId::default(),
+        retry_scid: ConnectionId::default(),
+    }
+}
+
+#[test]
+fn derived_keys_change_every_period_and_hosts_sharing_the_master_agree() {
+    let period = Duration::from_secs(600);
+    let mut host_a = TokenKeys::derived_with_seed([5; 32], period, Some(1));
+    let host_b = TokenKeys::derived_with_seed([5; 32], period, Some(2));
+    let stranger = TokenKeys::derived_with_seed([6; 32], period, Some(1));
+
+    // Tokens of consecutive periods are sealed with different keys.
+    let ids: Vec<u8> = (0..4)
+        .map(|i| host_a.seal(&new_token(t0() + period * i))[1])
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] != w[1]), "key ids {ids:?}");
+
+    // A token stays valid across key changes for its lifetime, on every host with the master.
+    let token = host_a.seal(&new_token(t0()));
+    for age in [
+        Duration::ZERO,
+        period / 2,
+        period * 3,
+        Duration::from_secs(3599),
+    ] {
+        let now = t0() + age;
+        assert!(
+            host_a.open(&token, client(), now, LIFETIMES).is_ok(),
+            "{age:?}"
+        );
+        assert!(
+            host_b.open(&token, client(), now, LIFETIMES).is_ok(),
+            "{age:?}"
+        );
+        assert_eq!(
+            stranger.open(&token, client(), now, LIFETIMES),
+            Err(TokenError::Forged)
+        );
+    }
+    assert_eq!(
+        host_b.open(
+            &token,
+            client(),
+            t0() + Duration::from_secs(3601),
+            LIFETIMES
+        ),
+        Err(TokenError::Expired)
+    );
+    // A host whose clock runs a little ahead opens tokens minted in its next period.
+    let early = host_a.seal(&new_token(t0() + period));
+    assert!(host_b
+        .open(
+            &early,
+            client(),
+            t0() + period - Duration::from_secs(2),
+            LIFETIMES
+        )
+        .is_ok());
+    // Key ids wrap after 256 periods (one of them kept for clock skew): a lifetime longer than that is cut short there (the
+    // documented limit), refused, never opened with the wrong key.
+    let long = TokenLifetimes {
+        new_token: period * 1000,
+        ..LIFETIMES
+    };
+    assert!(host_b
+        .open(&token, client(), t0() + period * 254, long)
+        .is_ok());
+    assert_eq!(
+        host_b.open(&token, client(), t0() + period * 255, long),
+        Err(TokenError::Forged)
+    );
+}
+
+#[test]
+fn rotating_a_derived_schedule_switches_to_fixed_keys() {
+    let mut k = TokenKeys::derived_with_seed([5; 32], TokenKeys::DEFAULT_PERIOD, Some(1));
+    let derived = k.seal(&retry_token());
+    k.rotate(TokenKey::new(9, [1; 32]));
+    let fixed = k.seal(&retry_token());
+    assert_eq!(fixed[1], 9);
+    assert!(k.open(&fixed, client(), t0(), LIFETIMES).is_ok());
+    assert!(k.open(&derived, client(), t0(), LIFETIMES).is_err());
+}

@@ -283,7 +283,11 @@ macro_rules! suite {
                 c.quic.max_connection_window = 64 << 20;
                 c.quic.initial_max_stream_data_bidi_local = 8 << 20;
                 c.quic.initial_max_stream_data_bidi_remote = 8 << 20;
-                c.endpoint.validate_addresses = retry;
+                c.endpoint.address_validation = if retry {
+                    quicksand_core::AddressValidation::Always
+                } else {
+                    quicksand_core::AddressValidation::Never
+                };
                 c
             }
 

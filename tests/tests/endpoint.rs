@@ -9,8 +9,8 @@ use quicksand_core::driver::STATELESS_QUEUE;
 use quicksand_core::endpoint::{TokenKind, TokenLifetimes};
 use quicksand_core::metrics::{DropReason, RejectReason};
 use quicksand_core::{
-    CloseReason, ConnectionIdGenerator, Datagram, DatagramEvent, Driver, Endpoint, EndpointConfig,
-    EndpointEvent, Event, NoApplication, QuicLbConnectionIds, Stage,
+    AddressValidation, CloseReason, ConnectionIdGenerator, Datagram, DatagramEvent, Driver,
+    Endpoint, EndpointConfig, EndpointEvent, Event, NoApplication, QuicLbConnectionIds, Stage,
 };
 use quicksand_tests::apps::BulkTransfer;
 use quicksand_tests::sim::{self, Direction, Fate, LinkConfig, Sim, SimConfig, SERVER};
@@ -55,7 +55,7 @@ fn retry_round_trip_then_transfer() {
 #[test]
 fn without_address_validation_there_is_no_retry() {
     let mut config = SimConfig::new(1);
-    config.server_endpoint.validate_addresses = false;
+    config.server_endpoint.address_validation = AddressValidation::Never;
     let mut s = bulk_sim(config, 10);
     s.connect(BulkTransfer::new(false, 10)).unwrap();
     assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 1)));
@@ -221,7 +221,7 @@ fn restarted_server_resets_the_client() {
 #[test]
 fn a_thousand_connections_route_through_cid_rotation_and_leave_no_entries() {
     let mut config = SimConfig::new(11);
-    config.server_endpoint.validate_addresses = false;
+    config.server_endpoint.address_validation = AddressValidation::Never;
     config.server_endpoint.max_handshakes = 2000;
     // All thousand come from the simulator's one client address at once.
     config.server_endpoint.max_handshakes_per_address = 1000;
@@ -321,7 +321,7 @@ fn quic_lb_cids_name_their_server() {
 #[test]
 fn backlog_limit_refuses_extra_handshakes() {
     let mut config = SimConfig::new(5);
-    config.server_endpoint.validate_addresses = false;
+    config.server_endpoint.address_validation = AddressValidation::Never;
     config.server_endpoint.max_handshakes = 3;
     let mut s = Sim::new(config, |_| Some(NoApplication));
     for _ in 0..5 {
@@ -474,7 +474,7 @@ fn server_never_sends_more_than_three_times_what_it_received_before_validation()
         3,
         |seed| {
             let mut config = SimConfig::new(seed);
-            config.server_endpoint.validate_addresses = false;
+            config.server_endpoint.address_validation = AddressValidation::Never;
             let mut s = Sim::new(config, |_| Some(NoApplication));
             // Client packets 2..=7 are lost: the server cannot validate the address for a while.
             s.net.filter = Some(Box::new(|dir, index, _| {
@@ -690,4 +690,48 @@ fn one_address_or_network_cannot_fill_the_accept_backlog() {
         },
     );
     assert!(try_from(&mut ep, "198.51.100.7:6000").is_some());
+}
+
+#[test]
+fn under_load_address_validation_retries_only_while_handshakes_pile_up() {
+    let _clock = quicksand_tests::clock::VirtualTime::enter();
+    let (mut ep, _) = endpoint(EndpointConfig {
+        address_validation: AddressValidation::UnderLoad { handshakes: 2 },
+        ..EndpointConfig::default()
+    });
+    let send = |ep: &mut Endpoint, port: u16| {
+        let now = Instant::now();
+        let from = SocketAddr::new(peer().ip(), port);
+        // Each client's own Initial (its own DCID).
+        let initial = first_initial();
+        match ep.handle_datagram(now, Datagram::new(&initial[..], from, SERVER, now)) {
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                assert!(!incoming.is_validated());
+                Ok(ep.accept(now, incoming, NoApplication).unwrap().0)
+            }
+            Some(DatagramEvent::Respond(answer)) => {
+                assert!(
+                    answer.contents.len() < initial.len(),
+                    "smaller than its trigger"
+                );
+                Err(())
+            }
+            other => panic!("port {port}: {other:?}"),
+        }
+    };
+    // Below the threshold token-less clients connect without a RETRY round trip.
+    let first = send(&mut ep, 5000).expect("accepted without RETRY");
+    send(&mut ep, 5001).expect("accepted without RETRY");
+    // With two handshakes in progress the third client must prove its address.
+    send(&mut ep, 5002).expect_err("a RETRY");
+    assert_eq!(ep.stats().retries, 1);
+    // Once a handshake completes, validation is off again.
+    ep.handle_event(
+        first,
+        EndpointEvent::Established {
+            peer_reset_token: None,
+        },
+    );
+    send(&mut ep, 5003).expect("accepted without RETRY");
+    assert_eq!(ep.stats().incoming, 3);
 }

@@ -102,7 +102,11 @@ proptest! {
     ) {
         const LEN: u64 = 50_000;
         let mut config = SimConfig::new(1);
-        config.server_endpoint.validate_addresses = validate;
+        config.server_endpoint.address_validation = if validate {
+            quicksand_core::AddressValidation::Always
+        } else {
+            quicksand_core::AddressValidation::Never
+        };
         config.server_endpoint.max_connections = 8;
         config.server_endpoint.max_handshakes = 4;
         let mut s = Sim::new(config, |_| Some(BulkTransfer::new(true, LEN)));

@@ -13,8 +13,8 @@ use quicksand_core::driver::Driver;
 use quicksand_core::metrics::RejectReason;
 use quicksand_core::quiche;
 use quicksand_core::{
-    ConfigErrorKind, Datagram, Endpoint, EndpointConfig, Event, NoApplication, QuicSettings,
-    ServerTransportParams, DEFAULT_CID_LEN, QUICHE_TRANSPORT_PARAMS_CAPACITY,
+    AddressValidation, ConfigErrorKind, Datagram, Endpoint, EndpointConfig, Event, NoApplication,
+    QuicSettings, ServerTransportParams, DEFAULT_CID_LEN, QUICHE_TRANSPORT_PARAMS_CAPACITY,
 };
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::sim::{self, SERVER};
@@ -79,7 +79,11 @@ impl Bench {
         let (client, server_config) = sim::configs(settings);
         let (ctx, _) = sim::context(11);
         let config = EndpointConfig {
-            validate_addresses: retry,
+            address_validation: if retry {
+                AddressValidation::Always
+            } else {
+                AddressValidation::Never
+            },
             seed: Some(3),
             ..Default::default()
         };

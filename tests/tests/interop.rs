@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use quicksand_core::{CertificateSource, EndpointConfig};
+use quicksand_core::{AddressValidation, CertificateSource, EndpointConfig};
 use quicksand_h3::http::{Request, Response, StatusCode};
 use quicksand_h3::{Body, EarlyData, RecvBody};
 use quicksand_tokio::{serve, Client, ClientConfig, Server, ServerConfig};
@@ -218,7 +218,11 @@ fn our_server(
     config.quic.enable_early_data = true;
     config.quic.initial_max_streams_bidi = 200;
     config.endpoint = EndpointConfig {
-        validate_addresses: retry,
+        address_validation: if retry {
+            AddressValidation::Always
+        } else {
+            AddressValidation::Never
+        },
         ..EndpointConfig::default()
     };
     let early = Arc::new(AtomicUsize::new(0));

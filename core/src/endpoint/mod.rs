@@ -47,9 +47,11 @@ pub const MIN_INITIAL_LEN: usize = 1200;
 /// `workers` times `max_connections` and answers up to `workers` times each rate.
 #[derive(Clone, Debug)]
 pub struct EndpointConfig {
-    /// Answer token-less Initials with RETRY, so only clients that prove their address get
-    /// connection state. Default: true.
-    pub validate_addresses: bool,
+    /// When token-less Initials are answered with RETRY, so only clients that prove their
+    /// address get connection state. Default: [`AddressValidation::Always`], as tokio-quiche
+    /// does; [`AddressValidation::UnderLoad`] saves honest clients the round trip until
+    /// handshakes pile up.
+    pub address_validation: AddressValidation,
     /// How long address-validation tokens are accepted.
     pub token_lifetimes: TokenLifetimes,
     /// Connections held at once; Initials beyond it are dropped. Default: 100,000.
@@ -87,7 +89,7 @@ pub struct EndpointConfig {
 impl Default for EndpointConfig {
     fn default() -> Self {
         EndpointConfig {
-            validate_addresses: true,
+            address_validation: AddressValidation::Always,
             token_lifetimes: TokenLifetimes::default(),
             max_connections: 100_000,
             max_handshakes: 4096,
@@ -98,6 +100,38 @@ impl Default for EndpointConfig {
             version_negotiation_rate: 1_000,
             retry_rate: 10_000,
             seed: None,
+        }
+    }
+}
+
+/// When the server makes a client prove its address (a RETRY round trip, RFC 9000 §8.1.2)
+/// before it creates connection state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressValidation {
+    /// Every client without a valid token gets a RETRY first.
+    Always,
+    /// Only while at least `handshakes` handshakes are in progress (s2n-quic's model): honest
+    /// clients connect in one round trip less, and a flood of spoofed Initials, which fills
+    /// the backlog with handshakes that never finish, turns validation on for as long as it
+    /// lasts. Below the threshold a spoofed Initial costs a connection's state and up to
+    /// three times its size in answers (quiche's amplification limit) until the handshake
+    /// timeout.
+    UnderLoad {
+        /// Handshakes in progress at which RETRY starts.
+        handshakes: usize,
+    },
+    /// Never: connections are created for any client address.
+    Never,
+}
+
+impl AddressValidation {
+    /// True if a client without a valid token must be sent a RETRY while `handshaking`
+    /// handshakes are in progress.
+    pub fn requires_retry(self, handshaking: usize) -> bool {
+        match self {
+            AddressValidation::Always => true,
+            AddressValidation::UnderLoad { handshakes } => handshaking >= handshakes,
+            AddressValidation::Never => false,
         }
     }
 }
@@ -237,14 +271,13 @@ impl Endpoint {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
-        let token_keys = match config.seed {
-            Some(seed) => {
-                let mut secret = [0u8; 32];
-                rand::RngCore::fill_bytes(&mut rng, &mut secret);
-                TokenKeys::with_seed(TokenKey::new(0, secret), seed ^ 0x746f6b656e)
-            }
-            None => TokenKeys::new(TokenKey::random(0)),
-        };
+        // Token keys change every hour on their own (see `TokenKeys`); replace them with
+        // `token_keys_mut` to share them across hosts.
+        let mut master = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rng, &mut master);
+        let nonce_seed = config.seed.map(|seed| seed ^ 0x746f6b656e);
+        let token_keys =
+            TokenKeys::derived_with_seed(master, TokenKeys::DEFAULT_PERIOD, nonce_seed);
         Ok(Endpoint {
             reset_limit: RateLimit::new(config.stateless_reset_rate),
             version_negotiation_limit: RateLimit::new(config.version_negotiation_rate),
@@ -416,7 +449,8 @@ impl Endpoint {
         self.shutting_down = true;
     }
 
-    /// The token keys, to rotate or replace (share them across sockets and hosts).
+    /// The token keys, to rotate or replace (share them across sockets and hosts, e.g. with
+    /// `*keys = TokenKeys::derived(master, TokenKeys::DEFAULT_PERIOD)`).
     pub fn token_keys_mut(&mut self) -> &mut TokenKeys {
         &mut self.token_keys
     }
@@ -597,7 +631,12 @@ impl Endpoint {
                 }
             }
         }
-        if !validated && self.config.validate_addresses {
+        if !validated
+            && self
+                .config
+                .address_validation
+                .requires_retry(self.table.handshaking())
+        {
             if !self.retry_limit.try_take(now) {
                 return self.drop(DropReason::RateLimited);
             }

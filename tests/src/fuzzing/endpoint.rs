@@ -41,7 +41,11 @@ pub fn endpoint_datagrams(data: &[u8]) {
     };
     const LEN: u64 = 30_000;
     let mut config = SimConfig::new(1);
-    config.server_endpoint.validate_addresses = input.validate;
+    config.server_endpoint.address_validation = if input.validate {
+        quicksand_core::AddressValidation::Always
+    } else {
+        quicksand_core::AddressValidation::Never
+    };
     config.server_endpoint.max_connections = 8;
     config.server_endpoint.max_handshakes = 4;
     let mut s = Sim::new(config, |_| Some(BulkTransfer::new(true, LEN)));
