@@ -4,13 +4,16 @@
 //! (NAT rebinding, migration) can land on another socket than the one that owns its
 //! connection. [`Workers`] gives every worker's endpoint a QUIC-LB connection-ID generator that
 //! carries the worker's index as its server id, one shared stateless-reset key and one shared
-//! address-token key (so a RETRY or NEW_TOKEN token minted by one worker is accepted by all),
+//! address-token master (so a RETRY or NEW_TOKEN token minted by one worker is accepted by all),
 //! and decides for each received packet whether it belongs here or to another worker
 //! ([`Workers::route`]). Moving the bytes is the adapter's job.
 
 use std::sync::Arc;
 
-use crate::endpoint::{TokenKey, TokenKeys};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use crate::endpoint::TokenKeys;
 use crate::{
     ConnectionContext, Datagram, QuicLbConnectionIds, QuicLbDecoder, QuicLbError,
     StatelessResetKey, DEFAULT_CID_LEN,
@@ -36,7 +39,7 @@ pub struct Workers {
     count: usize,
     decoder: QuicLbDecoder,
     reset_key: Arc<StatelessResetKey>,
-    token_key: TokenKey,
+    token_master: [u8; 32],
 }
 
 impl std::fmt::Debug for Workers {
@@ -48,16 +51,19 @@ impl std::fmt::Debug for Workers {
 }
 
 impl Workers {
-    /// Identities for `count` workers (1 ..= 256), with random reset and token keys.
+    /// Identities for `count` workers (1 ..= 256), with a random reset key and token master.
     pub fn new(count: usize) -> Result<Self, QuicLbError> {
-        Self::with_keys(count, StatelessResetKey::random(), TokenKey::random(0))
+        let mut token_master = [0u8; 32];
+        StdRng::from_os_rng().fill_bytes(&mut token_master);
+        Self::with_keys(count, StatelessResetKey::random(), token_master)
     }
 
-    /// The same with given keys (share them with other hosts behind one load balancer).
+    /// The same with given keys (share them with other hosts behind one load balancer): the
+    /// token keys are derived from `token_master` (see [`TokenKeys::derived`]).
     pub fn with_keys(
         count: usize,
         reset_key: StatelessResetKey,
-        token_key: TokenKey,
+        token_master: [u8; 32],
     ) -> Result<Self, QuicLbError> {
         if !(1..=256).contains(&count) {
             return Err(QuicLbError::ServerIdLength(0));
@@ -66,7 +72,7 @@ impl Workers {
             count,
             decoder: QuicLbDecoder::new(CONFIG_ID, SERVER_ID_LEN)?,
             reset_key: Arc::new(reset_key),
-            token_key,
+            token_master,
         })
     }
 
@@ -92,9 +98,10 @@ impl Workers {
         }
     }
 
-    /// Token keys every worker's endpoint should use (`*endpoint.token_keys_mut() = ..`).
+    /// Token keys every worker's endpoint should use (`*endpoint.token_keys_mut() = ..`): a
+    /// new key every [`TokenKeys::DEFAULT_PERIOD`], derived from the shared master.
     pub fn token_keys(&self) -> TokenKeys {
-        TokenKeys::new(self.token_key.clone())
+        TokenKeys::derived(self.token_master, TokenKeys::DEFAULT_PERIOD)
     }
 
     /// Where a packet received by worker `here` goes: to the worker named in its destination

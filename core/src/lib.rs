@@ -28,6 +28,7 @@
 //! build a [`QuicConfig`] once; connections borrow it when created.
 #![deny(missing_docs)]
 
+pub mod anti_replay;
 mod application;
 mod buffer;
 mod cid;

@@ -69,7 +69,7 @@ pub use server::{
     EarlyData, IncomingRequest, IncomingRequests, Informational, Responder, ServerDriver,
     ServerHandle, Service, StreamId,
 };
-pub use settings::Http3Settings;
+pub use settings::{EarlyDataRequests, Http3Settings};
 
 pub use bytes;
 pub use http;
@@ -83,6 +83,9 @@ pub struct DriverStats {
     pub rejected: u64,
     /// Malformed requests answered 400 (server).
     pub malformed: u64,
+    /// Requests in 0-RTT early data answered 425 Too Early (server; see
+    /// [`EarlyDataRequests`]).
+    pub too_early: u64,
     /// Streams in flight now.
     pub in_flight: usize,
     /// Most received body bytes buffered over the connection at once.

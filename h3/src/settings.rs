@@ -55,6 +55,35 @@ pub struct Http3Settings {
     /// Payload bytes buffered per flow before the oldest datagrams are dropped (a datagram
     /// larger than this on its own is dropped). Default: 256 KiB.
     pub datagram_queue_bytes: usize,
+    /// Server: which requests that arrive in 0-RTT early data (and may be replays) reach the
+    /// application. Default: [`EarlyDataRequests::Idempotent`].
+    pub early_data_requests: EarlyDataRequests,
+}
+
+/// Which requests received as 0-RTT early data a server hands to the application.
+///
+/// Early data can be replayed by an attacker who recorded it. The QUIC layer refuses a
+/// replayed ClientHello's early data (`quicksand_core::anti_replay`), but a request that must
+/// never run twice should not rest on one process's record alone (RFC 8470).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EarlyDataRequests {
+    /// Requests with idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE; RFC 9110
+    /// §9.2.2) reach the application, marked with the `EarlyData` extension; all others are
+    /// answered `425 Too Early`, which tells the client to send them again after the handshake.
+    #[default]
+    Idempotent,
+    /// Every request reaches the application; handlers check the `EarlyData` extension.
+    All,
+}
+
+impl EarlyDataRequests {
+    /// True if a request with `method` that arrived as early data reaches the application.
+    pub fn allows(self, method: &http::Method) -> bool {
+        match self {
+            EarlyDataRequests::All => true,
+            EarlyDataRequests::Idempotent => method.is_idempotent(),
+        }
+    }
 }
 
 impl Default for Http3Settings {
@@ -75,6 +104,7 @@ impl Default for Http3Settings {
             rapid_reset_window: Duration::from_secs(1),
             datagram_queue_len: 64,
             datagram_queue_bytes: 256 * 1024,
+            early_data_requests: EarlyDataRequests::Idempotent,
         }
     }
 }

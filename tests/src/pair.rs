@@ -34,7 +34,9 @@ pub struct Pair<C: Application, S: Application> {
     pub server: Option<Connection<S>>,
     server_config: QuicConfig,
     server_app: Option<S>,
-    server_ctx: ConnectionContext,
+    /// The context the server connection is created with (set it before the first step to
+    /// share, e.g., an anti-replay record between pairs).
+    pub server_ctx: ConnectionContext,
     /// One-way delay of both directions.
     pub delay: Duration,
     /// GSO segments the driver accepts per transmit.
@@ -49,6 +51,9 @@ pub struct Pair<C: Application, S: Application> {
     pub datagrams_sent: [u64; 2],
     /// Transmits with more than one segment.
     pub gso_transmits: u64,
+    /// When `Some`, every datagram the client sends is recorded here with the time it was
+    /// sent (for replays). Default: `None`.
+    pub client_datagrams: Option<Vec<(Instant, Vec<u8>)>>,
     /// Set by the waker both connections' `poll_wakeup` registered: outside code (commands,
     /// application handles) has work for them.
     woken: Arc<WakeFlag>,
@@ -101,6 +106,7 @@ impl<C: Application, S: Application> Pair<C, S> {
             server_events: Vec::new(),
             datagrams_sent: [0; 2],
             gso_transmits: 0,
+            client_datagrams: None,
             woken: Arc::default(),
         })
     }
@@ -170,6 +176,9 @@ impl<C: Application, S: Application> Pair<C, S> {
             self.gso_transmits += u64::from(t.segments() > 1);
             for d in t.datagrams() {
                 self.datagrams_sent[0] += 1;
+                if let Some(recording) = self.client_datagrams.as_mut() {
+                    recording.push((now, d.to_vec()));
+                }
                 self.to_server.push_back((arrival, d.to_vec()));
             }
         }

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::anti_replay::{AntiReplay, SharedStrikeRegister};
 use crate::{
     BufferPool, ConnectionIdGenerator, Metrics, NoopMetrics, RandomConnectionIds, StatelessResetKey,
 };
 
 /// What a connection borrows from whoever created it (normally the endpoint): the CID
 /// generator and reset key it issues new IDs with, the metrics sink, the send-buffer pool, and
-/// the driver's pacing horizon.
+/// the driver's pacing horizon, and the 0-RTT anti-replay record.
 #[derive(Clone, Debug)]
 pub struct ConnectionContext {
     /// Makes the connection's new source CIDs.
@@ -25,6 +26,10 @@ pub struct ConnectionContext {
     /// `poll_timeout` wakes the driver for them. Packets released within this much of a
     /// batch's first one share its GSO send. Default: 1 ms (a timer's granularity).
     pub release_horizon: Duration,
+    /// Decides whether a server connection uses 0-RTT early data at once or only after the
+    /// handshake (see [`crate::anti_replay`]). Default: a [`SharedStrikeRegister`] of its own,
+    /// shared by every clone of this context (the workers of one server share one).
+    pub anti_replay: Arc<dyn AntiReplay>,
 }
 
 impl Default for ConnectionContext {
@@ -35,6 +40,7 @@ impl Default for ConnectionContext {
             metrics: Arc::new(NoopMetrics),
             buffers: BufferPool::default(),
             release_horizon: Duration::from_millis(1),
+            anti_replay: Arc::new(SharedStrikeRegister::default()),
         }
     }
 }

@@ -18,7 +18,8 @@ impl<A: Application> Connection<A> {
         if self.stage > Stage::Running {
             return;
         }
-        if !(self.conn.is_established() || self.conn.is_in_early_data()) {
+        let early = self.conn.is_in_early_data() && self.early_data_admitted;
+        if !(self.conn.is_established() || early) {
             return;
         }
         let result = (|| -> Result<(), crate::ApplicationError> {
@@ -66,7 +67,19 @@ impl<A: Application> Connection<A> {
         }
         if !self.early_data_reported && self.conn.is_in_early_data() {
             self.early_data_reported = true;
-            self.events.push_back(Event::EarlyData);
+            self.early_data_admitted = !self.conn.is_server()
+                || self
+                    .client_hello_random
+                    .is_some_and(|r| self.ctx.anti_replay.admit(&r, now));
+            if self.early_data_admitted {
+                self.events.push_back(Event::EarlyData);
+            } else {
+                tracing::debug!(
+                    trace_id = self.conn.trace_id(),
+                    "early data held until the handshake completes (replayed or unrecorded)"
+                );
+                self.events.push_back(Event::EarlyDataHeld);
+            }
         }
         if self.handshake_duration.is_none() && self.conn.is_established() {
             let duration = now.saturating_duration_since(self.created_at);

@@ -29,6 +29,10 @@ use crate::{Application, Datagram, PooledBuf, QuicConfig, QuicheConnection, Tran
 pub enum Event {
     /// 0-RTT data can flow before the handshake completes.
     EarlyData,
+    /// A server accepted 0-RTT at the TLS level, but the application will see it only once the
+    /// handshake completes: the ClientHello was seen before (a replay), or could not be
+    /// recorded (see [`crate::anti_replay`]).
+    EarlyDataHeld,
     /// The handshake completed.
     HandshakeCompleted {
         /// Time from creation to completion.
@@ -125,6 +129,10 @@ pub struct Connection<A: Application> {
     dscp: u8,
     app_started: bool,
     early_data_reported: bool,
+    /// The ClientHello random of a server connection whose client offered early data.
+    client_hello_random: Option<[u8; 32]>,
+    /// Early data may be used before the handshake completes (not a replay).
+    early_data_admitted: bool,
     reads_pending: bool,
     writes_pending: bool,
     /// A transmit waiting for its pacing release time.
@@ -244,6 +252,8 @@ impl<A: Application> Connection<A> {
             dscp: config.settings.dscp,
             app_started: false,
             early_data_reported: false,
+            client_hello_random: None,
+            early_data_admitted: false,
             reads_pending: false,
             writes_pending: false,
             held: None,
@@ -278,6 +288,10 @@ impl<A: Application> Connection<A> {
                 Err(e) => {
                     tracing::debug!(trace_id = self.conn.trace_id(), error = %e, "recv failed")
                 }
+            }
+            // Set by BoringSSL's ClientHello callback inside this `recv`, if at all.
+            if let Some(random) = crate::anti_replay::take_client_hello_random() {
+                self.client_hello_random = Some(random);
             }
         }
         self.reads_pending = true;

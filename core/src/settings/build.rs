@@ -61,7 +61,7 @@ impl QuicConfig {
     fn build(params: &ConnectionParams, is_server: bool) -> Result<Self, ConfigError> {
         let s = &params.settings;
         validate(s)?;
-        let ctx = tls::build_context(&params.tls, &params.hooks, is_server)?;
+        let ctx = tls::build_context(&params.tls, &params.hooks, is_server, s.enable_early_data)?;
         let mut c = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, ctx)
             .map_err(|e| ConfigError::new("tls", ConfigErrorKind::Quiche(e)))?;
 

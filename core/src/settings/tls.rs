@@ -80,7 +80,9 @@ pub type SslContextHook =
 #[derive(Clone, Default)]
 pub struct Hooks {
     /// Runs on the BoringSSL context after quicksand has applied [`TlsSettings`]: set custom
-    /// verification, client-certificate callbacks, curves, and the like.
+    /// verification, client-certificate callbacks, curves, and the like. A server hook that
+    /// sets a certificate-selection callback replaces the one 0-RTT anti-replay uses; early
+    /// data then always waits for the handshake ([`crate::anti_replay`]).
     pub ssl_context: Option<SslContextHook>,
 }
 
@@ -128,8 +130,12 @@ pub(super) fn build_context(
     tls: &TlsSettings,
     hooks: &Hooks,
     is_server: bool,
+    early_data: bool,
 ) -> Result<SslContextBuilder, ConfigError> {
     let mut ctx = SslContextBuilder::new(SslMethod::tls()).map_err(tls_err("tls"))?;
+    if is_server && early_data {
+        crate::anti_replay::note_client_hellos(&mut ctx);
+    }
 
     match &tls.certificate {
         Some(source) => load_certificate(&mut ctx, source)?,

@@ -78,6 +78,8 @@ pub struct ServerDriver {
     accepted: u64,
     rejected: u64,
     malformed: u64,
+    /// Early-data requests answered 425 Too Early.
+    too_early: u64,
     /// Stream id sent in our GOAWAY: requests at or above it are refused.
     goaway_id: Option<u64>,
     /// PRIORITY_UPDATE frames received.
@@ -128,6 +130,7 @@ impl ServerDriver {
             accepted: 0,
             rejected: 0,
             malformed: 0,
+            too_early: 0,
             goaway_id: None,
             priority_updates: 0,
             highest_id: None,
@@ -176,6 +179,7 @@ impl ServerDriver {
             requests: self.accepted,
             rejected: self.rejected,
             malformed: self.malformed,
+            too_early: self.too_early,
             in_flight: self.streams.map.len(),
             recv_buffer_high_water: self.streams.recv_high_water,
             send_buffer_high_water: self.streams.send_high_water,
@@ -199,6 +203,17 @@ impl ServerDriver {
         // Errors: the stream is already gone, nothing to refuse.
         let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code.code());
         let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code.code());
+    }
+
+    /// A response of headers only, `status`, ending the stream.
+    fn answer(
+        &mut self,
+        conn: &mut QuicheConnection,
+        id: u64,
+        status: &[u8],
+    ) -> Result<(), h3::Error> {
+        let h3 = self.h3.as_mut().ok_or(h3::Error::InternalError)?;
+        h3.send_response(conn, id, &[h3::Header::new(b":status", status)], true)
     }
 
     fn send_goaway(&mut self, conn: &mut QuicheConnection) {
@@ -250,11 +265,8 @@ impl ServerDriver {
             Err(e) => {
                 tracing::debug!(stream = id, error = %e, "malformed request");
                 self.malformed += 1;
-                if let Some(h3) = self.h3.as_mut() {
-                    let status = [h3::Header::new(b":status", b"400")];
-                    // Err: no room or stream gone; the reset below still ends it.
-                    let _ = h3.send_response(conn, id, &status, true);
-                }
+                // Err: no room or stream gone; the read shutdown still ends it.
+                let _ = self.answer(conn, id, b"400");
                 let _ = conn.stream_shutdown(
                     id,
                     quiche::Shutdown::Read,
@@ -263,6 +275,16 @@ impl ServerDriver {
                 return;
             }
         };
+        if conn.is_in_early_data() && !self.settings.early_data_requests.allows(req.method()) {
+            self.too_early += 1;
+            if self.answer(conn, id, b"425").is_err() {
+                // No room for the answer: refused unprocessed, which the client may retry too.
+                return self.reject(conn, id, ErrorCode::RequestRejected);
+            }
+            // The answer is complete; the rest of the body is not needed (RFC 9114 §4.1).
+            let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, ErrorCode::NoError.code());
+            return;
+        }
         self.accepted += 1;
         self.idle_since = None;
         let shared = StreamShared::new(

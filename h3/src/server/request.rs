@@ -11,8 +11,9 @@ use crate::error::{ErrorCode, SendError};
 use crate::headers::{self, HeaderError};
 use crate::shared::{Outgoing, StreamShared};
 
-/// Request extension: the request arrived in 0-RTT early data (it may be a replay; see
-/// RFC 8470 — answer 425 Too Early to non-idempotent ones if that matters).
+/// Request extension: the request arrived in 0-RTT early data, before the handshake completed.
+/// A replayed ClientHello's early data never gets here (`quicksand_core::anti_replay`), and by
+/// default only idempotent requests do (`EarlyDataRequests`); others were answered 425.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EarlyData;
 

@@ -1,0 +1,193 @@
+//! 0-RTT anti-replay: early data is used only from the first ClientHello with its random.
+//!
+//! Early data (0-RTT) has no protection against replay of its own: anyone who recorded a
+//! client's first flight can send it again, and quiche accepts it again (quiche issue 2678),
+//! so a request in it would run twice. TLS 1.3 leaves the defence to the server
+//! (RFC 8446 §8.2, "ClientHello recording"): remember each ClientHello that offered early
+//! data and refuse early data from one seen before.
+//!
+//! How it works here:
+//! - A BoringSSL ClientHello callback on server contexts with early data notes the
+//!   ClientHello's 32-byte random (the binder covers it, so a replay cannot change it).
+//! - When quiche first reports early data on a connection, the connection asks its
+//!   context's [`AntiReplay`] whether that random is new. If not (a replay), or if the record is
+//!   full, or if no random was noted (a user hook replaced the callback), the connection does
+//!   not start its application until the handshake completes. The early data stays buffered
+//!   in quiche and is read then, once the client proved it holds the session's keys, which a
+//!   replaying attacker cannot do: honest clients lose the 0-RTT speed-up, never a request.
+//! - Only ClientHellos that BoringSSL accepted early data from are recorded (a valid ticket and
+//!   binder), so filling the record costs a completed resumable handshake per entry.
+//!
+//! BoringSSL refuses early data whose ticket age is off by more than 60 s
+//! (`kMaxTicketAgeSkewSeconds`), so a replay more than 120 s after the original (60 s of skew
+//! either way) is refused by TLS itself: the record keeps randoms for
+//! [`StrikeRegister::DEFAULT_WINDOW`] (130 s). For a fleet, the record is per process (shared
+//! by its workers); a load balancer that sends a client's packets to one host by address keeps
+//! a replay from another source address off other hosts only if the balancer routes by
+//! connection ID, so a multi-host deployment should share an [`AntiReplay`] implementation
+//! (e.g. one backed by a shared store) through [`ConnectionContext`](crate::ConnectionContext).
+
+use std::cell::Cell;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use boring::ssl::{ExtensionType, SslContextBuilder};
+
+/// Decides whether early data from a ClientHello may be used before the handshake completes.
+pub trait AntiReplay: Send + Sync + std::fmt::Debug {
+    /// Called once per connection whose early data TLS accepted, with its ClientHello random:
+    /// true to use the early data at once (the first time this random is seen), false to
+    /// hold it until the handshake completes.
+    fn admit(&self, client_random: &[u8; 32], now: Instant) -> bool;
+}
+
+/// What the record says about a ClientHello random.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strike {
+    /// Not seen within the window: now recorded.
+    First,
+    /// Seen before: a replay (or a client that sent the same ClientHello twice).
+    Replay,
+    /// The record is full: cannot tell, so treated as not admitted.
+    Full,
+}
+
+/// A bounded record of ClientHello randoms seen within a time window.
+#[derive(Debug)]
+pub struct StrikeRegister {
+    window: Duration,
+    capacity: usize,
+    seen: HashSet<[u8; 32]>,
+    order: VecDeque<(Instant, [u8; 32])>,
+    refused: u64,
+}
+
+impl StrikeRegister {
+    /// How long a random is remembered: replays later than 120 s are refused by BoringSSL's
+    /// ticket-age check, plus a margin.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(130);
+    /// Randoms remembered at most (about 100 bytes each): 770 early-data handshakes a second,
+    /// sustained over the window, per process. Beyond it early data waits for the handshake.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
+    /// A record keeping each random for `window`, at most `capacity` of them.
+    pub fn new(window: Duration, capacity: usize) -> Self {
+        StrikeRegister {
+            window,
+            capacity,
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+            refused: 0,
+        }
+    }
+
+    /// Records `random` seen at `now`, or says why it cannot be admitted.
+    pub fn strike(&mut self, random: &[u8; 32], now: Instant) -> Strike {
+        while let Some((at, old)) = self.order.front() {
+            if now.saturating_duration_since(*at) < self.window {
+                break;
+            }
+            self.seen.remove(old);
+            self.order.pop_front();
+        }
+        let verdict = if self.seen.contains(random) {
+            Strike::Replay
+        } else if self.seen.len() >= self.capacity {
+            Strike::Full
+        } else {
+            self.seen.insert(*random);
+            self.order.push_back((now, *random));
+            Strike::First
+        };
+        if verdict != Strike::First {
+            self.refused += 1;
+        }
+        verdict
+    }
+
+    /// Randoms remembered now.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// True if nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// ClientHellos not admitted so far (replays and overflow).
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+}
+
+impl Default for StrikeRegister {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_WINDOW, Self::DEFAULT_CAPACITY)
+    }
+}
+
+/// A [`StrikeRegister`] shared by the connections and workers of a process: the default
+/// [`AntiReplay`] of a [`ConnectionContext`](crate::ConnectionContext).
+#[derive(Debug, Default)]
+pub struct SharedStrikeRegister(Mutex<StrikeRegister>);
+
+impl SharedStrikeRegister {
+    /// A shared record with this window and capacity.
+    pub fn new(window: Duration, capacity: usize) -> Self {
+        SharedStrikeRegister(Mutex::new(StrikeRegister::new(window, capacity)))
+    }
+
+    /// ClientHellos not admitted so far.
+    pub fn refused(&self) -> u64 {
+        self.0.lock().map_or(0, |r| r.refused())
+    }
+}
+
+impl AntiReplay for SharedStrikeRegister {
+    fn admit(&self, client_random: &[u8; 32], now: Instant) -> bool {
+        // A poisoned lock means a panic elsewhere mid-update: refuse rather than guess.
+        self.0
+            .lock()
+            .is_ok_and(|mut r| r.strike(client_random, now) == Strike::First)
+    }
+}
+
+/// Every early data admitted, replays included: quiche's own behaviour. Only for clients of a
+/// server whose requests are all safe to repeat, or for tests.
+#[derive(Debug, Default)]
+pub struct AdmitAll;
+
+impl AntiReplay for AdmitAll {
+    fn admit(&self, _: &[u8; 32], _: Instant) -> bool {
+        true
+    }
+}
+
+thread_local! {
+    /// The random of the last ClientHello that offered early data, from BoringSSL's callback
+    /// to the connection whose `recv` ran it. BoringSSL calls back synchronously inside
+    /// quiche's `recv`, on the caller's thread, and the connection takes the value right
+    /// after, so it never reaches another connection.
+    static CLIENT_HELLO_RANDOM: Cell<Option<[u8; 32]>> = const { Cell::new(None) };
+}
+
+/// Installs the ClientHello callback that notes the random of ClientHellos offering early
+/// data. A user hook that sets its own certificate-selection callback replaces it; early data
+/// then always waits for the handshake (safe, never a replay).
+pub(crate) fn note_client_hellos(ctx: &mut SslContextBuilder) {
+    ctx.set_select_certificate_callback(|hello| {
+        if hello.get_extension(ExtensionType::EARLY_DATA).is_some() {
+            if let Ok(random) = <[u8; 32]>::try_from(hello.random()) {
+                CLIENT_HELLO_RANDOM.set(Some(random));
+            }
+        }
+        Ok(())
+    });
+}
+
+/// The random noted during the last `recv` on this thread, if any.
+pub(crate) fn take_client_hello_random() -> Option<[u8; 32]> {
+    CLIENT_HELLO_RANDOM.take()
+}
