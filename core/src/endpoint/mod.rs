@@ -188,7 +188,7 @@ pub struct EndpointStats {
     pub version_negotiations: u64,
     /// Stateless resets sent.
     pub stateless_resets: u64,
-    /// Datagrams dropped (see the metrics for reasons).
+    /// Datagrams dropped, for any reason; by reason with [`dropped_for`](Self::dropped_for).
     pub dropped: u64,
     /// Tokens refused.
     pub tokens_rejected: u64,
@@ -197,12 +197,19 @@ pub struct EndpointStats {
     /// Connection attempts refused, by [`RejectReason`] in declaration order; read with
     /// [`rejected`](Self::rejected).
     rejected: [u64; RejectReason::ALL.len()],
+    /// Datagrams dropped, by [`DropReason`] in declaration order.
+    dropped_by: [u64; DropReason::ALL.len()],
 }
 
 impl EndpointStats {
     /// Connection attempts refused for `reason` (each is also logged at `warn`, rate limited).
     pub fn rejected(&self, reason: RejectReason) -> u64 {
         self.rejected[reason as usize]
+    }
+
+    /// Datagrams dropped for `reason` (also reported to the metrics sink).
+    pub fn dropped_for(&self, reason: DropReason) -> u64 {
+        self.dropped_by[reason as usize]
     }
 
     /// Connection attempts refused for any reason.
@@ -519,6 +526,7 @@ impl Endpoint {
 
     fn drop(&mut self, reason: DropReason) -> Option<DatagramEvent> {
         self.stats.dropped += 1;
+        self.stats.dropped_by[reason as usize] += 1;
         self.ctx.metrics.datagram_dropped(reason);
         None
     }
