@@ -52,8 +52,8 @@ pub use cid::{
 };
 pub use command::{Command, CommandSender, ConnectionGone};
 pub use connection::{
-    CloseReason, Connection, ConnectionContext, ConnectionStats, CreateError, EndpointEvent, Event,
-    RetryIds, Stage,
+    CloseReason, Connection, ConnectionContext, ConnectionFacts, ConnectionStats, CreateError,
+    EndpointEvent, Event, RetryIds, Stage,
 };
 pub use datagram::{Datagram, DatagramQueue, Ecn, SegmentIter, Transmit};
 pub use driver::Driver;

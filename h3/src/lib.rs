@@ -66,8 +66,8 @@ pub use headers::{field_section_size, HeaderError, Protocol};
 pub use limits::RapidResetDetector;
 pub use priority::Priority;
 pub use server::{
-    EarlyData, IncomingRequest, IncomingRequests, Informational, Responder, ServerDriver,
-    ServerHandle, Service, StreamId,
+    ConnectionInfo, EarlyData, IncomingRequest, IncomingRequests, Informational, Responder,
+    ServerDriver, ServerHandle, Service, StreamId,
 };
 pub use settings::{EarlyDataRequests, Http3Settings};
 

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use futures::future::join_all;
 use http::{HeaderMap, Request, Response, StatusCode};
 use quicksand_h3::{
-    Body, ClientDriver, H3Client, Http3Settings, Informational, InformationalResponses, RecvBody,
-    ServerDriver,
+    Body, ClientDriver, ConnectionInfo, H3Client, Http3Settings, Informational,
+    InformationalResponses, RecvBody, ServerDriver,
 };
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::h3::{block_on, configs, pattern, quic_settings};
@@ -20,9 +20,25 @@ type H3Pair = Pair<ClientDriver, ServerDriver>;
 
 /// `/echo` echoes the request body (streamed, with backpressure) and its trailers;
 /// `/bytes/N` answers N pattern bytes; `/hints` sends 103 then 200; `/trailers` answers with
-/// trailers.
+/// trailers; `/whoami` describes the connection from the request's `ConnectionInfo`.
 async fn handler(req: Request<RecvBody>) -> Response<Body> {
     let path = req.uri().path().to_string();
+    if path == "/whoami" {
+        let info = req
+            .extensions()
+            .get::<ConnectionInfo>()
+            .expect("connection info on every request");
+        let text = format!(
+            "{} {} {:?} {} {} {}",
+            info.peer_addr(),
+            info.local_addr(),
+            info.server_name(),
+            String::from_utf8_lossy(info.alpn()),
+            info.stats().recv > 0,
+            info.path_stats().is_some_and(|p| p.rtt > Duration::ZERO),
+        );
+        return Response::new(Body::from(text));
+    }
     if path == "/echo" {
         let (_, body) = req.into_parts();
         return Response::new(Body::from_stream(body));
@@ -227,4 +243,24 @@ fn early_hints_then_final_response() {
     );
     let body = block_on(&mut pair, &clock, Duration::from_secs(10), read_all(resp)).unwrap();
     assert_eq!(&body.1[..], b"final");
+}
+
+#[test]
+fn handlers_see_the_connection_a_request_came_on() {
+    let clock = VirtualTime::enter();
+    let (mut pair, client) = pair_with(Http3Settings::default(), Http3Settings::default());
+    let req = Request::get("https://localhost/whoami")
+        .body(Bytes::new())
+        .unwrap();
+    let (status, body) = block_on(&mut pair, &clock, Duration::from_secs(5), async {
+        read_all(client.request(req).unwrap().await.unwrap()).await
+    })
+    .expect("GET completes");
+    assert_eq!(status, StatusCode::OK);
+    let expected = format!(
+        "{} {} Some(\"localhost\") h3 true true",
+        quicksand_tests::pair::CLIENT_ADDR,
+        quicksand_tests::pair::SERVER_ADDR
+    );
+    assert_eq!(String::from_utf8_lossy(&body), expected);
 }

@@ -2,12 +2,14 @@
 
 mod close;
 mod context;
+mod facts;
 mod lifecycle;
 mod stats;
 mod transmit;
 
 pub use close::{CloseReason, Stage};
 pub use context::ConnectionContext;
+pub use facts::ConnectionFacts;
 pub use stats::ConnectionStats;
 
 use std::collections::VecDeque;

@@ -254,6 +254,30 @@ impl ClientDriver {
         }
     }
 
+    /// The server ended its half of a request stream. Without a final response before it,
+    /// the response is malformed (RFC 9114 §4.1.2): fail the request and stop sending. Else
+    /// its future would wait forever, even past the connection's end, since the stream leaves
+    /// the table once both halves are done.
+    fn on_finished(&mut self, conn: &mut QuicheConnection, id: u64) {
+        self.streams.on_finished(id);
+        let Some(entry) = self.streams.map.get_mut(&id) else {
+            return;
+        };
+        if entry.final_head {
+            return;
+        }
+        if !entry.send_done {
+            let code = ErrorCode::MessageError.code();
+            let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code);
+            entry.send_done = true;
+        }
+        let e = HeaderError::MissingPseudo(":status");
+        entry
+            .shared
+            .lock()
+            .fail_with(RequestError::InvalidResponse(e));
+    }
+
     fn check_close(&mut self, conn: &mut QuicheConnection) {
         let idle = self.streams.map.is_empty() && lock(&self.queue.pending).is_empty();
         if idle && self.queue.handles_gone.load(Ordering::Acquire) {
@@ -279,7 +303,7 @@ impl ClientDriver {
                         self.streams.on_reset(id, crate::error::wire_code(&e));
                     }
                 }
-                Ok((id, h3::Event::Finished)) => self.streams.on_finished(id),
+                Ok((id, h3::Event::Finished)) => self.on_finished(conn, id),
                 Ok((id, h3::Event::Reset(code))) => {
                     self.streams.on_reset(id, code);
                 }

@@ -10,10 +10,12 @@
 //!   connection's thread, so CPU-heavy handlers should use the stream API and spawn.
 
 mod control;
+mod info;
 mod request;
 mod service;
 
 pub use control::{IncomingRequests, ServerHandle};
+pub use info::ConnectionInfo;
 pub use request::{EarlyData, IncomingRequest, Informational, Responder, StreamId};
 pub use service::Service;
 
@@ -75,6 +77,8 @@ pub struct ServerDriver {
     flows: Flows,
     rapid: RapidResetDetector,
     established_at: Option<Instant>,
+    /// Put on every request; refreshed on every read.
+    info: Option<ConnectionInfo>,
     accepted: u64,
     rejected: u64,
     malformed: u64,
@@ -127,6 +131,7 @@ impl ServerDriver {
             handlers_cancelled: 0,
             streams: Streams::default(),
             established_at: None,
+            info: None,
             accepted: 0,
             rejected: 0,
             malformed: 0,
@@ -314,6 +319,9 @@ impl ServerDriver {
         if conn.is_in_early_data() {
             ext.insert(EarlyData);
         }
+        if let Some(info) = &self.info {
+            ext.insert(info.clone());
+        }
         if self.settings.enable_datagrams && ext.get::<Protocol>().is_some() {
             ext.insert(self.flows.open(id, &self.conn));
         }
@@ -494,6 +502,7 @@ impl Application for ServerDriver {
     ) -> Result<(), ApplicationError> {
         let config = self.settings.quiche_config().map_err(h3_error)?;
         self.h3 = Some(h3::Connection::with_transport(conn, &config).map_err(h3_error)?);
+        self.info = ConnectionInfo::new(conn);
         self.established_at = Some(now);
         Ok(())
     }
@@ -503,6 +512,9 @@ impl Application for ServerDriver {
         conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
+        if let Some(info) = &self.info {
+            info.update(conn);
+        }
         self.poll_h3(conn, now)?;
         let chunk = self.settings.read_chunk();
         if let Some(h3) = self.h3.as_mut() {
