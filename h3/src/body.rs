@@ -83,6 +83,13 @@ impl RecvBody {
         }
     }
 
+    /// The trailers, taken once [`poll_data`](Self::poll_data) returned `None` (`None` if
+    /// there were none, or they were taken).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn take_trailers(&mut self) -> Option<HeaderMap> {
+        self.shared.lock().recv_trailers.take()
+    }
+
     /// The next chunk; `None` at the end.
     pub async fn data(&mut self) -> Option<Result<Bytes, StreamError>> {
         std::future::poll_fn(|cx| self.poll_data(cx)).await
@@ -322,14 +329,27 @@ enum Kind {
     Empty,
     Full(Bytes),
     Stream(BoxBodyStream),
+    /// Data and trailers as they come (from an `http_body::Body`).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    Frames(BoxFrameStream),
 }
+
+/// One piece of a body whose trailers come at its end, not up front.
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+pub(crate) enum Frame {
+    Data(Bytes),
+    Trailers(HeaderMap),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type BoxFrameStream = Pin<Box<dyn Stream<Item = Result<Frame, BoxError>> + Send>>;
 
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
             Kind::Empty => "empty".to_string(),
             Kind::Full(b) => format!("{} bytes", b.len()),
-            Kind::Stream(_) => "stream".to_string(),
+            Kind::Stream(_) | Kind::Frames(_) => "stream".to_string(),
         };
         f.debug_struct("Body")
             .field("kind", &kind)
@@ -357,6 +377,15 @@ impl Body {
         }
     }
 
+    /// A body of data frames and trailers as they come.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn from_frames(frames: BoxFrameStream) -> Self {
+        Body {
+            kind: Kind::Frames(frames),
+            trailers: None,
+        }
+    }
+
     /// Adds trailers sent after the last chunk.
     pub fn with_trailers(mut self, trailers: HeaderMap) -> Self {
         self.trailers = Some(trailers);
@@ -370,6 +399,7 @@ impl Body {
 
     /// Sends the whole body through `sender`, honouring its backpressure, then ends it.
     pub async fn pipe(self, mut sender: BodySender) -> Result<(), SendError> {
+        let mut trailers = self.trailers;
         match self.kind {
             Kind::Empty => {}
             Kind::Full(b) => sender.send_data(b).await?,
@@ -386,8 +416,22 @@ impl Body {
                     }
                 }
             }
+            Kind::Frames(mut s) => {
+                use futures_util::StreamExt;
+                while let Some(frame) = s.next().await {
+                    match frame {
+                        Ok(Frame::Data(b)) => sender.send_data(b).await?,
+                        Ok(Frame::Trailers(t)) => trailers = Some(t),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "body failed; resetting");
+                            sender.reset(ErrorCode::InternalError.code());
+                            return Ok(());
+                        }
+                    }
+                }
+            }
         }
-        match self.trailers {
+        match trailers {
             Some(t) => sender.send_trailers(t),
             None => sender.finish(),
         }

@@ -55,6 +55,8 @@ mod server;
 mod settings;
 mod shared;
 mod streams;
+#[cfg(feature = "tower")]
+mod tower;
 
 pub use body::{Body, BodySender, BoxBodyStream, RecvBody};
 pub use client::{
@@ -63,6 +65,8 @@ pub use client::{
 pub use datagram::DatagramFlow;
 pub use error::{DatagramError, ErrorCode, RequestError, SendError, StreamError};
 pub use headers::{field_section_size, HeaderError, Protocol};
+#[cfg(feature = "tower")]
+pub use http_body;
 pub use limits::RapidResetDetector;
 pub use priority::Priority;
 pub use server::{
@@ -70,6 +74,8 @@ pub use server::{
     ServerDriver, ServerHandle, Service, StreamId,
 };
 pub use settings::{EarlyDataRequests, Http3Settings};
+#[cfg(feature = "tower")]
+pub use tower::TowerService;
 
 pub use bytes;
 pub use http;

@@ -1,0 +1,159 @@
+//! Serving `tower` services over HTTP/3 (feature `tower`): axum routers, tonic services and
+//! tower-http stacks run unchanged.
+//!
+//! [`TowerService`] turns any `tower::Service<http::Request<RecvBody>>` whose response body
+//! is an [`http_body::Body`] into a quicksand [`Service`](crate::Service):
+//! - request bodies are [`RecvBody`], which implements `http_body::Body` (data frames, then
+//!   trailers; reading is back-pressured by QUIC flow control);
+//! - response bodies are streamed frame by frame, trailers included;
+//! - `poll_ready` is awaited before every call, on a clone of the service (as hyper does), so
+//!   load-shedding and concurrency-limit layers work;
+//! - an error from the service, or a panic in it, becomes a `500` and the connection lives
+//!   on; an error in a response body after the head was sent resets the stream
+//!   (H3_INTERNAL_ERROR);
+//! - requests carry the usual extensions ([`ConnectionInfo`](crate::ConnectionInfo),
+//!   [`EarlyData`](crate::EarlyData), [`StreamId`](crate::StreamId)).
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! // With axum (not a dependency of this crate):
+//! // let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+//! // quicksand_tokio::serve(addr, config, quicksand_h3::TowerService::new(app))?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_util::FutureExt;
+use http::{Request, Response, StatusCode};
+use http_body::{Body as HttpBody, Frame as HttpFrame, SizeHint};
+
+use crate::body::Frame;
+use crate::error::StreamError;
+use crate::{Body, RecvBody};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl HttpBody for RecvBody {
+    type Data = Bytes;
+    type Error = StreamError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<HttpFrame<Bytes>, StreamError>>> {
+        let this = self.get_mut();
+        match this.poll_data(cx) {
+            Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(HttpFrame::data(data)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => {
+                Poll::Ready(this.take_trailers().map(|t| Ok(HttpFrame::trailers(t))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl Body {
+    /// A body streamed from any [`http_body::Body`]: data frames as they come, then its
+    /// trailers. An error from it resets the stream (H3_INTERNAL_ERROR).
+    pub fn from_http_body<B>(body: B) -> Body
+    where
+        B: HttpBody + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let frames = futures_util::stream::unfold(Box::pin(body), |mut body| async move {
+            loop {
+                let item = match std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await? {
+                    Ok(frame) => match frame.into_data() {
+                        Ok(mut data) => Frame::Data(data.copy_to_bytes(data.remaining())),
+                        Err(frame) => match frame.into_trailers() {
+                            Ok(trailers) => Frame::Trailers(trailers),
+                            // A frame kind HTTP/3 does not carry (none exists in http-body 1).
+                            Err(_) => continue,
+                        },
+                    },
+                    Err(e) => return Some((Err(e.into()), body)),
+                };
+                return Some((Ok(item), body));
+            }
+        });
+        Body::from_frames(Box::pin(frames))
+    }
+}
+
+/// A `tower::Service` served as a quicksand [`Service`](crate::Service). See the module docs.
+pub struct TowerService<S> {
+    // Cloned per request; the lock makes services that are `Send` but not `Sync` servable.
+    inner: Mutex<S>,
+}
+
+impl<S> TowerService<S> {
+    /// Wraps `service`.
+    pub fn new(service: S) -> Self {
+        TowerService {
+            inner: Mutex::new(service),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for TowerService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TowerService").finish_non_exhaustive()
+    }
+}
+
+impl<S, B> crate::Service for TowerService<S>
+where
+    S: tower_service::Service<Request<RecvBody>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Future = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+    fn call(&self, request: Request<RecvBody>) -> Self::Future {
+        // A poisoned lock only means a clone panicked; the service itself is intact.
+        let mut service = self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Box::pin(async move {
+            let outcome = AssertUnwindSafe(async move {
+                std::future::poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .map_err(Into::into)?;
+                service.call(request).await.map_err(Into::into)
+            })
+            .catch_unwind()
+            .await;
+            match outcome {
+                Ok(Ok(response)) => response.map(Body::from_http_body),
+                Ok(Err(e)) => {
+                    let e: BoxError = e;
+                    tracing::warn!(error = %e, "service failed; answering 500");
+                    internal_error()
+                }
+                Err(_) => {
+                    tracing::error!("service panicked; answering 500");
+                    internal_error()
+                }
+            }
+        })
+    }
+}
+
+fn internal_error() -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
