@@ -92,7 +92,7 @@ mod tests;
 
 pub use caps::SocketCapabilities;
 pub use config::UdpSocketConfig;
-pub use recv::{split_segments, RecvMeta, Segments};
+pub use recv::{decode_recv, split_segments, RecvMeta, Segments};
 pub use send::OutgoingDatagram;
 pub use socket::{SocketStats, UdpSocket, GSO_STRIKES};
 pub use txtime::{instant_to_monotonic_ns, monotonic_now_ns};

@@ -167,19 +167,33 @@ impl UdpSocket {
                 .dropped_by_kernel
                 .store(u64::from(dropped), Ordering::Relaxed);
         }
-        let segment_size = match r.gro_segment_size {
-            Some(size) if size < r.len => size,
-            _ => r.len,
-        };
-        RecvMeta {
-            source: addr::unmap(r.source),
-            destination_ip: r.destination_ip.map(addr::unmap_ip),
-            len: r.len,
-            segment_size,
-            ecn: r.tos.and_then(EcnCodepoint::from_bits),
-            truncated: r.truncated,
-        }
+        meta_of(r)
     }
+}
+
+/// What `try_recv` reports for what the back end reported.
+fn meta_of(r: &RawRecv) -> RecvMeta {
+    let segment_size = match r.gro_segment_size {
+        Some(size) if size < r.len => size,
+        _ => r.len,
+    };
+    RecvMeta {
+        source: addr::unmap(r.source),
+        destination_ip: r.destination_ip.map(addr::unmap_ip),
+        len: r.len,
+        segment_size,
+        ecn: r.tos.and_then(EcnCodepoint::from_bits),
+        truncated: r.truncated,
+    }
+}
+
+/// The [`RecvMeta`] that [`UdpSocket::try_recv`] reports for a datagram of `len` bytes with
+/// these `msg_flags`, sender address (`name`, a `sockaddr_*` as the kernel writes it) and
+/// control messages (`control`, as the kernel writes them; at most 256 bytes are read), decoded
+/// by the same code. For fuzzing the receive path without a socket; not a stable API.
+#[doc(hidden)]
+pub fn decode_recv(name: &[u8], len: usize, flags: i32, control: &[u8]) -> RecvMeta {
+    meta_of(&sys::decode_bytes(name, len, flags, control))
 }
 
 #[cfg(test)]

@@ -95,21 +95,26 @@ impl Cmsg<'_> {
     }
 }
 
-/// Calls `f` for each control message the kernel wrote into `hdr`'s control buffer.
+/// Calls `f` for each control message in the first `len` bytes of `buf` (`msg_controllen`
+/// after `recvmsg`). Stops at the first message whose length runs past the end.
 ///
-/// # Safety
-///
-/// `hdr.msg_control` / `hdr.msg_controllen` must describe a buffer filled in by `recvmsg`.
+/// Safe for any bytes, not only what a kernel writes (fuzz target `udp_recv`): headers and
+/// data are read only within `buf`, whatever the lengths say.
 // `msg_controllen` and `cmsg_len` are `usize` with glibc but `socklen_t` with musl.
 #[allow(clippy::unnecessary_cast)]
-pub(crate) unsafe fn for_each(hdr: &libc::msghdr, mut f: impl FnMut(Cmsg<'_>)) {
-    if hdr.msg_control.is_null() || (hdr.msg_controllen as usize) < size_of::<libc::cmsghdr>() {
+pub(crate) fn for_each(buf: &CmsgBuf, len: usize, mut f: impl FnMut(Cmsg<'_>)) {
+    // SAFETY: an all-zero msghdr is valid.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    // Only read through: the CMSG macros take the header by `*const`.
+    hdr.msg_control = buf.0.as_ptr().cast_mut().cast();
+    hdr.msg_controllen = len.min(CMSG_BUF_LEN) as _;
+    if (hdr.msg_controllen as usize) < size_of::<libc::cmsghdr>() {
         return;
     }
     let end = hdr.msg_control as usize + hdr.msg_controllen as usize;
-    // SAFETY: the caller guarantees a kernel-filled control buffer; CMSG_FIRSTHDR / CMSG_NXTHDR
-    // only return headers that lie within it.
-    let mut cur = unsafe { libc::CMSG_FIRSTHDR(hdr) };
+    // SAFETY: `hdr` describes `buf`, 8-aligned as `cmsghdr` needs; CMSG_FIRSTHDR / CMSG_NXTHDR
+    // only return headers that lie entirely within it.
+    let mut cur = unsafe { libc::CMSG_FIRSTHDR(&hdr) };
     while !cur.is_null() {
         // SAFETY: `cur` is a header within the buffer (see above).
         let (level, ty, len) = unsafe { ((*cur).cmsg_level, (*cur).cmsg_type, (*cur).cmsg_len) };
@@ -117,14 +122,17 @@ pub(crate) unsafe fn for_each(hdr: &libc::msghdr, mut f: impl FnMut(Cmsg<'_>)) {
         let data = unsafe { libc::CMSG_DATA(cur) };
         let header_len = unsafe { libc::CMSG_LEN(0) } as usize;
         let data_len = (len as usize).saturating_sub(header_len);
-        if data as usize + data_len > end {
+        // Compared as a difference: `data + data_len` wraps for lengths near `usize::MAX`,
+        // which would pass a sum check and make a slice past the buffer.
+        if data_len > end.saturating_sub(data as usize) {
             return;
         }
         // SAFETY: `data .. data + data_len` lies within the control buffer (checked above).
         let data = unsafe { std::slice::from_raw_parts(data.cast_const(), data_len) };
         f(Cmsg { level, ty, data });
-        // SAFETY: as for CMSG_FIRSTHDR.
-        cur = unsafe { libc::CMSG_NXTHDR(hdr, cur) };
+        // SAFETY: as for CMSG_FIRSTHDR. `cur`'s length was checked to stay within the buffer,
+        // so the macro's arithmetic on it cannot overflow.
+        cur = unsafe { libc::CMSG_NXTHDR(&hdr, cur) };
     }
 }
 
@@ -140,17 +148,10 @@ mod tests {
         enc.push(libc::IPPROTO_IP, libc::IP_TOS, 0x02 as libc::c_int);
         enc.push(libc::SOL_SOCKET, libc::SCM_TXTIME, 123_456_789u64);
         let len = enc.len();
-        // SAFETY: an all-zero msghdr is valid.
-        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-        hdr.msg_control = buf.0.as_mut_ptr().cast();
-        hdr.msg_controllen = len as _;
         let mut seen = Vec::new();
-        // SAFETY: the buffer holds well-formed control messages written above.
-        unsafe {
-            for_each(&hdr, |c| {
-                seen.push((c.level, c.ty, c.read_uint(), c.read::<u64>()))
-            });
-        }
+        for_each(&buf, len, |c| {
+            seen.push((c.level, c.ty, c.read_uint(), c.read::<u64>()))
+        });
         assert_eq!(seen.len(), 3);
         assert_eq!(seen[0].0, libc::IPPROTO_UDP);
         assert_eq!(seen[0].2, Some(1200));

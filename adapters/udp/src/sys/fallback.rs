@@ -70,18 +70,25 @@ pub(crate) fn recv(
             }
         });
         match result {
-            Ok(len) => {
-                out[i] = RawRecv {
-                    source: crate::addr::decode(name, hdr.msg_namelen)
-                        .unwrap_or(crate::addr::UNKNOWN_SOURCE),
-                    len,
-                    truncated: hdr.msg_flags & libc::MSG_TRUNC != 0,
-                    ..RawRecv::EMPTY
-                };
-            }
+            Ok(len) => out[i] = decode(name, hdr.msg_namelen, len, hdr.msg_flags),
             Err(e) if i == 0 => return Err(e),
             Err(_) => return Ok(i),
         }
     }
     Ok(count)
+}
+
+/// Reads one received message's address, length and flags (see `sys::decode_bytes`).
+pub(super) fn decode(
+    name: SockAddrStorage,
+    name_len: libc::socklen_t,
+    len: usize,
+    flags: libc::c_int,
+) -> RawRecv {
+    RawRecv {
+        source: crate::addr::decode(name, name_len).unwrap_or(crate::addr::UNKNOWN_SOURCE),
+        len,
+        truncated: flags & libc::MSG_TRUNC != 0,
+        ..RawRecv::EMPTY
+    }
 }

@@ -231,6 +231,8 @@ pub(crate) fn send(
 }
 
 /// Receives up to one datagram per buffer (at most [`BATCH_SIZE`]) with one `recvmmsg`.
+// `msg_controllen` is `usize` with glibc but `socklen_t` with musl.
+#[allow(clippy::unnecessary_cast)]
 pub(crate) fn recv(
     sock: &Socket,
     bufs: &mut [IoSliceMut<'_>],
@@ -276,48 +278,61 @@ pub(crate) fn recv(
         }
     })?;
     for i in 0..received {
-        let msg = &msgs[i];
+        let hdr = &msgs[i].msg_hdr;
         let name = mem::replace(&mut names[i], SockAddrStorage::zeroed());
-        out[i] = decode(msg, name);
+        out[i] = decode(
+            name,
+            hdr.msg_namelen,
+            msgs[i].msg_len as usize,
+            hdr.msg_flags,
+            &controls[i],
+            hdr.msg_controllen as usize,
+        );
     }
     Ok(received)
 }
 
-/// Reads one received message's address, flags and control messages.
-fn decode(msg: &libc::mmsghdr, name: SockAddrStorage) -> RawRecv {
-    let hdr = &msg.msg_hdr;
+/// Reads one received message: the sender's address (`name_len` bytes of `name`), the length
+/// and flags, and the control messages (`control_len` bytes of `control`). Plain values rather
+/// than the `mmsghdr`, so that `sys::decode_bytes` can feed it any bytes (fuzz target
+/// `udp_recv`).
+pub(super) fn decode(
+    name: SockAddrStorage,
+    name_len: libc::socklen_t,
+    len: usize,
+    flags: libc::c_int,
+    control: &CmsgBuf,
+    control_len: usize,
+) -> RawRecv {
     let mut raw = RawRecv {
-        source: addr::decode(name, hdr.msg_namelen).unwrap_or(addr::UNKNOWN_SOURCE),
-        len: msg.msg_len as usize,
-        truncated: hdr.msg_flags & libc::MSG_TRUNC != 0,
-        control_truncated: hdr.msg_flags & libc::MSG_CTRUNC != 0,
+        source: addr::decode(name, name_len).unwrap_or(addr::UNKNOWN_SOURCE),
+        len,
+        truncated: flags & libc::MSG_TRUNC != 0,
+        control_truncated: flags & libc::MSG_CTRUNC != 0,
         ..RawRecv::EMPTY
     };
-    // SAFETY: the control buffer was filled in by recvmmsg, which also set msg_controllen.
-    unsafe {
-        cmsg::for_each(hdr, |c| match (c.level, c.ty) {
-            (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
-                if let Some(info) = c.read::<libc::in_pktinfo>() {
-                    let ip = Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes());
-                    raw.destination_ip = Some(IpAddr::V4(ip));
-                }
+    cmsg::for_each(control, control_len, |c| match (c.level, c.ty) {
+        (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+            if let Some(info) = c.read::<libc::in_pktinfo>() {
+                let ip = Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes());
+                raw.destination_ip = Some(IpAddr::V4(ip));
             }
-            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
-                if let Some(info) = c.read::<libc::in6_pktinfo>() {
-                    raw.destination_ip = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
-                }
+        }
+        (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+            if let Some(info) = c.read::<libc::in6_pktinfo>() {
+                raw.destination_ip = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
             }
-            (libc::IPPROTO_IP, libc::IP_TOS) | (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
-                raw.tos = c.read_uint().map(|v| (v & 0xff) as u8);
-            }
-            (libc::IPPROTO_UDP, libc::UDP_GRO) => {
-                raw.gro_segment_size = c.read_uint().map(|v| v as usize).filter(|&v| v > 0);
-            }
-            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => {
-                raw.dropped = c.read::<u32>();
-            }
-            _ => {}
-        });
-    }
+        }
+        (libc::IPPROTO_IP, libc::IP_TOS) | (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
+            raw.tos = c.read_uint().map(|v| (v & 0xff) as u8);
+        }
+        (libc::IPPROTO_UDP, libc::UDP_GRO) => {
+            raw.gro_segment_size = c.read_uint().map(|v| v as usize).filter(|&v| v > 0);
+        }
+        (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => {
+            raw.dropped = c.read::<u32>();
+        }
+        _ => {}
+    });
     raw
 }

@@ -63,6 +63,33 @@ impl RawRecv {
     };
 }
 
+/// Decodes one received datagram's metadata from plain bytes, through the back end's own
+/// decoding: `name` as the kernel writes a `sockaddr_*` (cut to a `sockaddr_storage`),
+/// `control` as it writes control messages (cut to the receive path's control buffer; the
+/// portable back end reads none). For `crate::recv::decode_recv`.
+pub(crate) fn decode_bytes(name: &[u8], len: usize, flags: libc::c_int, control: &[u8]) -> RawRecv {
+    let mut storage = socket2::SockAddrStorage::zeroed();
+    let name_len = name.len().min(storage.size_of() as usize);
+    // SAFETY: `sockaddr_storage` is plain bytes, and `name_len` of them fit.
+    unsafe {
+        let dst = std::ptr::from_mut(storage.view_as::<libc::sockaddr_storage>()).cast::<u8>();
+        std::ptr::copy_nonoverlapping(name.as_ptr(), dst, name_len);
+    }
+    let name_len = name_len as libc::socklen_t;
+    #[cfg(qs_linux)]
+    {
+        let mut buf = cmsg::CmsgBuf::new();
+        let control_len = control.len().min(cmsg::CMSG_BUF_LEN);
+        buf.0[..control_len].copy_from_slice(&control[..control_len]);
+        linux::decode(storage, name_len, len, flags, &buf, control_len)
+    }
+    #[cfg(not(qs_linux))]
+    {
+        let _ = control;
+        fallback::decode(storage, name_len, len, flags)
+    }
+}
+
 /// Retries a system call interrupted by a signal.
 pub(crate) fn retry_eintr<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
     loop {
