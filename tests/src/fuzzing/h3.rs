@@ -9,6 +9,7 @@ use quicksand_core::QuicheConnection;
 use quicksand_core::{quiche, Application, ApplicationError};
 use quicksand_h3::{Body, Http3Settings, ServerDriver};
 
+use super::h3_client::headers_frame;
 use crate::pair::Pair;
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -96,22 +97,13 @@ impl Application for RawPeer {
                     let _ = conn.dgram_send(bytes);
                 }
                 Action::Request { path } => {
-                    // HEADERS frame (type 0x01) with a QPACK field section: required insert
-                    // count 0, base 0, then literal fields with literal names.
-                    let mut fields = vec![0x00, 0x00];
-                    for (name, value) in [
-                        (":method", "GET".to_string()),
-                        (":scheme", "https".into()),
-                        (":authority", "localhost".into()),
-                        (":path", format!("/{path}")),
-                    ] {
-                        fields.push(0x20 | name.len() as u8);
-                        fields.extend(name.as_bytes());
-                        fields.push(value.len() as u8);
-                        fields.extend(value.as_bytes());
-                    }
-                    let mut frame = vec![0x01, fields.len() as u8];
-                    frame.extend(fields);
+                    let path = format!("/{path}");
+                    let frame = headers_frame(&[
+                        (":method", "GET"),
+                        (":scheme", "https"),
+                        (":authority", "localhost"),
+                        (":path", &path),
+                    ]);
                     let _ = conn.stream_send(bidi * 4, &frame, true);
                     bidi += 1;
                 }

@@ -224,8 +224,8 @@ fn prefix_int(v: usize, bits: u8, first: u8, out: &mut Vec<u8>) {
 }
 
 /// A HEADERS frame: a QPACK field section without the dynamic table, every field a literal
-/// with a literal name (RFC 9204 §4.5.6).
-fn headers_frame(fields: &[(&str, &str)]) -> Vec<u8> {
+/// with a literal name (RFC 9204 §4.5.6). Also used by `h3_server`'s well-formed requests.
+pub(super) fn headers_frame(fields: &[(&str, &str)]) -> Vec<u8> {
     let mut block = vec![0x00, 0x00];
     for (name, value) in fields {
         prefix_int(name.len(), 3, 0x20, &mut block);
