@@ -106,6 +106,10 @@ impl RecvBody {
 
     /// Reads the whole body into one buffer; fails with [`StreamError::ResetLocally`] (and
     /// stops the stream) if it grows beyond `limit` bytes.
+    ///
+    /// With `futures::StreamExt` or `http_body_util::BodyExt` in scope, their `collect`
+    /// (which takes the body by value) is found first: call this one as
+    /// `RecvBody::collect(&mut body, limit)`.
     pub async fn collect(&mut self, limit: usize) -> Result<Bytes, StreamError> {
         let mut out = BytesMut::new();
         while let Some(chunk) = self.data().await {
