@@ -72,23 +72,50 @@ impl Body {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let frames = futures_util::stream::unfold(Box::pin(body), |mut body| async move {
+        if body.is_end_stream() {
+            return Body::empty();
+        }
+        let mut body = Box::pin(body);
+        // Most responses are one buffer (`Full`, a string, JSON): take it at once and skip the
+        // stream machinery. Polling with a no-op waker is fine: if the body is not ready, the
+        // stream below polls it again with the task's waker.
+        let first = match body
+            .as_mut()
+            .poll_frame(&mut Context::from_waker(std::task::Waker::noop()))
+        {
+            Poll::Ready(None) => return Body::empty(),
+            Poll::Ready(Some(frame)) => match convert(frame) {
+                Some(Ok(Frame::Data(data))) if body.is_end_stream() => return Body::from(data),
+                other => other,
+            },
+            Poll::Pending => None,
+        };
+        let frames = futures_util::stream::unfold((first, body), |(first, mut body)| async move {
+            if let Some(item) = first {
+                return Some((item, (None, body)));
+            }
             loop {
-                let item = match std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await? {
-                    Ok(frame) => match frame.into_data() {
-                        Ok(mut data) => Frame::Data(data.copy_to_bytes(data.remaining())),
-                        Err(frame) => match frame.into_trailers() {
-                            Ok(trailers) => Frame::Trailers(trailers),
-                            // A frame kind HTTP/3 does not carry (none exists in http-body 1).
-                            Err(_) => continue,
-                        },
-                    },
-                    Err(e) => return Some((Err(e.into()), body)),
-                };
-                return Some((Ok(item), body));
+                let frame = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await?;
+                if let Some(item) = convert(frame) {
+                    return Some((item, (None, body)));
+                }
             }
         });
         Body::from_frames(Box::pin(frames))
+    }
+}
+
+/// A frame of an `http_body::Body` as one of ours; `None` for a frame kind HTTP/3 does not
+/// carry (none exists in http-body 1).
+fn convert<D: Buf, E: Into<BoxError>>(
+    frame: Result<HttpFrame<D>, E>,
+) -> Option<Result<Frame, BoxError>> {
+    match frame {
+        Ok(frame) => match frame.into_data() {
+            Ok(mut data) => Some(Ok(Frame::Data(data.copy_to_bytes(data.remaining())))),
+            Err(frame) => frame.into_trailers().ok().map(|t| Ok(Frame::Trailers(t))),
+        },
+        Err(e) => Some(Err(e.into())),
     }
 }
 

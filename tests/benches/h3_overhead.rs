@@ -5,8 +5,8 @@
 //! `cargo bench -p quicksand-tests --bench h3_overhead` (QUICKSAND_BENCH_REQUESTS=N, default
 //! 100,000; QUICKSAND_BENCH_IN_FLIGHT=N requests in flight, default 64, at most 256, the
 //! server's stream limit; 100-byte responses). Timed in CPU time; both loops copy each
-//! datagram once, as a socket would. QUICKSAND_BENCH_ONLY=quiche|quicksand runs one side
-//! alone, for a profiler.
+//! datagram once, as a socket would. QUICKSAND_BENCH_ONLY=quiche|quicksand|tower runs one side
+//! alone, for a profiler; `tower` runs the same handler through `quicksand_h3::TowerService`.
 
 use std::net::SocketAddr;
 use std::task::{Context, Poll, Waker};
@@ -186,14 +186,31 @@ fn exchange<A: Application, B: Application>(
     }
 }
 
+/// The server with a handler on quicksand's own `Service`.
+fn native_server() -> ServerDriver {
+    ServerDriver::with_service(Http3Settings::default(), |_req| async {
+        http::Response::new(Body::from(Bytes::from_static(BODY)))
+    })
+}
+
+/// The same handler as a `tower::Service`, through the tower bridge.
+fn tower_server() -> ServerDriver {
+    let service = tower::service_fn(|_req: http::Request<quicksand_h3::RecvBody>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+            Bytes::from_static(BODY),
+        )))
+    });
+    ServerDriver::with_service(
+        Http3Settings::default(),
+        quicksand_h3::TowerService::new(service),
+    )
+}
+
 /// CPU time and packets sent by both ends.
-fn quicksand(requests: usize) -> (Duration, usize) {
+fn quicksand(requests: usize, server_driver: ServerDriver) -> (Duration, usize) {
     let (mut cc, mut sc) = configs();
     let now = Instant::now();
     let (client_driver, h3) = ClientDriver::new(Http3Settings::default());
-    let server_driver = ServerDriver::with_service(Http3Settings::default(), |_req| async {
-        http::Response::new(Body::from(Bytes::from_static(BODY)))
-    });
     let mut client = Connection::connect(
         now,
         &mut cc,
@@ -264,19 +281,23 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if benching { 100_000 } else { 2_000 });
     let rounds = if benching { 3 } else { 1 };
-    let (mut raw, mut ours) = (Vec::new(), Vec::new());
-    // QUICKSAND_BENCH_ONLY=quiche|quicksand runs one side alone (for a profiler).
+    let (mut raw, mut ours, mut bridged) = (Vec::new(), Vec::new(), Vec::new());
+    // QUICKSAND_BENCH_ONLY=quiche|quicksand|tower runs one side alone (for a profiler).
     let only = std::env::var("QUICKSAND_BENCH_ONLY").unwrap_or_default();
     for _ in 0..rounds {
-        if only != "quicksand" {
+        if only.is_empty() || only == "quiche" {
             raw.push(raw_quiche(requests));
         }
-        if only != "quiche" {
-            ours.push(quicksand(requests));
+        if only.is_empty() || only == "quicksand" {
+            ours.push(quicksand(requests, native_server()));
+        }
+        if only.is_empty() || only == "tower" {
+            bridged.push(quicksand(requests, tower_server()));
         }
     }
     let best = |v: &[(Duration, usize)]| v.iter().min().copied().unwrap_or_default();
     let ((r, raw_packets), (q, our_packets)) = (best(&raw), best(&ours));
+    let (t, tower_packets) = best(&bridged);
     let per = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
     let in_flight = in_flight();
     println!("{requests} requests, {in_flight} in flight, 100-byte responses, in memory, best of {rounds} (CPU time):");
@@ -293,7 +314,18 @@ fn main() {
         our_packets as f64 / requests as f64
     );
     println!(
+        "  quicksand + tower   {:>8.3} s  ({:.2} µs per request, {:.2} packets per request)",
+        t.as_secs_f64(),
+        per(t),
+        tower_packets as f64 / requests as f64
+    );
+    println!(
         "  quicksand / quiche  {:>8.3}",
         q.as_secs_f64() / r.as_secs_f64()
+    );
+    println!(
+        "  tower / native      {:>8.3}  (requests/s through the bridge: {:.3} of the native handler's)",
+        t.as_secs_f64() / q.as_secs_f64(),
+        q.as_secs_f64() / t.as_secs_f64()
     );
 }
