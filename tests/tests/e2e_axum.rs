@@ -157,3 +157,39 @@ fn one_router_over_http3_http2_and_http1_with_alt_svc() {
         served.shutdown(Duration::from_secs(2)).await;
     });
 }
+
+#[test]
+fn the_router_serves_over_http3_on_smol_too() {
+    // The bridge needs no tokio: the same axum router on quicksand's smol adapter.
+    let test = async {
+        let mut config = quicksand_smol::ServerConfig::default();
+        config.tls.certificate =
+            Some(CertificateSource::self_signed(&["localhost"], SystemTime::now()).unwrap());
+        let server = quicksand_smol::serve(
+            "127.0.0.1:0".parse().unwrap(),
+            config,
+            quicksand_h3::TowerService::new(app::router()),
+        )
+        .unwrap();
+        let addr = server.local_addr();
+        let client_config = quicksand_smol::ClientConfig::default().insecure();
+        let (_client, conn) = quicksand_smol::connect(addr, "localhost", client_config)
+            .await
+            .unwrap();
+        let url = format!("https://localhost:{}/hello/smol", addr.port());
+        let hello = conn.client.get(&url).await.unwrap();
+        let text = String::from_utf8_lossy(hello.body()).to_string();
+        assert!(text.starts_with("hello smol, over HTTP/3 from"), "{text}");
+        let url = format!("https://localhost:{}/stream/50", addr.port());
+        let lines = conn.client.get(&url).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(lines.body()).lines().count(), 50);
+        server.shutdown(Duration::from_secs(2)).await;
+    };
+    smol::block_on(async {
+        use futures::FutureExt;
+        futures::select! {
+            () = test.fuse() => {}
+            _ = smol::Timer::after(Duration::from_secs(60)).fuse() => panic!("test timed out"),
+        }
+    });
+}
