@@ -16,7 +16,16 @@
 //!   in quiche and is read then, once the client proved it holds the session's keys, which a
 //!   replaying attacker cannot do: honest clients lose the 0-RTT speed-up, never a request.
 //! - Only ClientHellos that BoringSSL accepted early data from are recorded (a valid ticket and
-//!   binder), so filling the record costs a completed resumable handshake per entry.
+//!   binder). A ticket can be reused, so one ticket and one Initial per entry can keep the
+//!   record full (about 770 a second at the default size); the record then fails closed:
+//!   every connection's early data waits for its handshake, which costs speed, never safety.
+//!
+//! What it guarantees: a replayed flight's early data reaches the application only if it is
+//! the first copy seen. An attacker on the path who delays the genuine flight and delivers a
+//! copy first gets that copy admitted; the genuine connection's early data is then held and
+//! processed after its handshake, as a client's retry in 1-RTT would be. So a request in 0-RTT
+//! can run twice under that attack, whatever the server does (RFC 8446 §8): that is why the
+//! HTTP/3 server answers non-idempotent early requests with 425 by default.
 //!
 //! BoringSSL refuses early data whose ticket age is off by more than 60 s
 //! (`kMaxTicketAgeSkewSeconds`), so a replay more than 120 s after the original (60 s of skew

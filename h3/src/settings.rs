@@ -72,7 +72,10 @@ pub enum EarlyDataRequests {
     /// answered `425 Too Early`, which tells the client to send them again after the handshake.
     #[default]
     Idempotent,
-    /// Every request reaches the application; handlers check the `EarlyData` extension.
+    /// Every request reaches the application; handlers check the `EarlyData` extension. A
+    /// replayed flight's request runs at most once only if the genuine flight arrives first:
+    /// an attacker on the path can deliver a copy before it, and the genuine request then runs
+    /// too (see `quicksand_core::anti_replay`).
     All,
 }
 

@@ -65,7 +65,8 @@ impl HttpBody for RecvBody {
 
 impl Body {
     /// A body streamed from any [`http_body::Body`]: data frames as they come, then its
-    /// trailers. An error from it resets the stream (H3_INTERNAL_ERROR).
+    /// trailers. An error from it, or a panic in it, resets the stream (H3_INTERNAL_ERROR):
+    /// the body runs inside the connection's endpoint task, which must outlive it.
     pub fn from_http_body<B>(body: B) -> Body
     where
         B: HttpBody + Send + 'static,
@@ -79,10 +80,10 @@ impl Body {
         // Most responses are one buffer (`Full`, a string, JSON): take it at once and skip the
         // stream machinery. Polling with a no-op waker is fine: if the body is not ready, the
         // stream below polls it again with the task's waker.
-        let first = match body
-            .as_mut()
-            .poll_frame(&mut Context::from_waker(std::task::Waker::noop()))
-        {
+        let first = match poll_guarded(
+            body.as_mut(),
+            &mut Context::from_waker(std::task::Waker::noop()),
+        ) {
             Poll::Ready(None) => return Body::empty(),
             Poll::Ready(Some(frame)) => match convert(frame) {
                 Some(Ok(Frame::Data(data))) if body.is_end_stream() => return Body::from(data),
@@ -95,13 +96,34 @@ impl Body {
                 return Some((item, (None, body)));
             }
             loop {
-                let frame = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await?;
+                let frame = std::future::poll_fn(|cx| poll_guarded(body.as_mut(), cx)).await?;
                 if let Some(item) = convert(frame) {
                     return Some((item, (None, body)));
                 }
             }
         });
         Body::from_frames(Box::pin(frames))
+    }
+}
+
+/// Polls `body` for a frame; a panic in it becomes an error frame, so it resets this stream
+/// rather than unwinding the task that drives every connection of the socket.
+fn poll_guarded<B>(
+    body: Pin<&mut B>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<HttpFrame<B::Data>, BoxError>>>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    match std::panic::catch_unwind(AssertUnwindSafe(|| body.poll_frame(cx))) {
+        Ok(Poll::Ready(Some(frame))) => Poll::Ready(Some(frame.map_err(Into::into))),
+        Ok(Poll::Ready(None)) => Poll::Ready(None),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(_) => {
+            tracing::error!("response body panicked; resetting its stream");
+            Poll::Ready(Some(Err("the response body panicked".into())))
+        }
     }
 }
 
@@ -153,21 +175,27 @@ where
 
     fn call(&self, request: Request<RecvBody>) -> Self::Future {
         // A poisoned lock only means a clone panicked; the service itself is intact.
-        let mut service = self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let cloned = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }));
         Box::pin(async move {
             let outcome = AssertUnwindSafe(async move {
+                let mut service =
+                    cloned.map_err(|_| BoxError::from("the service's clone panicked"))?;
                 std::future::poll_fn(|cx| service.poll_ready(cx))
                     .await
                     .map_err(Into::into)?;
-                service.call(request).await.map_err(Into::into)
+                let response = service.call(request).await.map_err(Into::into)?;
+                // Its first frame is polled here too, inside the guard.
+                Ok::<_, BoxError>(response.map(Body::from_http_body))
             })
             .catch_unwind()
             .await;
             match outcome {
-                Ok(Ok(response)) => response.map(Body::from_http_body),
+                Ok(Ok(response)) => response,
                 Ok(Err(e)) => {
-                    let e: BoxError = e;
-                    tracing::warn!(error = %e, "service failed; answering 500");
+                    // Peers can trigger this at will: debug, not warn.
+                    tracing::debug!(error = %e, "service failed; answering 500");
                     internal_error()
                 }
                 Err(_) => {

@@ -118,10 +118,14 @@ fn a_streamed_response_with_trailers_from_an_http_body() {
 }
 
 /// A service that is ready only while none of its calls runs (a concurrency limit of one, as
-/// tower's `ConcurrencyLimit` would be), and counts how many ever ran at once.
+/// tower's `ConcurrencyLimit` would be), and counts how many calls ever ran at once.
 #[derive(Clone, Default)]
 struct OneAtATime {
+    /// The slot, claimed in `poll_ready`.
     running: Arc<AtomicUsize>,
+    /// Calls in progress, counted by the calls themselves: a caller that ignored `poll_ready`
+    /// shows up here as overlap.
+    calls: Arc<AtomicUsize>,
     most: Arc<AtomicUsize>,
     /// Callers waiting in `poll_ready`, woken when a call ends.
     waiting: Arc<Mutex<Vec<Waker>>>,
@@ -150,15 +154,19 @@ impl tower::Service<Request<RecvBody>> for OneAtATime {
     }
 
     fn call(&mut self, req: Request<RecvBody>) -> Self::Future {
-        // The slot was claimed in poll_ready.
-        let now = self.running.load(Ordering::SeqCst);
+        let now = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
-        let (running, waiting) = (self.running.clone(), self.waiting.clone());
+        let (running, waiting, calls) = (
+            self.running.clone(),
+            self.waiting.clone(),
+            self.calls.clone(),
+        );
         Box::pin(async move {
             // Hold the call while the request body arrives.
             let mut body = req.into_body();
             let data = body.collect(usize::MAX).await.unwrap();
             let wake = std::mem::take(&mut *waiting.lock().unwrap());
+            calls.fetch_sub(1, Ordering::SeqCst);
             running.store(0, Ordering::SeqCst);
             wake.into_iter().for_each(Waker::wake);
             Ok(Response::new(http_body_util::Full::new(data)))
@@ -293,4 +301,63 @@ fn tower_layers_compose() {
     })
     .expect("in time");
     assert_eq!(body, "ping");
+}
+
+/// A body whose second frame panics.
+struct PanickingBody(u8);
+
+impl quicksand_h3::http_body::Body for PanickingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0 += 1;
+        if self.0 > 1 {
+            panic!("body bug");
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first")))))
+    }
+}
+
+#[test]
+fn a_panicking_response_body_resets_its_stream_and_nothing_else() {
+    let clock = VirtualTime::enter();
+    let service = tower::service_fn(|req: Request<RecvBody>| async move {
+        if req.uri().path() == "/panic-body" {
+            return Ok::<_, Infallible>(Response::new(http_body_util::Either::Left(
+                PanickingBody(0),
+            )));
+        }
+        let fine = http_body_util::Full::new(Bytes::from_static(b"fine"));
+        Ok(Response::new(http_body_util::Either::Right(fine)))
+    });
+    let (mut pair, client) = pair(TowerService::new(service));
+    let get = Request::get("https://localhost/panic-body")
+        .body(Bytes::new())
+        .unwrap();
+    let result = block_on(&mut pair, &clock, Duration::from_secs(5), async {
+        let mut body = client.request(get).unwrap().await?.into_body();
+        body.collect(usize::MAX)
+            .await
+            .map_err(quicksand_h3::RequestError::from)
+    })
+    .expect("in time");
+    assert!(
+        result.is_err(),
+        "a panicked body must not look complete: {result:?}"
+    );
+    let get = Request::get("https://localhost/ok")
+        .body(Bytes::new())
+        .unwrap();
+    let (status, body, _) = block_on(&mut pair, &clock, Duration::from_secs(5), async {
+        read(client.request(get).unwrap().await.unwrap()).await
+    })
+    .expect("in time");
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, Bytes::from_static(b"fine"))
+    );
 }

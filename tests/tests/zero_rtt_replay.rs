@@ -176,7 +176,7 @@ fn post_then_replay(anti_replay: Arc<dyn AntiReplay>) -> (usize, Vec<Event>) {
         ..ConnectionContext::default()
     };
     // The server opts in to non-idempotent early requests, so only the replay record stands
-    // between the replay and a second run.
+    // between a replay that comes after the genuine flight and a second run.
     let settings = Http3Settings {
         early_data_requests: EarlyDataRequests::All,
         ..Http3Settings::default()

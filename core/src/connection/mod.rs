@@ -283,6 +283,8 @@ impl<A: Application> Connection<A> {
                 from: segment.peer,
                 to: segment.local,
             };
+            // Nothing noted by an earlier call (another connection's) may leak into this one.
+            let _ = crate::anti_replay::take_client_hello_random();
             match self.conn.recv(&mut segment.payload, info) {
                 Ok(_) | Err(quiche::Error::Done) => {}
                 // quiche has closed the connection with a transport error; the close reason

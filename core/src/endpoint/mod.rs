@@ -30,8 +30,8 @@ use rand::SeedableRng;
 use crate::metrics::{DropReason, RejectReason};
 use crate::settings::check_server_transport_params;
 use crate::{
-    Application, ConfigError, Connection, ConnectionContext, CreateError, Datagram, EndpointEvent,
-    QuicConfig, RetryIds, Transmit,
+    Application, ConfigError, ConfigErrorKind, Connection, ConnectionContext, CreateError,
+    Datagram, EndpointEvent, QuicConfig, RetryIds, Transmit,
 };
 use rejection::RejectionLog;
 use stateless::RateLimit;
@@ -117,7 +117,8 @@ pub enum AddressValidation {
     /// three times its size in answers (quiche's amplification limit) until the handshake
     /// timeout.
     UnderLoad {
-        /// Handshakes in progress at which RETRY starts.
+        /// Handshakes in progress at which RETRY starts; below `max_handshakes`, or the
+        /// backlog refuses Initials before validation would start ([`Endpoint::new`] checks).
         handshakes: usize,
     },
     /// Never: connections are created for any client address.
@@ -262,8 +263,9 @@ impl Endpoint {
     /// client connections. `now` and `wall_now` anchor the wall clock tokens are stamped with
     /// (the core reads no clock): pass `Instant::now()` and `SystemTime::now()`.
     ///
-    /// Fails if the server's transport parameters, with the context's connection-ID length,
-    /// could not be encoded for every valid client ([`ConfigErrorKind::TransportParamsTooLarge`](crate::ConfigErrorKind::TransportParamsTooLarge)).
+    /// Fails if `address_validation` is `UnderLoad` at or above `max_handshakes`, or if the
+    /// server's transport parameters, with the context's connection-ID length, could not be
+    /// encoded for every valid client ([`ConfigErrorKind::TransportParamsTooLarge`](crate::ConfigErrorKind::TransportParamsTooLarge)).
     pub fn new(
         config: EndpointConfig,
         server: Option<QuicConfig>,
@@ -273,6 +275,18 @@ impl Endpoint {
     ) -> Result<Self, ConfigError> {
         if let Some(server) = &server {
             check_server_transport_params(server.settings(), ctx.cid_generator.cid_len())?;
+        }
+        if let AddressValidation::UnderLoad { handshakes } = config.address_validation {
+            if handshakes >= config.max_handshakes {
+                return Err(ConfigError::new(
+                    "address_validation",
+                    ConfigErrorKind::OutOfRange {
+                        value: handshakes as u64,
+                        min: 0,
+                        max: config.max_handshakes.saturating_sub(1) as u64,
+                    },
+                ));
+            }
         }
         let mut rng = match config.seed {
             Some(seed) => StdRng::seed_from_u64(seed),

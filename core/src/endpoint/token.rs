@@ -163,7 +163,9 @@ enum Schedule {
 /// The default schedule ([`derived`](Self::derived)) moves to a new key every
 /// [`DEFAULT_PERIOD`](Self::DEFAULT_PERIOD): the key of period `n` (wall time divided by the
 /// period) is HMAC-SHA256(master, "quicksand token key" ‖ n), and its id is `n mod 256`. A
-/// RETRY rate of 10,000 a second seals 36 million tokens an hour, a hundredth of the bound.
+/// RETRY rate of 10,000 a second seals 36 million tokens an hour, a hundredth of the bound —
+/// per endpoint: every worker and host sharing the master seals with the same key, so a fleet
+/// of more than about 50 sockets at the full RETRY rate should shorten the period.
 pub struct TokenKeys {
     schedule: Schedule,
     nonces: StdRng,
@@ -237,10 +239,19 @@ impl TokenKeys {
     }
 
     /// The key that seals a token issued at `issued`.
-    fn sealing_key(&self, issued: SystemTime) -> TokenKey {
+    fn sealing_key(&mut self, issued: SystemTime) -> TokenKey {
         match &self.schedule {
             Schedule::Fixed { current, .. } => current.clone(),
-            Schedule::Derived { master, period } => derive(master, period_of(issued, *period)),
+            Schedule::Derived { master, period } => {
+                let n = period_of(issued, *period);
+                derive(master, n).unwrap_or_else(|| {
+                    // HMAC failed (allocation): a one-off random key, so the token is refused
+                    // later rather than sealed with a key anyone could guess.
+                    let mut secret = [0u8; 32];
+                    self.nonces.fill_bytes(&mut secret);
+                    TokenKey::new(n as u8, secret)
+                })
+            }
         }
     }
 
@@ -257,7 +268,7 @@ impl TokenKeys {
                 // between hosts; the token's own timestamp then decides whether it expired.
                 let ahead = period_of(now, *period).saturating_add(1);
                 let back = ahead.wrapping_sub(u64::from(id)) % 256;
-                Some(derive(master, ahead.checked_sub(back)?))
+                derive(master, ahead.checked_sub(back)?)
             }
         }
     }
@@ -370,15 +381,13 @@ fn period_of(at: SystemTime, period: Duration) -> u64 {
     (since.as_millis() / period.as_millis().max(1)) as u64
 }
 
-/// The key of period `n` of a derived schedule.
-fn derive(master: &[u8; 32], n: u64) -> TokenKey {
+/// The key of period `n` of a derived schedule; `None` if HMAC failed (allocation only).
+fn derive(master: &[u8; 32], n: u64) -> Option<TokenKey> {
     let mut info = Vec::with_capacity(32);
     info.extend_from_slice(b"quicksand token key");
     info.extend_from_slice(&n.to_be_bytes());
-    // HMAC-SHA256 only fails on allocation failure; an all-zero key then seals tokens no
-    // other host opens (they are refused, never accepted wrongly).
-    let secret = boring::hash::hmac_sha256(master, &info).unwrap_or([0; 32]);
-    TokenKey::new(n as u8, secret)
+    let secret = boring::hash::hmac_sha256(master, &info).ok()?;
+    Some(TokenKey::new(n as u8, secret))
 }
 
 fn aead(secret: &[u8; 32]) -> Result<AeadCtx, boring::error::ErrorStack> {

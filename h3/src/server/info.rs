@@ -7,7 +7,7 @@ use quicksand_core::{quiche, ConnectionFacts, QuicheConnection};
 
 /// Request extension: the connection a request arrived on, shared by all its requests.
 ///
-/// Addresses and statistics are those of the server driver's latest wake-up (a peer that
+/// Addresses and statistics are those of the server driver's latest read (a peer that
 /// migrates shows its new address from then on); the server name and protocol are fixed at
 /// the handshake.
 ///

@@ -512,8 +512,10 @@ impl Application for ServerDriver {
         conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
-        if let Some(info) = &self.info {
-            info.update(conn);
+        match &self.info {
+            Some(info) => info.update(conn),
+            // No active path at the handshake (not seen in practice): try again.
+            None => self.info = ConnectionInfo::new(conn),
         }
         self.poll_h3(conn, now)?;
         let chunk = self.settings.read_chunk();

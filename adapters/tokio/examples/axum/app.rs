@@ -83,24 +83,45 @@ pub async fn serve(
 ) -> Result<Served, Box<dyn std::error::Error + Send + Sync>> {
     let mut config = quicksand_tokio::ServerConfig::default();
     config.tls.certificate = Some(certificate.clone());
-    let h3 = quicksand_tokio::serve(listen, config, TowerService::new(app.clone()))?;
+    // UDP first; TCP on the port it got. With port 0 that TCP port may be taken: try again.
+    let mut attempts = 0;
+    let (h3, tcp) = loop {
+        let h3 = quicksand_tokio::serve(listen, config.clone(), TowerService::new(app.clone()))?;
+        let port = h3.local_addr().port();
+        match TcpListener::bind(SocketAddr::new(listen.ip(), port)).await {
+            Ok(tcp) => break (h3, tcp),
+            Err(e) if listen.port() == 0 && attempts < 8 => {
+                attempts += 1;
+                tracing::debug!(error = %e, port, "TCP port taken; another pair");
+                h3.shutdown(Duration::ZERO).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let port = h3.local_addr().port();
 
-    let tcp = TcpListener::bind(SocketAddr::new(listen.ip(), port)).await?;
     let tcp_addr = tcp.local_addr()?;
     let alt_svc = HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400"))?;
     let app = app.layer(SetResponseHeaderLayer::overriding(ALT_SVC, alt_svc));
     let acceptor = Arc::new(tls_acceptor(&certificate)?);
     let tcp = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = tcp.accept().await else {
-                continue;
+            let stream = match tcp.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, mostly: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let (acceptor, app) = (acceptor.clone(), app.clone());
             tokio::spawn(async move {
-                let tls = match tokio_boring::accept(&acceptor, stream).await {
-                    Ok(tls) => tls,
-                    Err(e) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                let handshake = tokio_boring::accept(&acceptor, stream);
+                let tls = match tokio::time::timeout(Duration::from_secs(10), handshake).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!("TLS handshake timed out"),
                 };
                 let service = TowerToHyperService::new(app);
                 if let Err(e) = auto::Builder::new(TokioExecutor::new())
