@@ -15,7 +15,7 @@ mod trace;
 
 pub use host::Host;
 pub use network::{
-    Blackhole, Direction, Fate, LinkConfig, LossModel, Network, Packet, PacketFilter,
+    Blackhole, Direction, Fate, LinkConfig, LossModel, Network, Packet, PacketFilter, BURST_MEMORY,
 };
 pub use seeds::{for_each_seed, seed_list};
 pub use trace::Trace;

@@ -27,12 +27,16 @@ pub enum LossModel {
         loss_good: f64,
         /// Loss rate in the bad state.
         loss_bad: f64,
+        /// After this long without packets, the state is drawn afresh from the chain's
+        /// stationary distribution (`None`: the state only moves per packet).
+        memory: Option<Duration>,
     },
 }
 
 impl LossModel {
     /// A Gilbert–Elliott model averaging `average` loss in bursts of about `burst_len` packets
-    /// (loss-free good state, total loss in the bad state).
+    /// (loss-free good state, total loss in the bad state). A burst does not outlive a second
+    /// of silence ([`BURST_MEMORY`]).
     pub fn bursty(average: f64, burst_len: f64) -> LossModel {
         let p_leave_bad = 1.0 / burst_len.max(1.0);
         // Stationary share of the bad state = p_enter / (p_enter + p_leave) = average.
@@ -42,6 +46,7 @@ impl LossModel {
             p_leave_bad,
             loss_good: 0.0,
             loss_bad: 1.0,
+            memory: Some(BURST_MEMORY),
         }
     }
 }
@@ -188,9 +193,17 @@ pub type PacketFilter = Box<dyn FnMut(Direction, u64, &[u8]) -> bool>;
 struct LinkState {
     config: LinkConfig,
     bad: bool,
+    /// When the last packet was put on this link (for the Gilbert–Elliott state's memory).
+    last_sent: Option<Instant>,
     busy_until: Option<Instant>,
     count: u64,
 }
+
+/// How long a Gilbert–Elliott burst outlives silence: after the link has carried nothing for
+/// longer, its state is drawn afresh from the chain's stationary distribution. Bursts are
+/// episodes in time (congestion, a fading radio), counted in packets while packets flow;
+/// without this, a sparse flow (probes minutes apart) stayed in one "burst" for half an hour.
+pub const BURST_MEMORY: Duration = Duration::from_secs(1);
 
 /// Both directions between client and server, with the NAT in front of the client.
 pub struct Network {
@@ -213,6 +226,7 @@ impl Network {
         let link = |config| LinkState {
             config,
             bad: false,
+            last_sent: None,
             busy_until: None,
             count: 0,
         };
@@ -266,7 +280,17 @@ impl Network {
                 p_leave_bad,
                 loss_good,
                 loss_bad,
+                memory,
             } => {
+                let idle = memory.is_some_and(|m| {
+                    link.last_sent
+                        .is_some_and(|t| now.saturating_duration_since(t) > m)
+                });
+                link.last_sent = Some(now);
+                if idle {
+                    let stationary = p_enter_bad / (p_enter_bad + p_leave_bad).max(1e-9);
+                    link.bad = self.rng.random_bool(stationary.clamp(0.0, 1.0));
+                }
                 let flip = if link.bad { p_leave_bad } else { p_enter_bad };
                 if self.rng.random_bool(flip.clamp(0.0, 1.0)) {
                     link.bad = !link.bad;
