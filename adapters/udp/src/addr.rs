@@ -16,9 +16,16 @@ pub(crate) fn unmap_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Shows a v4-mapped IPv6 socket address as the IPv4 socket address it carries.
+/// Shows a v4-mapped IPv6 socket address as the IPv4 socket address it carries; any other
+/// address is kept whole (a link-local peer's scope id is what routes the answer back).
 pub(crate) fn unmap(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(unmap_ip(addr.ip()), addr.port())
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
 }
 
 /// The destination written in the socket's own family: IPv4 destinations are mapped on IPv6
@@ -100,6 +107,14 @@ mod tests {
         let v6: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
         assert!(!travels_over_v4(v6));
         assert_eq!(unmap(v6), v6);
+        // A link-local peer keeps its scope id (and flow label): the answer needs it.
+        let link_local = SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().unwrap(),
+            443,
+            7,
+            3,
+        ));
+        assert_eq!(unmap(link_local), link_local);
         let err = destination_for(v6, false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }

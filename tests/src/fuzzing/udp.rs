@@ -133,8 +133,17 @@ fn expected_source(name: &[u8]) -> SocketAddr {
         let ip: [u8; 4] = raw[4..8].try_into().expect("4 bytes");
         SocketAddr::new(Ipv4Addr::from(ip).into(), port)
     } else if family == libc::AF_INET6 {
-        let ip: [u8; 16] = raw[8..24].try_into().expect("16 bytes");
-        SocketAddr::new(unmap(Ipv6Addr::from(ip).into()), port)
+        let ip = Ipv6Addr::from(<[u8; 16]>::try_from(&raw[8..24]).expect("16 bytes"));
+        match ip.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), port),
+            // Flow label and scope id as the kernel wrote them (host order, untouched).
+            None => SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                port,
+                u32::from_ne_bytes(raw[4..8].try_into().expect("4 bytes")),
+                u32::from_ne_bytes(raw[24..28].try_into().expect("4 bytes")),
+            )),
+        }
     } else {
         SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)
     }
