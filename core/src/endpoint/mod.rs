@@ -265,7 +265,7 @@ impl Endpoint {
     ///
     /// Fails if `address_validation` is `UnderLoad` at or above `max_handshakes`, or if the
     /// server's transport parameters, with the context's connection-ID length, could not be
-    /// encoded for every valid client ([`ConfigErrorKind::TransportParamsTooLarge`](crate::ConfigErrorKind::TransportParamsTooLarge)).
+    /// encoded for every valid client ([`ConfigErrorKind::TransportParamsTooLarge`]).
     pub fn new(
         config: EndpointConfig,
         server: Option<QuicConfig>,
