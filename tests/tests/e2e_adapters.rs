@@ -4,6 +4,8 @@
 //! Real time and real sockets: this binary does not install the virtual clock. Every test is
 //! bounded by [`LIMIT`].
 
+mod common;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -231,37 +233,12 @@ async fn pause(d: Duration) {
     let _ = rx.await;
 }
 
-fn init_logs() {
-    if std::env::var("E2E_LOG").is_ok() {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .try_init();
-    }
-}
-
 fn run_tokio(test: impl Future<Output = ()>) {
-    init_logs();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async {
-        tokio::time::timeout(LIMIT, test)
-            .await
-            .expect("test timed out")
-    });
+    common::run_tokio(LIMIT, test);
 }
 
 fn run_smol(test: impl Future<Output = ()>) {
-    init_logs();
-    use futures::FutureExt;
-    smol::block_on(async {
-        futures::select! {
-            () = test.fuse() => {}
-            _ = smol::Timer::after(LIMIT).fuse() => panic!("test timed out"),
-        }
-    });
+    common::run_smol(LIMIT, test);
 }
 
 macro_rules! suite {

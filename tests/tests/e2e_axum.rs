@@ -1,6 +1,8 @@
 //! The axum example end to end over loopback: one router reached over HTTP/3 (quicksand's
 //! client), HTTP/1.1 and HTTP/2 (hyper over TLS on TCP), with `Alt-Svc` on the TCP side.
 
+mod common;
+
 #[path = "../../adapters/tokio/examples/axum/app.rs"]
 #[allow(dead_code)]
 mod app;
@@ -62,22 +64,11 @@ async fn over_tcp(
     )
 }
 
-fn run(test: impl std::future::Future<Output = ()>) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(60), test)
-            .await
-            .expect("test timed out")
-    });
-}
+const LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn one_router_over_http3_http2_and_http1_with_alt_svc() {
-    run(async {
+    common::run_tokio(LIMIT, async {
         let served = start().await;
         let addr = served.h3.local_addr();
         assert_eq!(served.tcp_addr, addr, "UDP and TCP on one address");
@@ -185,11 +176,5 @@ fn the_router_serves_over_http3_on_smol_too() {
         assert_eq!(String::from_utf8_lossy(lines.body()).lines().count(), 50);
         server.shutdown(Duration::from_secs(2)).await;
     };
-    smol::block_on(async {
-        use futures::FutureExt;
-        futures::select! {
-            () = test.fuse() => {}
-            _ = smol::Timer::after(Duration::from_secs(60)).fuse() => panic!("test timed out"),
-        }
-    });
+    common::run_smol(LIMIT, test);
 }

@@ -9,6 +9,8 @@
 //! Its own test binary, so resident memory is measured without other tests beside it; the two
 //! adapters' runs take turns.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -355,26 +357,11 @@ macro_rules! flood_test {
 }
 
 fn run_tokio(test: impl std::future::Future<Output = ()>) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async {
-        tokio::time::timeout(LIMIT, test)
-            .await
-            .expect("test timed out")
-    });
+    common::run_tokio(LIMIT, test);
 }
 
 fn run_smol(test: impl std::future::Future<Output = ()>) {
-    use futures::FutureExt;
-    smol::block_on(async {
-        futures::select! {
-            () = test.fuse() => {}
-            _ = smol::Timer::after(LIMIT).fuse() => panic!("test timed out"),
-        }
-    });
+    common::run_smol(LIMIT, test);
 }
 
 flood_test!(tokio_server_under_a_flood, quicksand_tokio, run_tokio);
