@@ -15,6 +15,19 @@ const CLIENT: SocketAddr =
 const SERVER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 443);
 
+/// A bare quiche client to `SERVER`.
+fn connect(config: &mut quicksand_core::QuicConfig) -> quiche::Connection {
+    let scid = quiche::ConnectionId::from_ref(&[7; 8]);
+    quiche::connect(
+        Some("localhost"),
+        &scid,
+        CLIENT,
+        SERVER,
+        config.quiche_config_mut(),
+    )
+    .expect("a client connection")
+}
+
 /// The datagrams `conn` sends now.
 fn flush(conn: &mut quiche::Connection) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -46,15 +59,7 @@ fn has_handshake_packet(d: &[u8]) -> bool {
 fn an_unconfirmed_client_probes_with_handshake_packets_only() {
     let clock = VirtualTime::enter();
     let (mut cc, mut sc) = sim::configs(&SimConfig::new(1).settings);
-    let scid = quiche::ConnectionId::from_ref(&[7; 8]);
-    let mut client = quiche::connect(
-        Some("localhost"),
-        &scid,
-        CLIENT,
-        SERVER,
-        cc.quiche_config_mut(),
-    )
-    .unwrap();
+    let mut client = connect(&mut cc);
     let sscid = quiche::ConnectionId::from_ref(&[9; 8]);
     let mut server = quiche::accept(&sscid, None, SERVER, CLIENT, sc.quiche_config_mut()).unwrap();
     // The handshake, until the client is established (it has sent its Finished).
@@ -107,15 +112,7 @@ fn a_retry_resets_the_probe_backoff() {
     // Room for six doublings before the idle timeout.
     settings.max_idle_timeout = Some(Duration::from_secs(600));
     let (mut cc, _) = sim::configs(&settings);
-    let scid = quiche::ConnectionId::from_ref(&[7; 8]);
-    let mut client = quiche::connect(
-        Some("localhost"),
-        &scid,
-        CLIENT,
-        SERVER,
-        cc.quiche_config_mut(),
-    )
-    .unwrap();
+    let mut client = connect(&mut cc);
     let first = flush(&mut client);
     let first_interval = client.timeout_instant().unwrap() - std::time::Instant::now();
     // Six lost flights: the timer has doubled six times.
