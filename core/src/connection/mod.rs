@@ -283,8 +283,12 @@ impl<A: Application> Connection<A> {
                 from: segment.peer,
                 to: segment.local,
             };
-            // Nothing noted by an earlier call (another connection's) may leak into this one.
-            let _ = crate::anti_replay::take_client_hello_random();
+            // Only a server still in its handshake can receive a ClientHello; nothing noted by
+            // an earlier call (another connection's) may leak into this one.
+            let may_see_client_hello = self.conn.is_server() && !self.conn.is_established();
+            if may_see_client_hello {
+                let _ = crate::anti_replay::take_client_hello_random();
+            }
             match self.conn.recv(&mut segment.payload, info) {
                 Ok(_) | Err(quiche::Error::Done) => {}
                 // quiche has closed the connection with a transport error; the close reason
@@ -294,8 +298,10 @@ impl<A: Application> Connection<A> {
                 }
             }
             // Set by BoringSSL's ClientHello callback inside this `recv`, if at all.
-            if let Some(random) = crate::anti_replay::take_client_hello_random() {
-                self.client_hello_random = Some(random);
+            if may_see_client_hello {
+                if let Some(random) = crate::anti_replay::take_client_hello_random() {
+                    self.client_hello_random = Some(random);
+                }
             }
         }
         self.reads_pending = true;
