@@ -19,10 +19,11 @@ use crate::{
     StatelessResetKey, DEFAULT_CID_LEN,
 };
 
-/// The QUIC-LB config id the workers' CIDs use.
+/// The QUIC-LB config id the workers' CIDs use unless one is chosen.
 const CONFIG_ID: u8 = 0;
-/// Server ids are one byte: the worker index.
-const SERVER_ID_LEN: usize = 1;
+/// Random bytes in every worker CID, at the least: with a one-byte server id this keeps the
+/// default CID length.
+const MIN_NONCE: usize = DEFAULT_CID_LEN - 2;
 
 /// Where a received packet goes; see [`Workers::route`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,18 +35,27 @@ pub enum Route {
 }
 
 /// The shared identity of `count` workers on one host. See the module docs.
+///
+/// Each worker's QUIC-LB server id is the host's server id (empty unless
+/// [`with_server_id`](Self::with_server_id) set one) followed by one byte, the worker's index;
+/// a single worker's server id is the host's alone, and without one it keeps the base
+/// context's generator.
 #[derive(Clone)]
 pub struct Workers {
     count: usize,
-    decoder: QuicLbDecoder,
+    config_id: u8,
+    host_id: Vec<u8>,
+    decoder: Option<QuicLbDecoder>,
     reset_key: Arc<StatelessResetKey>,
     token_master: [u8; 32],
+    token_period: std::time::Duration,
 }
 
 impl std::fmt::Debug for Workers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Workers")
             .field("count", &self.count)
+            .field("host_id", &self.host_id)
             .finish_non_exhaustive()
     }
 }
@@ -68,17 +78,62 @@ impl Workers {
         if !(1..=256).contains(&count) {
             return Err(QuicLbError::ServerIdLength(0));
         }
-        Ok(Workers {
+        let mut w = Workers {
             count,
-            decoder: QuicLbDecoder::new(CONFIG_ID, SERVER_ID_LEN)?,
+            config_id: CONFIG_ID,
+            host_id: Vec::new(),
+            decoder: None,
             reset_key: Arc::new(reset_key),
             token_master,
-        })
+            token_period: TokenKeys::DEFAULT_PERIOD,
+        };
+        w.decoder = w.build_decoder()?;
+        Ok(w)
+    }
+
+    /// Names this host in every CID: QUIC-LB config `config_id` (0..=6) and server id
+    /// `host_id` (at most 14 bytes with several workers, 15 with one; empty for none), as a
+    /// load balancer in front of a fleet is configured to read them.
+    pub fn with_server_id(mut self, config_id: u8, host_id: &[u8]) -> Result<Self, QuicLbError> {
+        self.config_id = config_id;
+        self.host_id = host_id.to_vec();
+        self.decoder = self.build_decoder()?;
+        // Check the generator can be built for every worker.
+        self.generator(self.count - 1).transpose()?;
+        Ok(self)
+    }
+
+    /// Derives the token keys with a new key every `period` instead of
+    /// [`TokenKeys::DEFAULT_PERIOD`] (every host sharing the master must use the same).
+    pub fn with_token_period(mut self, period: std::time::Duration) -> Self {
+        self.token_period = period;
+        self
     }
 
     /// How many workers.
     pub fn count(&self) -> usize {
         self.count
+    }
+
+    /// The server id of worker `index` (empty: none).
+    fn server_id(&self, index: usize) -> Vec<u8> {
+        let mut id = self.host_id.clone();
+        if self.count > 1 {
+            id.push(index as u8);
+        }
+        id
+    }
+
+    fn generator(&self, index: usize) -> Option<Result<QuicLbConnectionIds, QuicLbError>> {
+        let id = self.server_id(index);
+        (!id.is_empty()).then(|| QuicLbConnectionIds::new(self.config_id, &id, nonce_len(id.len())))
+    }
+
+    fn build_decoder(&self) -> Result<Option<QuicLbDecoder>, QuicLbError> {
+        if self.count == 1 {
+            return Ok(None);
+        }
+        QuicLbDecoder::new(self.config_id, self.host_id.len() + 1).map(Some)
     }
 
     /// `base` with worker `index`'s CID generator and the shared reset key.
@@ -87,12 +142,14 @@ impl Workers {
     /// If `index` is not below [`count`](Self::count).
     pub fn context(&self, index: usize, base: &ConnectionContext) -> ConnectionContext {
         assert!(index < self.count, "worker {index} of {}", self.count);
-        let nonce = DEFAULT_CID_LEN - 1 - SERVER_ID_LEN;
-        let server_id = [index as u8];
-        let generator = QuicLbConnectionIds::new(CONFIG_ID, &server_id, nonce)
-            .expect("a one-byte server id and a default-length nonce are valid");
+        let cid_generator = match self.generator(index) {
+            Some(generator) => {
+                Arc::new(generator.expect("server ids were checked when the workers were built"))
+            }
+            None => base.cid_generator.clone(),
+        };
         ConnectionContext {
-            cid_generator: Arc::new(generator),
+            cid_generator,
             reset_key: self.reset_key.clone(),
             ..base.clone()
         }
@@ -101,19 +158,34 @@ impl Workers {
     /// Token keys every worker's endpoint should use (`*endpoint.token_keys_mut() = ..`): a
     /// new key every [`TokenKeys::DEFAULT_PERIOD`], derived from the shared master.
     pub fn token_keys(&self) -> TokenKeys {
-        TokenKeys::derived(self.token_master, TokenKeys::DEFAULT_PERIOD)
+        TokenKeys::derived(self.token_master, self.token_period)
     }
 
     /// Where a packet received by worker `here` goes: to the worker named in its destination
     /// CID, or here when the CID names no worker (a client's first Initial, whose DCID the
     /// client chose, or garbage the endpoint will drop) or names this one.
     pub fn route(&self, here: usize, packet: &[u8]) -> Route {
-        match self.decoder.server_id_of_packet(packet, DEFAULT_CID_LEN) {
-            Some(&[id]) if usize::from(id) != here && usize::from(id) < self.count => {
-                Route::Forward(usize::from(id))
+        let Some(decoder) = &self.decoder else {
+            return Route::Local;
+        };
+        let cid_len = self.cid_len();
+        match decoder.server_id_of_packet(packet, cid_len) {
+            Some(id) if id.starts_with(&self.host_id) => {
+                let worker = usize::from(id[id.len() - 1]);
+                if worker != here && worker < self.count {
+                    Route::Forward(worker)
+                } else {
+                    Route::Local
+                }
             }
             _ => Route::Local,
         }
+    }
+
+    /// The length of the workers' CIDs.
+    fn cid_len(&self) -> usize {
+        let id = self.host_id.len() + usize::from(self.count > 1);
+        1 + id + nonce_len(id)
     }
 
     /// Routes every segment of a received datagram on its own: a GRO batch can hold packets
@@ -138,6 +210,12 @@ impl Workers {
             deliver(self.route(here, &segment.payload), segment);
         }
     }
+}
+
+/// Random bytes after a server id of `id_len` bytes: the default CID length, or longer to keep
+/// [`MIN_NONCE`] of them.
+fn nonce_len(id_len: usize) -> usize {
+    MIN_NONCE.max(DEFAULT_CID_LEN.saturating_sub(1 + id_len))
 }
 
 #[cfg(test)]
@@ -182,6 +260,37 @@ mod tests {
         assert_eq!(w.route(1, &short_header(&cid)), Route::Local);
         assert_eq!(w.route(1, &[]), Route::Local);
         assert!(Workers::new(0).is_err());
+    }
+
+    #[test]
+    fn a_host_server_id_prefixes_the_worker_index() {
+        let w = Workers::new(3)
+            .unwrap()
+            .with_server_id(2, &[0xab, 0xcd])
+            .unwrap();
+        let base = ConnectionContext::default();
+        let cid = w.context(2, &base).cid_generator.generate();
+        assert_eq!(cid.len(), 1 + 3 + MIN_NONCE);
+        assert_eq!(cid[0] >> 5, 2, "config id");
+        assert_eq!(&cid[1..4], &[0xab, 0xcd, 2], "host id, then worker");
+        assert_eq!(w.route(0, &short_header(&cid)), Route::Forward(2));
+        // Another host's CID with the same worker byte stays here (it is not ours to forward).
+        let other = Workers::new(3)
+            .unwrap()
+            .with_server_id(2, &[0xab, 0xce])
+            .unwrap();
+        let foreign = other.context(2, &base).cid_generator.generate();
+        assert_eq!(w.route(0, &short_header(&foreign)), Route::Local);
+        // One worker: the host id alone, nothing to route.
+        let one = Workers::new(1).unwrap().with_server_id(1, &[7]).unwrap();
+        let cid = one.context(0, &base).cid_generator.generate();
+        assert_eq!(cid.len(), DEFAULT_CID_LEN);
+        assert_eq!(cid[1], 7);
+        assert!(Workers::new(2).unwrap().with_server_id(7, &[1]).is_err());
+        assert!(Workers::new(2)
+            .unwrap()
+            .with_server_id(0, &[1; 15])
+            .is_err());
     }
 
     #[test]

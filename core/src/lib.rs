@@ -65,7 +65,8 @@ pub use log::capture_quiche_logs;
 pub use metrics::{Metrics, NoopMetrics};
 pub use settings::{
     CertificateKey, CertificateSource, ConfigError, ConfigErrorKind, ConnectionParams, Hooks,
-    QuicConfig, QuicSettings, ServerTransportParams, TlsSettings, QUICHE_TRANSPORT_PARAMS_CAPACITY,
+    QuicConfig, QuicSettings, ServerTransportParams, TicketKeys, TlsSettings,
+    QUICHE_TRANSPORT_PARAMS_CAPACITY,
 };
 pub use stream_buf::{QuicheConnection, StreamBuf, StreamBufs};
 

@@ -4,8 +4,10 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use quicksand_core::{CloseReason, ConfigError, CreateError};
+use quicksand_core::{CloseReason, ConfigError, CreateError, QuicLbError};
 use quicksand_h3::{RequestError, StreamError};
+
+use crate::KeysError;
 
 /// Everything `listen`, `connect` and the HTTP/3 helpers can fail with.
 #[derive(Debug)]
@@ -50,6 +52,10 @@ pub enum Error {
     Request(RequestError),
     /// An HTTP/3 response body failed.
     Body(StreamError),
+    /// The fleet keys could not be loaded or made.
+    Keys(KeysError),
+    /// The QUIC-LB server id cannot be used (`ConnectionIds::QuicLb`).
+    ServerId(QuicLbError),
 }
 
 impl fmt::Display for Error {
@@ -71,6 +77,8 @@ impl fmt::Display for Error {
             Error::Resolve { host, source: None } => write!(f, "{host} resolved to no address"),
             Error::Request(e) => write!(f, "request failed: {e}"),
             Error::Body(e) => write!(f, "response body failed: {e}"),
+            Error::Keys(e) => write!(f, "{e}"),
+            Error::ServerId(e) => write!(f, "connection_ids: {e}"),
         }
     }
 }
@@ -88,8 +96,16 @@ impl std::error::Error for Error {
             } => Some(e),
             Error::Request(e) => Some(e),
             Error::Body(e) => Some(e),
+            Error::Keys(e) => Some(e),
+            Error::ServerId(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<KeysError> for Error {
+    fn from(e: KeysError) -> Self {
+        Error::Keys(e)
     }
 }
 

@@ -1,16 +1,19 @@
-//! What every quicksand runtime adapter shares, so that `quicksand-tokio` and `quicksand-smol`
-//! differ only in how they wait: the endpoint task's loop ([`EndpointTask`]), the runtime-free
-//! half of its socket ([`SocketBuffers`]), connection handles and the error type.
+//! Everything of a quicksand server or client that does not depend on the runtime, written
+//! once: the configs ([`ServerConfig`], [`ClientConfig`], [`FleetKeys`]), binding and building
+//! the workers, the endpoint task's loop ([`EndpointTask`]), [`Server`], [`Client`], their
+//! handles and the error type. `quicksand-tokio` and `quicksand-smol` are each an
+//! implementation of [`Runtime`] plus short wrappers that pick it.
 //!
-//! An adapter supplies two small things, both thin wrappers over its reactor:
+//! A [`Runtime`] supplies what only a reactor and an executor can:
 //!
 //! - an [`EndpointSocket`]: [`SocketBuffers`] plus readiness — receive a batch, register the
 //!   waker for readability, send the queue or register the waker;
-//! - an [`EndpointTimer`]: set a deadline, say whether it passed.
+//! - an [`EndpointTimer`]: set a deadline, say whether it passed;
+//! - spawning (and detaching) the endpoint task, and resolving a host name.
 //!
-//! It spawns the [`EndpointTask`] on its executor and talks to it over the channels in
-//! [`Connect`] and [`Control`]. No QUIC logic lives in an adapter: the loop is here and every
-//! protocol decision is in the core.
+//! The endpoint task talks to its handles over the channels in [`Connect`] and [`Control`].
+//! No QUIC logic lives in an adapter: the loop is here and every protocol decision is in the
+//! core.
 
 use std::io;
 use std::task::{Context, Poll};
@@ -19,22 +22,30 @@ use std::time::Instant;
 use quicksand_core::Datagram;
 
 mod buffers;
+mod client;
+mod config;
 mod connection;
 mod endpoint;
 mod error;
 mod forward;
+mod keys;
+mod runtime;
 mod server;
 
 pub use buffers::{SocketBuffers, SEND_QUEUE};
+pub use client::{any_addr, connect_on, get_on, host_port, resolve_on, Client};
+pub use config::{h3_settings, ClientConfig, ConnectionIds, PreboundSockets, ServerConfig};
 pub use connection::{Connection, ConnectionInfo, H3Connection};
 pub use endpoint::{
     Connect, Control, DrainFn, EndpointStats, EndpointTask, Siblings, WorkerReport,
 };
 pub use error::Error;
 pub use forward::{forward_queues, Forwarder, FORWARD_QUEUE};
+pub use keys::{FleetKeys, KeysError};
+pub use runtime::{Lookup, Runtime};
 pub use server::{
-    build_workers, ServerOptions, SharedDrain, ShutdownHandle, ShutdownReport, Worker,
-    SHUTDOWN_CODE,
+    build_workers, h3_accept, listen_on, serve_on, Server, SharedDrain, ShutdownHandle,
+    ShutdownReport, Worker, SHUTDOWN_CODE,
 };
 
 /// A UDP socket registered with a runtime's reactor, as the endpoint task uses it.

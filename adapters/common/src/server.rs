@@ -1,19 +1,21 @@
-//! Building a server's workers (one per `SO_REUSEPORT` socket) and talking to them once they
-//! run: everything of `listen` but registering the sockets and spawning the tasks.
+//! Servers: binding the sockets (one worker per `SO_REUSEPORT` socket), building each
+//! worker's endpoint, spawning its task on a [`Runtime`], and talking to the workers once they
+//! run.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_channel::{mpsc, oneshot};
-use quicksand_core::driver_workers::Workers;
-use quicksand_core::{
-    Application, ConnectionContext, ConnectionParams, Driver, Endpoint, EndpointConfig, Incoming,
-    QuicConfig,
-};
+use quicksand_core::{Application, Driver, Endpoint, Incoming, QuicConfig};
+use quicksand_h3::{Http3Settings, ServerDriver, Service};
 use quicksand_udp::{UdpSocket, UdpSocketConfig};
 
-use crate::{forward_queues, Control, DrainFn, EndpointStats, Error, Siblings};
+use crate::{
+    forward_queues, Control, DrainFn, EndpointStats, EndpointTask, Error, PreboundSockets, Runtime,
+    ServerConfig, Siblings,
+};
 
 /// H3_NO_ERROR: the code connections still open at the shutdown deadline are closed with.
 pub const SHUTDOWN_CODE: u64 = 0x100;
@@ -21,16 +23,125 @@ pub const SHUTDOWN_CODE: u64 = 0x100;
 /// The graceful-shutdown hook shared by every worker (HTTP/3: GOAWAY).
 pub type SharedDrain<A> = Arc<dyn Fn(&A) + Send + Sync>;
 
-/// What a server is made of, per socket.
-pub struct ServerOptions<'a> {
-    /// Sockets to bind (`SO_REUSEPORT` when more than one).
-    pub workers: usize,
-    /// Socket options.
-    pub socket: &'a UdpSocketConfig,
-    /// Endpoint policies.
-    pub endpoint: &'a EndpointConfig,
-    /// Transport and TLS parameters of accepted connections.
-    pub params: &'a ConnectionParams,
+/// A running server: its sockets' endpoint tasks. Dropping it leaves them running (detached);
+/// stop them with [`shutdown`](Self::shutdown) or a [`ShutdownHandle`].
+#[derive(Debug)]
+pub struct Server<R: Runtime> {
+    local_addr: SocketAddr,
+    handle: ShutdownHandle,
+    tasks: Vec<R::Task>,
+    runtime: R,
+}
+
+impl<R: Runtime> Drop for Server<R> {
+    fn drop(&mut self) {
+        for t in self.tasks.drain(..) {
+            self.runtime.detach(t);
+        }
+    }
+}
+
+impl<R: Runtime> Server<R> {
+    /// The address the sockets are bound to (with the port the OS picked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Each socket's endpoint counters, in worker order (empty once the server stopped).
+    pub async fn stats(&self) -> Vec<EndpointStats> {
+        self.handle.stats().await
+    }
+
+    /// A handle that starts a graceful shutdown.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// Graceful shutdown (see [`ShutdownHandle::shutdown`]); resolves when every socket's task
+    /// has ended.
+    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
+        self.handle.shutdown(grace);
+        self.closed().await
+    }
+
+    /// Resolves when every socket's task has ended (after a shutdown).
+    pub async fn closed(mut self) -> ShutdownReport {
+        let mut report = ShutdownReport::default();
+        for t in std::mem::take(&mut self.tasks) {
+            match t.await {
+                Some(r) => report.forced_closed += r.forced_closed,
+                None => tracing::error!("an endpoint task failed"),
+            }
+        }
+        report
+    }
+}
+
+/// Serves HTTP/3 on `addr` with tasks on `runtime`: every request is answered by `service`,
+/// any `async fn(Request<RecvBody>) -> Response<Body>`. Handlers run inside their
+/// connection's endpoint task (see `quicksand_h3::ServerDriver::with_service`); spawn
+/// CPU-heavy work.
+pub fn serve_on<R: Runtime, S: Service>(
+    runtime: R,
+    addr: SocketAddr,
+    config: ServerConfig,
+    service: S,
+) -> Result<Server<R>, Error> {
+    let (accept, drain) = h3_accept(service, config.h3.clone());
+    start(runtime, addr, &config, accept, Some(drain))
+}
+
+/// Listens on `addr` with any [`Application`], tasks on `runtime`: `accept` picks the
+/// application of each new connection (or refuses it with `None`). With `config.workers > 1`
+/// it binds that many `SO_REUSEPORT` sockets, one endpoint task each.
+///
+/// Shutdown stops accepting and waits for the connections to close until the deadline.
+pub fn listen_on<R, A, F>(
+    runtime: R,
+    addr: SocketAddr,
+    config: ServerConfig,
+    accept: F,
+) -> Result<Server<R>, Error>
+where
+    R: Runtime,
+    A: Application + Send + 'static,
+    F: Fn(&Incoming) -> Option<A> + Send + Sync + 'static,
+{
+    start(runtime, addr, &config, accept, None)
+}
+
+fn start<R, A, F>(
+    runtime: R,
+    addr: SocketAddr,
+    config: &ServerConfig,
+    accept: F,
+    drain: Option<SharedDrain<A>>,
+) -> Result<Server<R>, Error>
+where
+    R: Runtime,
+    A: Application + Send + 'static,
+    F: Fn(&Incoming) -> Option<A> + Send + Sync + 'static,
+{
+    let (local_addr, handle, workers) = build_workers(addr, config, accept, drain)?;
+    let mut tasks = Vec::with_capacity(workers.len());
+    for w in workers {
+        let socket = runtime.register(w.socket, true).map_err(Error::Register)?;
+        let task = EndpointTask::server(
+            w.driver,
+            socket,
+            runtime.timer(),
+            w.control,
+            w.siblings,
+            w.drain,
+        );
+        tasks.push(runtime.spawn(task));
+    }
+    Ok(Server {
+        local_addr,
+        handle,
+        tasks,
+        runtime,
+    })
 }
 
 /// One worker, ready for the adapter to register its socket and spawn its
@@ -48,12 +159,12 @@ pub struct Worker<A: Application> {
     pub drain: Option<DrainFn<A>>,
 }
 
-/// Binds the sockets (the first one picks the port for port 0; the others join it) and
-/// builds each worker's driver. Workers share the certificate, ticket key, reset key and
-/// token keys; with several, each one's CIDs carry its worker id.
+/// Binds the sockets (the first one picks the port for port 0; the others join it), or takes
+/// `config.prebound`, and builds each worker's driver. Workers share the certificate and the
+/// keys; with several, each one's CIDs carry its worker id.
 pub fn build_workers<A, F>(
     addr: SocketAddr,
-    options: ServerOptions<'_>,
+    config: &ServerConfig,
     accept: F,
     drain: Option<SharedDrain<A>>,
 ) -> Result<(SocketAddr, ShutdownHandle, Vec<Worker<A>>), Error>
@@ -61,43 +172,30 @@ where
     A: Application + Send + 'static,
     F: Fn(&Incoming) -> Option<A> + Send + Sync + 'static,
 {
-    let count = options.workers;
-    let workers = Workers::new(count).map_err(|_| Error::Workers(count))?;
-    let mut socket_config = options.socket.clone();
-    if count > 1 {
-        socket_config.reuse_port = true;
-    }
-    let mut sockets = Vec::with_capacity(count);
-    let mut bind_addr = addr;
-    for _ in 0..count {
-        let s = UdpSocket::bind(bind_addr, &socket_config).map_err(|source| Error::Bind {
-            addr: bind_addr,
-            source,
-        })?;
-        bind_addr = s
-            .local_addr()
-            .map_err(|source| Error::Bind { addr, source })?;
-        sockets.push(s);
-    }
-    let local_addr = bind_addr;
+    let sockets = match &config.prebound {
+        Some(prebound) => take_prebound(addr, prebound, &config.socket)?,
+        None => bind(addr, config.workers, &config.socket)?,
+    };
+    let count = sockets.len();
+    let local_addr = sockets[0]
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
     tracing::info!(%local_addr, workers = count, caps = ?sockets[0].capabilities(), "listening");
 
+    let keys = config.keys_or_random()?;
+    let params = config.server_params(&keys)?;
+    let workers = config.workers(count, &keys)?;
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::unbounded()).unzip();
     let (forward, mut forwarded) = forward_queues(count);
     forwarded.reverse();
     let accept = Arc::new(accept);
-    let base = ConnectionContext::default();
+    let base = config.base_context();
     let mut out = Vec::with_capacity(count);
     for (index, (socket, control)) in sockets.into_iter().zip(rxs).enumerate() {
-        let ctx = if count > 1 {
-            workers.context(index, &base)
-        } else {
-            base.clone()
-        };
         let mut endpoint = Endpoint::new(
-            options.endpoint.clone(),
-            Some(QuicConfig::server(options.params)?),
-            ctx,
+            config.endpoint.clone(),
+            Some(QuicConfig::server(&params)?),
+            workers.context(index, &base),
             Instant::now(),
             SystemTime::now(),
         )?;
@@ -125,6 +223,88 @@ where
         });
     }
     Ok((local_addr, ShutdownHandle { workers: txs }, out))
+}
+
+/// `count` sockets on `addr`, `SO_REUSEPORT` when more than one.
+fn bind(
+    addr: SocketAddr,
+    count: usize,
+    options: &UdpSocketConfig,
+) -> Result<Vec<UdpSocket>, Error> {
+    if !(1..=256).contains(&count) {
+        return Err(Error::Workers(count));
+    }
+    let mut options = options.clone();
+    if count > 1 {
+        options.reuse_port = true;
+    }
+    let mut sockets = Vec::with_capacity(count);
+    let mut bind_addr = addr;
+    for _ in 0..count {
+        let s = UdpSocket::bind(bind_addr, &options).map_err(|source| Error::Bind {
+            addr: bind_addr,
+            source,
+        })?;
+        bind_addr = s
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        sockets.push(s);
+    }
+    Ok(sockets)
+}
+
+/// The pre-bound sockets, which must be where `addr` says (an unspecified address or port
+/// matches any).
+fn take_prebound(
+    addr: SocketAddr,
+    prebound: &PreboundSockets,
+    options: &UdpSocketConfig,
+) -> Result<Vec<UdpSocket>, Error> {
+    let mismatch = |reason: String| Error::Bind {
+        addr,
+        source: io::Error::new(io::ErrorKind::InvalidInput, reason),
+    };
+    if !(1..=256).contains(&prebound.len()) {
+        return Err(Error::Workers(prebound.len()));
+    }
+    let mut out = Vec::with_capacity(prebound.len());
+    for std_socket in prebound
+        .duplicate()
+        .map_err(|source| Error::Bind { addr, source })?
+    {
+        let at = std_socket
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        let ip_ok = addr.ip().is_unspecified() || addr.ip() == at.ip();
+        let port_ok = addr.port() == 0 || addr.port() == at.port();
+        if !(ip_ok && port_ok) {
+            return Err(mismatch(format!("a pre-bound socket is bound to {at}")));
+        }
+        out.push(
+            UdpSocket::from_std(std_socket, options)
+                .map_err(|source| Error::Bind { addr: at, source })?,
+        );
+    }
+    Ok(out)
+}
+
+/// The `accept` and graceful-shutdown hook of an HTTP/3 server answering every request with
+/// `service` (what `serve` passes to `build_workers`).
+pub fn h3_accept<S: Service>(
+    service: S,
+    settings: Http3Settings,
+) -> (
+    impl Fn(&Incoming) -> Option<ServerDriver> + Send + Sync + 'static,
+    SharedDrain<ServerDriver>,
+) {
+    let service = Arc::new(service);
+    let accept = move |_: &Incoming| {
+        let service = service.clone();
+        Some(ServerDriver::with_service(settings.clone(), move |req| {
+            service.call(req)
+        }))
+    };
+    (accept, Arc::new(|app: &ServerDriver| app.handle().goaway()))
 }
 
 /// Starts a graceful shutdown of a server from anywhere; cloneable.

@@ -14,7 +14,7 @@ use async_executor::Executor;
 use common::{ClientArgs, Download};
 use quicksand_h3::bytes::Bytes;
 use quicksand_h3::http::{header, Request};
-use quicksand_smol::{any_addr, resolve, Client, ClientConfig, H3Connection};
+use quicksand_smol::{any_addr, resolve, Client, ClientConfig, H3Connection, Smol};
 
 fn main() {
     // One thread runs everything: the endpoint task (spawned on this executor) and the
@@ -27,16 +27,13 @@ fn main() {
 async fn run(ex: Arc<Executor<'static>>) {
     common::init_logging();
     let args = ClientArgs::parse();
-    let mut config = ClientConfig {
-        executor: Some(ex),
-        ..ClientConfig::default()
-    };
-    args.apply(&mut config.quic, &mut config.tls, &mut config.socket);
+    let mut config = ClientConfig::default();
+    args.apply(&mut config);
     let mut failed = 0;
     let mut client: Option<Client> = None;
     let mut conns: HashMap<(String, SocketAddr), H3Connection> = HashMap::new();
     for url in &args.urls {
-        if let Err(e) = fetch(url, &args, &config, &mut client, &mut conns).await {
+        if let Err(e) = fetch(&ex, url, &args, &config, &mut client, &mut conns).await {
             eprintln!("FAILED {url}: {e}");
             failed += 1;
         }
@@ -52,6 +49,7 @@ async fn run(ex: Arc<Executor<'static>>) {
 }
 
 async fn fetch(
+    ex: &Arc<Executor<'static>>,
     url: &str,
     args: &ClientArgs,
     config: &ClientConfig,
@@ -61,7 +59,11 @@ async fn fetch(
     let started = Instant::now();
     let (host, peer) = resolve(url).await?;
     if client.is_none() {
-        *client = Some(Client::bind(any_addr(peer), config.clone())?);
+        *client = Some(Client::bind_on(
+            Smol::on(ex.clone()),
+            any_addr(peer),
+            config.clone(),
+        )?);
     }
     let key = (host.clone(), peer);
     if !conns.contains_key(&key) {

@@ -16,7 +16,7 @@ use async_executor::Executor;
 use async_signal::{Signal, Signals};
 use common::ServerArgs;
 use futures_lite::StreamExt;
-use quicksand_smol::{serve, ServerConfig};
+use quicksand_smol::{serve_on, ServerConfig};
 
 fn main() {
     common::init_logging();
@@ -30,20 +30,11 @@ fn main() {
         let ex = ex.clone();
         std::thread::spawn(move || async_io::block_on(ex.run(std::future::pending::<()>())));
     }
-    let mut config = ServerConfig {
-        workers: args.workers,
-        executor: Some(ex.clone()),
-        ..ServerConfig::default()
-    };
-    args.apply(
-        &mut config.quic,
-        &mut config.tls,
-        &mut config.endpoint,
-        &mut config.socket,
-    );
+    let mut config = ServerConfig::default();
+    args.apply(&mut config);
     async_io::block_on(ex.clone().run(async {
         let mut signals = Signals::new([Signal::Int, Signal::Term]).expect("signal handler");
-        let server = match serve(args.listen, config, common::service(args.root.clone())) {
+        let server = match serve_on(&ex, args.listen_addr(), config, common::service(args.root.clone())) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("{e}");

@@ -10,11 +10,12 @@ use quicksand_adapter::{EndpointSocket, SocketBuffers};
 use quicksand_core::Datagram;
 use quicksand_udp::UdpSocket;
 
-/// A quicksand-udp socket registered with async-io's reactor.
-pub(crate) struct Socket {
+/// A quicksand-udp socket registered with async-io's reactor (the
+/// [`Runtime`](quicksand_adapter::Runtime) socket of [`Smol`](crate::Smol)).
+pub struct Socket {
     fd: Async<UdpSocket>,
     /// Buffers and send queue.
-    pub(crate) bufs: SocketBuffers,
+    bufs: SocketBuffers,
 }
 
 impl Socket {
@@ -25,11 +26,6 @@ impl Socket {
             fd: Async::new(socket)?,
             bufs,
         })
-    }
-
-    /// The most GSO segments one send takes.
-    pub(crate) fn gso_segments(&self) -> usize {
-        self.fd.get_ref().gso_segments()
     }
 }
 

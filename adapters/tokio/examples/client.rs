@@ -18,7 +18,7 @@ async fn main() {
     common::init_logging();
     let args = ClientArgs::parse();
     let mut config = ClientConfig::default();
-    args.apply(&mut config.quic, &mut config.tls, &mut config.socket);
+    args.apply(&mut config);
     let mut failed = 0;
     let mut client: Option<Client> = None;
     let mut conns: HashMap<(String, SocketAddr), H3Connection> = HashMap::new();

@@ -17,17 +17,13 @@ use quicksand_tokio::{serve, ServerConfig};
 async fn main() {
     common::init_logging();
     let args = ServerArgs::parse();
-    let mut config = ServerConfig {
-        workers: args.workers,
-        ..ServerConfig::default()
-    };
-    args.apply(
-        &mut config.quic,
-        &mut config.tls,
-        &mut config.endpoint,
-        &mut config.socket,
-    );
-    let server = match serve(args.listen, config, common::service(args.root.clone())) {
+    let mut config = ServerConfig::default();
+    args.apply(&mut config);
+    let server = match serve(
+        args.listen_addr(),
+        config,
+        common::service(args.root.clone()),
+    ) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");

@@ -11,11 +11,12 @@ use quicksand_udp::UdpSocket;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-/// A quicksand-udp socket registered with tokio's reactor.
-pub(crate) struct Socket {
+/// A quicksand-udp socket registered with tokio's reactor (the [`Runtime`](quicksand_adapter::Runtime)
+/// socket of [`Tokio`](crate::Tokio)).
+pub struct Socket {
     fd: AsyncFd<UdpSocket>,
     /// Buffers and send queue.
-    pub(crate) bufs: SocketBuffers,
+    bufs: SocketBuffers,
 }
 
 impl Socket {
@@ -26,11 +27,6 @@ impl Socket {
         // always reports the same one; the AsyncFd owns the socket.
         let fd = unsafe { AsyncFd::register(socket)? };
         Ok(Socket { fd, bufs })
-    }
-
-    /// The most GSO segments one send takes.
-    pub(crate) fn gso_segments(&self) -> usize {
-        self.fd.get_ref().gso_segments()
     }
 }
 

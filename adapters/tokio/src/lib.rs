@@ -22,7 +22,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`listen`] takes any [`Application`](quicksand_core::Application) instead of an HTTP/3
+//! [`listen`] takes any [`Application`] instead of an HTTP/3
 //! handler. With [`ServerConfig::workers`] > 1 the server binds that many `SO_REUSEPORT`
 //! sockets (the kernel spreads flows, tokio spreads the tasks over its worker threads); each
 //! socket's connection IDs carry its worker id (QUIC-LB), and a packet that lands on the wrong
@@ -48,8 +48,7 @@
 //! connection only when it has a datagram, a timer or a wake-up). The alternative, a task per
 //! connection as tokio-quiche does, adds a channel hop per datagram in each direction and a
 //! second wake-up per packet; it buys parallelism only for CPU-heavy connections on one
-//! socket. quicksand scales over cores with more sockets instead. Benchmarks of the two shapes
-//! belong to the benchmark suite.
+//! socket. quicksand scales over cores with more sockets instead.
 //!
 //! ## Timers
 //!
@@ -57,20 +56,79 @@
 //! pending: under tokio's cooperative budgeting a sleep can stay pending past its deadline.
 #![deny(missing_docs)]
 
-mod client;
-mod config;
-mod endpoint;
 mod io;
-mod server;
+mod runtime;
 
-pub use client::{any_addr, connect, get, host_port, resolve, Client};
-pub use config::{h3_settings, ClientConfig, ServerConfig};
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::Response;
+use quicksand_core::{Application, Incoming};
+use quicksand_h3::Service;
+
+pub use io::Socket;
 pub use quicksand_adapter::{
-    Connection, ConnectionInfo, EndpointStats, Error, H3Connection, WorkerReport,
+    any_addr, h3_settings, host_port, ClientConfig, Connection, ConnectionIds, ConnectionInfo,
+    EndpointStats, Error, FleetKeys, H3Connection, KeysError, PreboundSockets, ServerConfig,
+    ShutdownHandle, ShutdownReport, WorkerReport, SHUTDOWN_CODE,
 };
-pub use quicksand_adapter::{ShutdownHandle, ShutdownReport, SHUTDOWN_CODE};
-pub use server::{listen, serve, Server};
+pub use runtime::{Task, Timer, Tokio};
 
+pub use quicksand_adapter;
 pub use quicksand_core;
 pub use quicksand_h3;
 pub use quicksand_udp;
+
+/// A running server on tokio; see [`quicksand_adapter::Server`].
+pub type Server = quicksand_adapter::Server<Tokio>;
+
+/// A client endpoint on tokio; see [`quicksand_adapter::Client`].
+pub type Client<A = quicksand_h3::ClientDriver> = quicksand_adapter::Client<Tokio, A>;
+
+/// Serves HTTP/3 on `addr`: every request is answered by `service`, any
+/// `async fn(Request<RecvBody>) -> Response<Body>`. Handlers run inside their connection's
+/// endpoint task (see `quicksand_h3::ServerDriver::with_service`); spawn CPU-heavy work.
+///
+/// Must be called inside a tokio runtime; [`quicksand_adapter::serve_on`] with
+/// [`Tokio::on`] picks another.
+pub fn serve<S: Service>(
+    addr: SocketAddr,
+    config: ServerConfig,
+    service: S,
+) -> Result<Server, Error> {
+    quicksand_adapter::serve_on(Tokio::default(), addr, config, service)
+}
+
+/// Listens on `addr` with any [`Application`]: `accept` picks the application of each new
+/// connection (or refuses it with `None`). With `config.workers > 1` it binds that many
+/// `SO_REUSEPORT` sockets, one endpoint task each.
+///
+/// Shutdown stops accepting and waits for the connections to close until the deadline.
+/// Must be called inside a tokio runtime.
+pub fn listen<A, F>(addr: SocketAddr, config: ServerConfig, accept: F) -> Result<Server, Error>
+where
+    A: Application + Send + 'static,
+    F: Fn(&Incoming) -> Option<A> + Send + Sync + 'static,
+{
+    quicksand_adapter::listen_on(Tokio::default(), addr, config, accept)
+}
+
+/// Binds a client socket for `peer`'s address family and opens one HTTP/3 connection.
+/// Must be called inside a tokio runtime.
+pub async fn connect(
+    peer: SocketAddr,
+    server_name: &str,
+    config: ClientConfig,
+) -> Result<(Client, H3Connection), Error> {
+    quicksand_adapter::connect_on(Tokio::default(), peer, server_name, config).await
+}
+
+/// GETs `url` (`https://host[:port]/path`) over a new connection and reads the whole body.
+pub async fn get(url: &str, config: ClientConfig) -> Result<Response<Bytes>, Error> {
+    quicksand_adapter::get_on(Tokio::default(), url, config).await
+}
+
+/// The host of an `https` URL and its first address (port 443 unless given).
+pub async fn resolve(url: &str) -> Result<(String, SocketAddr), Error> {
+    quicksand_adapter::resolve_on(&Tokio::default(), url).await
+}

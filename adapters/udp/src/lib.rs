@@ -78,6 +78,7 @@
 #[cfg(not(unix))]
 compile_error!("quicksand-udp supports Unix platforms only");
 
+mod activation;
 mod addr;
 mod caps;
 mod config;
@@ -90,6 +91,7 @@ mod txtime;
 #[cfg(test)]
 mod tests;
 
+pub use activation::systemd_sockets;
 pub use caps::SocketCapabilities;
 pub use config::UdpSocketConfig;
 pub use recv::{decode_recv, split_segments, RecvMeta, Segments};

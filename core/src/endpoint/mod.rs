@@ -299,6 +299,9 @@ impl Endpoint {
         let nonce_seed = config.seed.map(|seed| seed ^ 0x746f6b656e);
         let token_keys =
             TokenKeys::derived_with_seed(master, TokenKeys::DEFAULT_PERIOD, nonce_seed);
+        if let Some(server) = &server {
+            server.set_ticket_time(wall_now);
+        }
         Ok(Endpoint {
             reset_limit: RateLimit::new(config.stateless_reset_rate),
             version_negotiation_limit: RateLimit::new(config.version_negotiation_rate),
@@ -326,6 +329,10 @@ impl Endpoint {
         now: Instant,
         mut datagram: Datagram,
     ) -> Option<DatagramEvent> {
+        if let Some(server) = &self.server {
+            // Session tickets are sealed inside the connection's receive that follows.
+            server.set_ticket_time(self.wall_time(now));
+        }
         let cid_len = self.ctx.cid_generator.cid_len();
         let header = match PacketHeader::parse(&datagram.payload, cid_len) {
             Ok(h) => h,

@@ -1,7 +1,9 @@
 //! Validation of settings and the `quiche::Config` they build.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use super::tickets::TicketClock;
 
 use super::{tls, ConfigError, ConfigErrorKind, ConnectionParams, QuicSettings};
 
@@ -15,6 +17,7 @@ pub struct QuicConfig {
     pub(crate) settings: QuicSettings,
     pub(crate) is_server: bool,
     pub(crate) session: Option<Vec<u8>>,
+    tickets: Option<TicketClock>,
 }
 
 impl std::fmt::Debug for QuicConfig {
@@ -52,6 +55,16 @@ impl QuicConfig {
         &mut self.quiche
     }
 
+    /// Tells the session-ticket keys ([`TlsSettings::ticket_keys`](super::TlsSettings)) the
+    /// wall time, which picks the key new tickets are sealed with. The endpoint calls it on
+    /// every input; a server driving connections without an endpoint calls it itself (before
+    /// the first handshake: until then no tickets are issued).
+    pub fn set_ticket_time(&self, wall: SystemTime) {
+        if let Some(clock) = &self.tickets {
+            clock.set_time(wall);
+        }
+    }
+
     /// Sets the TLS session a client resumes on its next connection (from
     /// [`Connection::session`](crate::Connection::session)).
     pub fn set_session(&mut self, session: Option<Vec<u8>>) {
@@ -61,7 +74,8 @@ impl QuicConfig {
     fn build(params: &ConnectionParams, is_server: bool) -> Result<Self, ConfigError> {
         let s = &params.settings;
         validate(s)?;
-        let ctx = tls::build_context(&params.tls, &params.hooks, is_server, s.enable_early_data)?;
+        let (ctx, tickets) =
+            tls::build_context(&params.tls, &params.hooks, is_server, s.enable_early_data)?;
         let mut c = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, ctx)
             .map_err(|e| ConfigError::new("tls", ConfigErrorKind::Quiche(e)))?;
 
@@ -113,12 +127,9 @@ impl QuicConfig {
         }
         // Servers verify clients only when given roots to verify them against.
         c.verify_peer(params.tls.verify_peer && (!is_server || params.tls.ca_file.is_some()));
-        if let Some(key) = &params.tls.ticket_key {
-            c.set_ticket_key(key)
-                .map_err(|e| ConfigError::new("tls.ticket_key", ConfigErrorKind::Quiche(e)))?;
-        }
         Ok(QuicConfig {
             quiche: c,
+            tickets,
             settings: s.clone(),
             is_server,
             session: params.session.clone(),

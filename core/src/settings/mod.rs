@@ -17,12 +17,14 @@
 mod build;
 mod error;
 mod selfsigned;
+mod tickets;
 mod tls;
 mod transport_params;
 
 pub use build::QuicConfig;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use selfsigned::CertificateKey;
+pub use tickets::TicketKeys;
 pub use tls::{CertificateSource, Hooks, TlsSettings};
 pub(crate) use transport_params::check_server as check_server_transport_params;
 pub use transport_params::{ServerTransportParams, QUICHE_TRANSPORT_PARAMS_CAPACITY};

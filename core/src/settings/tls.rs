@@ -8,6 +8,7 @@ use boring::pkey::PKey;
 use boring::ssl::{SslContextBuilder, SslMethod};
 use boring::x509::X509;
 
+use super::tickets::{TicketClock, TicketKeys};
 use super::{ConfigError, ConfigErrorKind};
 
 /// Where a certificate chain and its private key come from.
@@ -56,9 +57,10 @@ pub struct TlsSettings {
     pub verify_peer: bool,
     /// Trusted roots as a PEM file; `None` uses the system's default paths.
     pub ca_file: Option<PathBuf>,
-    /// Session ticket key (48 bytes) shared by servers that should resume each other's
-    /// sessions; `None` lets BoringSSL pick a random one per config.
-    pub ticket_key: Option<Vec<u8>>,
+    /// Session-ticket keys of a server, rotating on a schedule shared by every host with the
+    /// same master, so they resume each other's sessions; `None` lets BoringSSL pick and
+    /// rotate random keys per config (no resumption across configs).
+    pub ticket_keys: Option<TicketKeys>,
 }
 
 impl Default for TlsSettings {
@@ -67,7 +69,7 @@ impl Default for TlsSettings {
             certificate: None,
             verify_peer: true,
             ca_file: None,
-            ticket_key: None,
+            ticket_keys: None,
         }
     }
 }
@@ -125,17 +127,21 @@ fn tls_err(field: &'static str) -> impl FnOnce(boring::error::ErrorStack) -> Con
     move |e| ConfigError::new(field, ConfigErrorKind::Tls(e))
 }
 
-/// Builds the BoringSSL context for one side.
+/// Builds the BoringSSL context for one side, and the period clock of its ticket keys.
 pub(super) fn build_context(
     tls: &TlsSettings,
     hooks: &Hooks,
     is_server: bool,
     early_data: bool,
-) -> Result<SslContextBuilder, ConfigError> {
+) -> Result<(SslContextBuilder, Option<TicketClock>), ConfigError> {
     let mut ctx = SslContextBuilder::new(SslMethod::tls()).map_err(tls_err("tls"))?;
     if is_server && early_data {
         crate::anti_replay::note_client_hellos(&mut ctx);
     }
+    let tickets = match &tls.ticket_keys {
+        Some(keys) if is_server => Some(TicketClock::install(keys, &mut ctx)),
+        _ => None,
+    };
 
     match &tls.certificate {
         Some(source) => load_certificate(&mut ctx, source)?,
@@ -171,7 +177,7 @@ pub(super) fn build_context(
     if let Some(hook) = &hooks.ssl_context {
         hook(&mut ctx).map_err(tls_err("hooks.ssl_context"))?;
     }
-    Ok(ctx)
+    Ok((ctx, tickets))
 }
 
 fn load_certificate(

@@ -2,6 +2,7 @@
 //!
 //! Every wait is a readiness poll bounded by a deadline; no test sleeps to decide an outcome.
 
+mod activation;
 mod basic;
 mod offload;
 

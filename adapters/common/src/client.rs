@@ -6,58 +6,77 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
 use http::{Response, Uri};
-use quicksand_core::{Application, ConnectionContext, Driver, Endpoint};
+use quicksand_core::{Application, Driver, Endpoint};
 use quicksand_h3::{ClientDriver, Http3Settings};
 use quicksand_udp::UdpSocket;
 
-use crate::endpoint::{Connect, EndpointTask, Timer};
-use crate::io::Socket;
-use crate::{ClientConfig, Connection, Error, H3Connection};
+use crate::{ClientConfig, Connect, Connection, EndpointTask, Error, H3Connection, Runtime};
 
 /// A client endpoint: a socket and its task. Clone it freely; the task ends when every clone
 /// is dropped and its connections have closed.
-#[derive(Debug)]
-pub struct Client<A: Application = ClientDriver> {
+pub struct Client<R: Runtime, A: Application = ClientDriver> {
     tx: mpsc::UnboundedSender<Connect<A>>,
     local_addr: SocketAddr,
     h3: Http3Settings,
+    runtime: R,
 }
 
-impl<A: Application> Clone for Client<A> {
+impl<R: Runtime, A: Application> Clone for Client<R, A> {
     fn clone(&self) -> Self {
         Client {
             tx: self.tx.clone(),
             local_addr: self.local_addr,
             h3: self.h3.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 }
 
-impl<A: Application + Send + 'static> Client<A> {
-    /// Binds a socket on `addr` (`0.0.0.0:0` or `[::]:0` for any) and starts its task.
-    /// Must be called inside a tokio runtime.
+impl<R: Runtime, A: Application> std::fmt::Debug for Client<R, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("local_addr", &self.local_addr)
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime + Default, A: Application + Send + 'static> Client<R, A> {
+    /// Binds a socket on `addr` (`0.0.0.0:0` or `[::]:0` for any) and starts its task on the
+    /// runtime's default place (tokio: the current runtime; smol: the global executor).
     pub fn bind(addr: SocketAddr, config: ClientConfig) -> Result<Self, Error> {
+        Self::bind_on(R::default(), addr, config)
+    }
+}
+
+impl<R: Runtime, A: Application + Send + 'static> Client<R, A> {
+    /// [`bind`](Self::bind), with the task on `runtime`.
+    pub fn bind_on(runtime: R, addr: SocketAddr, config: ClientConfig) -> Result<Self, Error> {
         let quic = config.quic_config()?;
         let socket =
             UdpSocket::bind(addr, &config.socket).map_err(|source| Error::Bind { addr, source })?;
         let local_addr = socket
             .local_addr()
             .map_err(|source| Error::Bind { addr, source })?;
-        let socket = Socket::new(socket, false).map_err(Error::Register)?;
+        let gso_segments = socket.gso_segments();
+        let socket = runtime.register(socket, false).map_err(Error::Register)?;
         let endpoint = Endpoint::new(
             config.endpoint.clone(),
             None,
-            ConnectionContext::default(),
+            config.context(),
             Instant::now(),
             SystemTime::now(),
         )?;
-        let driver = Driver::new(endpoint, None, socket.gso_segments());
+        let driver = Driver::new(endpoint, None, gso_segments);
         let (tx, rx) = mpsc::unbounded();
-        tokio::spawn(EndpointTask::client(driver, socket, Timer::new(), quic, rx));
+        let task = EndpointTask::client(driver, socket, runtime.timer(), quic, rx);
+        // Detached: it ends by itself once every handle is gone and its connections closed.
+        runtime.detach(runtime.spawn(task));
         Ok(Client {
             tx,
             local_addr,
             h3: config.h3,
+            runtime,
         })
     }
 
@@ -88,7 +107,7 @@ impl<A: Application + Send + 'static> Client<A> {
     }
 }
 
-impl Client<ClientDriver> {
+impl<R: Runtime> Client<R, ClientDriver> {
     /// Opens an HTTP/3 connection to `peer`.
     pub async fn connect(
         &self,
@@ -101,21 +120,28 @@ impl Client<ClientDriver> {
     }
 }
 
-/// Binds a client socket for `peer`'s address family and opens one HTTP/3 connection.
-pub async fn connect(
+/// Binds a client socket for `peer`'s address family on `runtime` and opens one HTTP/3
+/// connection.
+pub async fn connect_on<R: Runtime>(
+    runtime: R,
     peer: SocketAddr,
     server_name: &str,
     config: ClientConfig,
-) -> Result<(Client, H3Connection), Error> {
-    let client = Client::bind(any_addr(peer), config)?;
+) -> Result<(Client<R>, H3Connection), Error> {
+    let client = Client::bind_on(runtime, any_addr(peer), config)?;
     let conn = client.connect(peer, server_name).await?;
     Ok((client, conn))
 }
 
-/// GETs `url` (`https://host[:port]/path`) over a new connection and reads the whole body.
-pub async fn get(url: &str, config: ClientConfig) -> Result<Response<Bytes>, Error> {
-    let (host, peer) = resolve(url).await?;
-    let (_client, conn) = connect(peer, &host, config).await?;
+/// GETs `url` (`https://host[:port]/path`) over a new connection on `runtime` and reads the
+/// whole body.
+pub async fn get_on<R: Runtime>(
+    runtime: R,
+    url: &str,
+    config: ClientConfig,
+) -> Result<Response<Bytes>, Error> {
+    let (host, peer) = resolve_on(&runtime, url).await?;
+    let (_client, conn) = connect_on(runtime, peer, &host, config).await?;
     conn.get(url).await
 }
 
@@ -127,27 +153,17 @@ pub fn any_addr(peer: SocketAddr) -> SocketAddr {
     }
 }
 
-/// The host of an `https` URL and its first address (port 443 unless given).
-pub async fn resolve(url: &str) -> Result<(String, SocketAddr), Error> {
+/// The host of an `https` URL and its first address (port 443 unless given), looked up on
+/// `runtime`.
+pub async fn resolve_on<R: Runtime>(runtime: &R, url: &str) -> Result<(String, SocketAddr), Error> {
     let (host, port) = host_port(url)?;
-    let lookup = {
-        let name = host.clone();
-        tokio::net::lookup_host((name.as_str(), port))
-            .await
-            .map(|mut addrs| addrs.next())
-    };
-    let first = match lookup {
-        Ok(addr) => addr,
-        Err(e) => {
-            return Err(Error::Resolve {
-                host,
-                source: Some(e),
-            })
-        }
-    };
-    match first {
-        Some(addr) => Ok((host, addr)),
-        None => Err(Error::Resolve { host, source: None }),
+    match runtime.resolve(host.clone(), port).await {
+        Ok(Some(addr)) => Ok((host, addr)),
+        Ok(None) => Err(Error::Resolve { host, source: None }),
+        Err(e) => Err(Error::Resolve {
+            host,
+            source: Some(e),
+        }),
     }
 }
 
