@@ -1,8 +1,14 @@
 //! Handles to connections that live in an endpoint task.
 
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, Waker};
+
 use bytes::Bytes;
 use http::Response;
-use quicksand_core::{CommandSender, ConnectionGone, ConnectionHandle, ConnectionStats};
+use quicksand_core::{
+    CloseReason, CommandSender, ConnectionGone, ConnectionHandle, ConnectionStats,
+};
 use quicksand_h3::H3Client;
 
 use crate::Error;
@@ -12,6 +18,49 @@ use crate::Error;
 pub struct ConnectionInfo {
     pub(crate) handle: ConnectionHandle,
     pub(crate) commands: CommandSender,
+    pub(crate) closed: Arc<CloseSignal>,
+}
+
+/// How a connection ended, set once by its endpoint task and awaited by handles.
+#[derive(Debug, Default)]
+pub(crate) struct CloseSignal {
+    state: Mutex<CloseState>,
+}
+
+#[derive(Debug, Default)]
+struct CloseState {
+    /// `Some(Ok)`: closed for this reason; `Some(Err)`: the endpoint task ended first.
+    outcome: Option<Result<CloseReason, ConnectionGone>>,
+    wakers: Vec<Waker>,
+}
+
+impl CloseSignal {
+    /// Records the outcome (the first one counts) and wakes every waiter.
+    pub(crate) fn set(&self, outcome: Result<CloseReason, ConnectionGone>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.outcome.is_none() {
+            state.outcome = Some(outcome);
+        }
+        for w in state.wakers.drain(..) {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) -> Result<CloseReason, ConnectionGone> {
+        poll_fn(|cx| {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            match &state.outcome {
+                Some(outcome) => Poll::Ready(outcome.clone()),
+                None => {
+                    if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                        state.wakers.push(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
 }
 
 /// A handle to one established connection: close it, read its statistics. The connection
@@ -26,6 +75,14 @@ impl Connection {
     /// The connection's handle within its endpoint.
     pub fn handle(&self) -> ConnectionHandle {
         self.info.handle
+    }
+
+    /// Resolves when the connection has closed, with why: the peer's or our
+    /// CONNECTION_CLOSE, the idle timeout, or a stateless reset from a server that lost the
+    /// connection (restarted, or another host answered). `Err(ConnectionGone)` if the endpoint
+    /// task ended first (its runtime shut down).
+    pub async fn closed(&self) -> Result<CloseReason, ConnectionGone> {
+        self.info.closed.wait().await
     }
 
     /// Closes the connection with an application error code.

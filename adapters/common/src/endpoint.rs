@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use quicksand_core::driver_workers::{Route, Workers};
 use quicksand_core::{Application, ConnectionHandle, Datagram, Driver, Event, QuicConfig};
 
 use crate::buffers::SEND_QUEUE;
+use crate::connection::CloseSignal;
 use crate::{ConnectionInfo, EndpointSocket, EndpointTimer, Error, Forwarder};
 
 /// Receive batches per round before the task checks its other work.
@@ -77,6 +79,8 @@ pub struct EndpointTask<A: Application, S, T> {
     connects: Option<mpsc::UnboundedReceiver<Connect<A>>>,
     client_config: Option<QuicConfig>,
     waiting: HashMap<ConnectionHandle, oneshot::Sender<Result<ConnectionInfo, Error>>>,
+    /// Established client connections' close signals.
+    open: HashMap<ConnectionHandle, Arc<CloseSignal>>,
     // server side
     control: Option<mpsc::UnboundedReceiver<Control>>,
     siblings: Option<Siblings>,
@@ -173,6 +177,7 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
             connects,
             client_config,
             waiting: HashMap::new(),
+            open: HashMap::new(),
             control,
             siblings,
             drain,
@@ -352,12 +357,21 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
                     if let Some(reply) = self.waiting.remove(&handle) {
                         let commands = self.driver.connection(handle).map(|c| c.command_sender());
                         if let Some(commands) = commands {
-                            let _ = reply.send(Ok(ConnectionInfo { handle, commands }));
+                            let closed = Arc::new(CloseSignal::default());
+                            self.open.insert(handle, closed.clone());
+                            let _ = reply.send(Ok(ConnectionInfo {
+                                handle,
+                                commands,
+                                closed,
+                            }));
                         }
                     }
                 }
                 Event::Closed(reason) => {
                     tracing::debug!(?handle, ?reason, "connection closed");
+                    if let Some(signal) = self.open.remove(&handle) {
+                        signal.set(Ok(reason.clone()));
+                    }
                     if let Some(reply) = self.waiting.remove(&handle) {
                         let _ = reply.send(Err(Error::Handshake(reason)));
                     }
@@ -414,6 +428,14 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
 
 // Nothing is pinned structurally: the parts are moved freely.
 impl<A: Application, S, T> Unpin for EndpointTask<A, S, T> {}
+
+impl<A: Application, S, T> Drop for EndpointTask<A, S, T> {
+    fn drop(&mut self) {
+        for (_, signal) in self.open.drain() {
+            signal.set(Err(quicksand_core::ConnectionGone));
+        }
+    }
+}
 
 impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTask<A, S, T> {
     type Output = WorkerReport;
