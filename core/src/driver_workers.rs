@@ -34,6 +34,16 @@ pub enum Route {
     Forward(usize),
 }
 
+/// Offsets of the byte that holds the worker index in a QUIC datagram; see
+/// [`Workers::worker_byte`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerByte {
+    /// In a long-header packet.
+    pub long_header_offset: usize,
+    /// In a short-header packet.
+    pub short_header_offset: usize,
+}
+
 /// The shared identity of `count` workers on one host. See the module docs.
 ///
 /// Each worker's QUIC-LB server id is the host's server id (empty unless
@@ -182,6 +192,22 @@ impl Workers {
         }
     }
 
+    /// Where a datagram's destination CID carries the worker index, for steering datagrams to
+    /// their worker's socket in the kernel (`SO_ATTACH_REUSEPORT_CBPF`) so forwarding becomes
+    /// the rare fallback; `None` with one worker. For a client's first Initial the byte is
+    /// part of the CID the client chose at random: any worker may take that connection.
+    pub fn worker_byte(&self) -> Option<WorkerByte> {
+        self.decoder?;
+        // Skip the QUIC-LB first octet and the host id.
+        let in_cid = 1 + self.host_id.len();
+        Some(WorkerByte {
+            // Flags, version (4), DCID length, DCID.
+            long_header_offset: 6 + in_cid,
+            // Flags, DCID.
+            short_header_offset: 1 + in_cid,
+        })
+    }
+
     /// The length of the workers' CIDs.
     fn cid_len(&self) -> usize {
         let id = self.host_id.len() + usize::from(self.count > 1);
@@ -291,6 +317,21 @@ mod tests {
             .unwrap()
             .with_server_id(0, &[1; 15])
             .is_err());
+    }
+
+    #[test]
+    fn the_worker_byte_is_where_the_cid_carries_the_index() {
+        let w = Workers::new(4).unwrap().with_server_id(0, &[9, 9]).unwrap();
+        let at = w.worker_byte().unwrap();
+        let cid = w
+            .context(3, &ConnectionContext::default())
+            .cid_generator
+            .generate();
+        assert_eq!(short_header(&cid)[at.short_header_offset], 3);
+        let mut long = vec![0xc0, 0, 0, 0, 1, cid.len() as u8];
+        long.extend_from_slice(&cid);
+        assert_eq!(long[at.long_header_offset], 3);
+        assert_eq!(Workers::new(1).unwrap().worker_byte(), None);
     }
 
     #[test]

@@ -255,7 +255,12 @@ macro_rules! suite {
             use super::{is_pattern, service, BIG};
 
             fn server_config(retry: bool) -> q::ServerConfig {
-                let mut c = q::ServerConfig::default();
+                // One worker: the tests read the single socket's stats (those that want more
+                // set them).
+                let mut c = q::ServerConfig {
+                    workers: 1,
+                    ..q::ServerConfig::default()
+                };
                 c.quic.initial_max_data = 32 << 20;
                 c.quic.max_connection_window = 64 << 20;
                 c.quic.initial_max_stream_data_bidi_local = 8 << 20;
@@ -543,29 +548,50 @@ macro_rules! suite {
             #[test]
             fn rebinding_client_reaches_its_worker_through_forwarding() {
                 $run(async {
-                    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-                    let mut config = server_config(false);
-                    config.workers = 8;
-                    let server = q::serve(addr, config, service).unwrap();
-                    let relay = super::RebindingRelay::start(server.local_addr());
-                    let (_client, conn) = q::connect(relay.front(), "localhost", client_config())
-                        .await
-                        .unwrap();
-                    let u = url(&server, "/bytes/200000");
-                    for _ in 0..8 {
-                        relay.rebind(4);
-                        fetch_checked(&conn, &u, 200_000).await;
-                    }
-                    let stats = server.stats().await;
-                    let forwarded: u64 = stats.iter().map(|s| s.forwarded_in).sum();
-                    let total: usize = stats.iter().map(|s| s.connections).sum();
-                    assert_eq!(total, 1, "one connection, however it moved: {stats:?}");
-                    if forwarded == 0 {
-                        eprintln!("every port hashed to the owner's socket; nothing forwarded");
-                    }
-                    drop(relay);
-                    server.shutdown(Duration::from_secs(5)).await;
+                    // Without kernel steering the kernel hashes each new port to any of the
+                    // eight sockets, and the workers forward to the owner.
+                    let forwarded = rebinding_forwarded(false).await;
+                    assert!(
+                        forwarded > 0,
+                        "eight new ports all hashed to the owner's socket (chance 8^-8)"
+                    );
                 });
+            }
+
+            /// With the BPF program on the `SO_REUSEPORT` group the kernel delivers every
+            /// datagram to the socket its CID names: nothing is left to forward.
+            #[test]
+            fn kernel_steering_leaves_nothing_to_forward() {
+                $run(async {
+                    assert_eq!(rebinding_forwarded(true).await, 0);
+                });
+            }
+
+            /// Eight workers, one client that moves to a new port before each of 8 requests;
+            /// returns how many datagrams the workers forwarded.
+            async fn rebinding_forwarded(kernel_steering: bool) -> u64 {
+                let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+                let mut config = server_config(false);
+                config.workers = 8;
+                config.kernel_steering = kernel_steering;
+                let server = q::serve(addr, config, service).unwrap();
+                let relay = super::RebindingRelay::start(server.local_addr());
+                let (_client, conn) = q::connect(relay.front(), "localhost", client_config())
+                    .await
+                    .unwrap();
+                let u = url(&server, "/bytes/200000");
+                for _ in 0..8 {
+                    relay.rebind(4);
+                    fetch_checked(&conn, &u, 200_000).await;
+                }
+                let stats = server.stats().await;
+                let forwarded: u64 = stats.iter().map(|s| s.forwarded_in).sum();
+                let total: usize = stats.iter().map(|s| s.connections).sum();
+                assert_eq!(total, 1, "one connection, however it moved: {stats:?}");
+                eprintln!("kernel steering {kernel_steering}: {forwarded} datagrams forwarded");
+                drop(relay);
+                server.shutdown(Duration::from_secs(5)).await;
+                forwarded
             }
 
             /// A client whose NAT gives it a new port for each of 30 requests: far more

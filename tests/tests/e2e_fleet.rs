@@ -34,6 +34,7 @@ async fn hello(_: http::Request<RecvBody>) -> Response<Body> {
 fn server_config(keys: &FleetKeys) -> ServerConfig {
     let mut c = ServerConfig {
         keys: Some(keys.clone()),
+        workers: 1,
         ..ServerConfig::default()
     };
     c.endpoint.address_validation = AddressValidation::Always;

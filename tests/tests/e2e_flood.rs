@@ -266,7 +266,11 @@ macro_rules! flood_test {
             let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
             let adapter = stringify!($name);
             let run = async {
-                let mut config = q::ServerConfig::default();
+                // One worker: the flood's counters are read from its socket.
+                let mut config = q::ServerConfig {
+                    workers: 1,
+                    ..q::ServerConfig::default()
+                };
                 config.quic.initial_max_data = 32 << 20;
                 config.quic.max_connection_window = 64 << 20;
                 config.quic.initial_max_stream_data_bidi_local = 8 << 20;

@@ -132,7 +132,9 @@ pub struct ServerConfig {
     pub socket: UdpSocketConfig,
     /// Sockets bound to the same address with `SO_REUSEPORT`, one endpoint task each; their
     /// connection IDs name the worker so packets that land on the wrong socket are forwarded.
-    /// 1 ..= 256. Default: 1. The endpoint's limits and rates (`EndpointConfig`) apply per
+    /// 1 ..= 256. Default: the machine's available parallelism (at most 256), with
+    /// [`kernel_steering`](Self::kernel_steering) so packets reach their worker directly.
+    /// The endpoint's limits and rates (`EndpointConfig`) apply per
     /// worker: `max_connections` 100,000 with 4 workers lets the process hold 400,000.
     /// Not used with [`prebound`](Self::prebound) sockets (one worker each).
     pub workers: usize,
@@ -155,6 +157,11 @@ pub struct ServerConfig {
     pub release_horizon: Duration,
     /// Sockets to use instead of binding `addr` (e.g. [`PreboundSockets::systemd`]).
     pub prebound: Option<PreboundSockets>,
+    /// With several workers, have the kernel deliver each datagram to the socket of the worker
+    /// its connection ID names (a BPF program on the `SO_REUSEPORT` group, Linux), so that
+    /// forwarding between workers is the rare fallback. Where the kernel refuses, a warning
+    /// is logged and forwarding does the work. Default: true.
+    pub kernel_steering: bool,
 }
 
 impl Default for ServerConfig {
@@ -166,7 +173,7 @@ impl Default for ServerConfig {
             h3: Http3Settings::default(),
             endpoint: EndpointConfig::default(),
             socket: UdpSocketConfig::default(),
-            workers: 1,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(256)),
             self_signed_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             keys: None,
             connection_ids: ConnectionIds::Random,
@@ -174,6 +181,7 @@ impl Default for ServerConfig {
             anti_replay: Arc::new(SharedStrikeRegister::default()),
             release_horizon: ConnectionContext::default().release_horizon,
             prebound: None,
+            kernel_steering: true,
         }
     }
 }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_channel::{mpsc, oneshot};
+use quicksand_core::driver_workers::Workers;
 use quicksand_core::{Application, Driver, Endpoint, Incoming, QuicConfig};
 use quicksand_h3::{Http3Settings, ServerDriver, Service};
-use quicksand_udp::{UdpSocket, UdpSocketConfig};
+use quicksand_udp::{SteeringRule, UdpSocket, UdpSocketConfig};
 
 use crate::{
     forward_queues, Control, DrainFn, EndpointStats, EndpointTask, Error, PreboundSockets, Runtime,
@@ -185,6 +186,9 @@ where
     let keys = config.keys_or_random()?;
     let params = config.server_params(&keys)?;
     let workers = config.workers(count, &keys)?;
+    if config.kernel_steering {
+        steer(&sockets[0], &workers);
+    }
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::unbounded()).unzip();
     let (forward, mut forwarded) = forward_queues(count);
     forwarded.reverse();
@@ -223,6 +227,24 @@ where
         });
     }
     Ok((local_addr, ShutdownHandle { workers: txs }, out))
+}
+
+/// Attaches the workers' steering program to the sockets' `SO_REUSEPORT` group.
+fn steer(socket: &UdpSocket, workers: &Workers) {
+    let Some(at) = workers.worker_byte() else {
+        return;
+    };
+    let rule = SteeringRule {
+        long_offset: at.long_header_offset as u32,
+        short_offset: at.short_header_offset as u32,
+    };
+    match socket.steer_reuseport_group(rule) {
+        Ok(()) => tracing::debug!(?rule, "datagrams steered to their worker in the kernel"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "kernel steering unavailable: datagrams on the wrong socket are forwarded"
+        ),
+    }
 }
 
 /// `count` sockets on `addr`, `SO_REUSEPORT` when more than one.

@@ -26,12 +26,12 @@ fn main() {
     // `block_on` thread takes async-io's reactor and then wakes the executor thread for every
     // socket event (a context switch per event).
     let ex = Arc::new(Executor::new());
-    for _ in 1..args.workers.max(1) {
+    let mut config = ServerConfig::default();
+    args.apply(&mut config);
+    for _ in 1..config.workers.max(1) {
         let ex = ex.clone();
         std::thread::spawn(move || async_io::block_on(ex.run(std::future::pending::<()>())));
     }
-    let mut config = ServerConfig::default();
-    args.apply(&mut config);
     async_io::block_on(ex.clone().run(async {
         let mut signals = Signals::new([Signal::Int, Signal::Term]).expect("signal handler");
         let server = match serve_on(&ex, args.listen_addr(), config, common::service(args.root.clone())) {

@@ -85,6 +85,7 @@ mod config;
 mod recv;
 mod send;
 mod socket;
+mod steering;
 mod sys;
 mod txtime;
 
@@ -97,6 +98,7 @@ pub use config::UdpSocketConfig;
 pub use recv::{decode_recv, split_segments, RecvMeta, Segments};
 pub use send::OutgoingDatagram;
 pub use socket::{SocketStats, UdpSocket, GSO_STRIKES};
+pub use steering::SteeringRule;
 pub use txtime::{instant_to_monotonic_ns, monotonic_now_ns};
 
 /// Most datagrams one `sendmmsg`/`recvmmsg` call handles. Longer batches take several calls.

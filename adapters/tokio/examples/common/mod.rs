@@ -116,7 +116,7 @@ pub struct ServerArgs {
     pub cc: Option<String>,
     pub pacing: bool,
     pub max_pacing_rate: Option<u64>,
-    pub workers: usize,
+    pub workers: Option<usize>,
     pub retry: quicksand_core::AddressValidation,
     pub early_data: bool,
     pub offload: bool,
@@ -135,7 +135,8 @@ usage: server [options]
   --cc ALGO              congestion control: cubic (default), reno, bbr2, bbr2_gcongestion
   --no-pacing            do not pace packets
   --max-pacing-rate B/S  pacing rate ceiling in bytes per second
-  --workers N            sockets with SO_REUSEPORT, one endpoint task each (default 1)
+  --workers N            sockets with SO_REUSEPORT, one endpoint task each (default: one per
+                         core; the kernel steers each datagram to its connection's socket)
   --no-retry             skip address validation (RETRY) of new clients
   --retry-under-load N   validate addresses only while N or more handshakes are in progress
   --early-data           accept 0-RTT requests from resuming clients
@@ -173,7 +174,7 @@ impl ServerArgs {
             cc: a.value("--cc"),
             pacing: !a.flag("--no-pacing"),
             max_pacing_rate: a.parsed("--max-pacing-rate"),
-            workers: a.parsed("--workers").unwrap_or(1),
+            workers: a.parsed("--workers"),
             retry: match (a.flag("--no-retry"), a.parsed("--retry-under-load")) {
                 (true, None) => AddressValidation::Never,
                 (false, Some(handshakes)) => AddressValidation::UnderLoad { handshakes },
@@ -219,7 +220,9 @@ impl ServerArgs {
         config.endpoint.address_validation = self.retry;
         config.socket.gso = self.offload;
         config.socket.gro = self.offload;
-        config.workers = self.workers;
+        if let Some(workers) = self.workers {
+            config.workers = workers;
+        }
         if let Some(path) = &self.keys {
             match quicksand_adapter::FleetKeys::load_or_create(path) {
                 Ok(keys) => config.keys = Some(keys),

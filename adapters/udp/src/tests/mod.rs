@@ -5,6 +5,7 @@
 mod activation;
 mod basic;
 mod offload;
+mod steering;
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
