@@ -29,6 +29,21 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// A short stable name (for logs and metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::InitialTooShort => "initial_too_short",
+            DropReason::UnexpectedPacketType => "unexpected_packet_type",
+            DropReason::UnknownConnection => "unknown_connection",
+            DropReason::QueueFull => "queue_full",
+            DropReason::Overloaded => "overloaded",
+            DropReason::ShuttingDown => "shutting_down",
+            DropReason::Rejected => "rejected",
+            DropReason::RateLimited => "rate_limited",
+        }
+    }
+
     /// Every reason, in declaration order (the index of each is `reason as usize`).
     pub const ALL: [DropReason; 9] = [
         DropReason::Malformed,
@@ -123,6 +138,88 @@ pub enum HandshakeFailure {
     Closed,
 }
 
+impl HandshakeFailure {
+    /// A short stable name (for logs and metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::IdleTimeout => "idle_timeout",
+            HandshakeFailure::Protocol => "protocol",
+            HandshakeFailure::Closed => "closed",
+        }
+    }
+}
+
+/// A stateless answer an endpoint sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatelessKind {
+    /// Version negotiation.
+    VersionNegotiation,
+    /// RETRY (address validation).
+    Retry,
+    /// Stateless reset.
+    Reset,
+}
+
+impl StatelessKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [StatelessKind; 3] = [
+        StatelessKind::VersionNegotiation,
+        StatelessKind::Retry,
+        StatelessKind::Reset,
+    ];
+
+    /// A short stable name (for metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatelessKind::VersionNegotiation => "version_negotiation",
+            StatelessKind::Retry => "retry",
+            StatelessKind::Reset => "stateless_reset",
+        }
+    }
+}
+
+/// What a connection's transport did since it last reported to [`Metrics::transport`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransportDelta {
+    /// QUIC packets sent.
+    pub packets_sent: u64,
+    /// QUIC packets received.
+    pub packets_received: u64,
+    /// UDP payload bytes sent.
+    pub bytes_sent: u64,
+    /// UDP payload bytes received.
+    pub bytes_received: u64,
+    /// Packets declared lost.
+    pub packets_lost: u64,
+}
+
+impl TransportDelta {
+    /// The totals of `stats`.
+    pub(crate) fn totals(stats: &quiche::Stats) -> Self {
+        TransportDelta {
+            packets_sent: stats.sent as u64,
+            packets_received: stats.recv as u64,
+            bytes_sent: stats.sent_bytes,
+            bytes_received: stats.recv_bytes,
+            packets_lost: stats.lost as u64,
+        }
+    }
+
+    /// What `self` (newer totals) adds to `earlier`.
+    pub(crate) fn since(&self, earlier: &Self) -> Self {
+        TransportDelta {
+            packets_sent: self.packets_sent.saturating_sub(earlier.packets_sent),
+            packets_received: self
+                .packets_received
+                .saturating_sub(earlier.packets_received),
+            bytes_sent: self.bytes_sent.saturating_sub(earlier.bytes_sent),
+            bytes_received: self.bytes_received.saturating_sub(earlier.bytes_received),
+            packets_lost: self.packets_lost.saturating_sub(earlier.packets_lost),
+        }
+    }
+}
+
 /// Telemetry sink. Implementations must be cheap and thread-safe: the core calls them on the
 /// hot path.
 pub trait Metrics: Send + Sync + 'static {
@@ -156,6 +253,24 @@ pub trait Metrics: Send + Sync + 'static {
     fn datagram_dropped(&self, reason: DropReason) {
         let _ = reason;
     }
+    /// The endpoint sent a stateless answer of `bytes` bytes.
+    fn stateless_sent(&self, kind: StatelessKind, bytes: usize) {
+        let _ = (kind, bytes);
+    }
+    /// A connection's packets, bytes and losses since its last report: at most once a
+    /// second per connection while it runs, and once when it ends.
+    fn transport(&self, delta: &TransportDelta) {
+        let _ = delta;
+    }
+    /// A server worker forwarded `count` datagrams that reached its socket to the worker
+    /// owning their connection (the adapters report this).
+    fn datagrams_forwarded(&self, count: u64) {
+        let _ = count;
+    }
+    /// An HTTP/3 server answered a request with `status` (quicksand-h3 reports this).
+    fn h3_response(&self, status: u16) {
+        let _ = status;
+    }
 }
 
 /// Metrics that record nothing.
@@ -187,6 +302,23 @@ pub struct CountingMetrics {
     pub peer_closes: AtomicU64,
     /// Dropped datagrams, by [`DropReason`] in declaration order.
     pub datagrams_dropped: [AtomicU64; DropReason::ALL.len()],
+    /// Stateless answers sent, by [`StatelessKind`] in declaration order.
+    pub stateless_sent: [AtomicU64; StatelessKind::ALL.len()],
+    /// Packets sent, received and lost, and bytes sent and received, summed over
+    /// [`Metrics::transport`] reports.
+    pub packets_sent: AtomicU64,
+    /// See `packets_sent`.
+    pub packets_received: AtomicU64,
+    /// See `packets_sent`.
+    pub packets_lost: AtomicU64,
+    /// See `packets_sent`.
+    pub bytes_sent: AtomicU64,
+    /// See `packets_sent`.
+    pub bytes_received: AtomicU64,
+    /// Datagrams forwarded between workers.
+    pub datagrams_forwarded: AtomicU64,
+    /// HTTP/3 responses sent.
+    pub h3_responses: AtomicU64,
 }
 
 impl CountingMetrics {
@@ -242,5 +374,21 @@ impl Metrics for CountingMetrics {
     }
     fn datagram_dropped(&self, reason: DropReason) {
         self.datagrams_dropped[reason as usize].fetch_add(1, Relaxed);
+    }
+    fn stateless_sent(&self, kind: StatelessKind, _: usize) {
+        self.stateless_sent[kind as usize].fetch_add(1, Relaxed);
+    }
+    fn transport(&self, d: &TransportDelta) {
+        self.packets_sent.fetch_add(d.packets_sent, Relaxed);
+        self.packets_received.fetch_add(d.packets_received, Relaxed);
+        self.packets_lost.fetch_add(d.packets_lost, Relaxed);
+        self.bytes_sent.fetch_add(d.bytes_sent, Relaxed);
+        self.bytes_received.fetch_add(d.bytes_received, Relaxed);
+    }
+    fn datagrams_forwarded(&self, count: u64) {
+        self.datagrams_forwarded.fetch_add(count, Relaxed);
+    }
+    fn h3_response(&self, _: u16) {
+        self.h3_responses.fetch_add(1, Relaxed);
     }
 }

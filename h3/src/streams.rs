@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use quiche::h3;
-use quicksand_core::{QuicheConnection, StreamBuf};
+use quicksand_core::{Metrics, QuicheConnection, StreamBuf};
 
 use crate::error::StreamError;
 use crate::headers;
@@ -74,6 +74,8 @@ pub(crate) struct Streams {
     scratch: Vec<u8>,
     /// Open streams whose reads once stopped at the buffer cap (see `pump_readable`).
     capped: HashSet<u64>,
+    /// Told the status of every response head written (servers).
+    pub metrics: Option<Arc<dyn Metrics>>,
 }
 
 impl Streams {
@@ -282,7 +284,7 @@ impl Streams {
             let Some(entry) = self.map.get_mut(&id) else {
                 continue;
             };
-            flush(h3, conn, id, entry);
+            flush(h3, conn, id, entry, self.metrics.as_deref());
             let queued = entry.shared.lock().send_buffered;
             self.send_high_water = self.send_high_water.max(queued);
         }
@@ -385,7 +387,13 @@ fn apply_local(h3: &mut h3::Connection, conn: &mut QuicheConnection, id: u64, en
 }
 
 /// Writes the stream's queue in order until it is empty or flow control stops it.
-fn flush(h3: &mut h3::Connection, conn: &mut QuicheConnection, id: u64, entry: &mut Entry) {
+fn flush(
+    h3: &mut h3::Connection,
+    conn: &mut QuicheConnection,
+    id: u64,
+    entry: &mut Entry,
+    metrics: Option<&dyn Metrics>,
+) {
     let mut st = entry.shared.lock();
     loop {
         let fin_next = matches!(st.send.get(1), Some(Outgoing::Fin));
@@ -403,6 +411,9 @@ fn flush(h3: &mut h3::Connection, conn: &mut QuicheConnection, id: u64, entry: &
                 match r {
                     Ok(()) => {
                         entry.head_sent = true;
+                        if let (Some(m), Some(status)) = (metrics, status_of(&fields)) {
+                            m.h3_response(status);
+                        }
                         Ok(fin_next)
                     }
                     Err(e) => Err((Outgoing::Head(fields), e)),
@@ -477,4 +488,11 @@ fn scratch_of(scratch: &mut Vec<u8>, chunk: usize) -> &mut [u8] {
         *scratch = vec![0; chunk];
     }
     scratch
+}
+
+/// The `:status` of a response head.
+pub(crate) fn status_of(fields: &[h3::Header]) -> Option<u16> {
+    use quiche::h3::NameValue;
+    let f = fields.iter().find(|f| f.name() == b":status")?;
+    std::str::from_utf8(f.value()).ok()?.parse().ok()
 }

@@ -26,11 +26,12 @@ trap 'pkill -f "$bin/" 2>/dev/null || true; rm -rf "$bin"' EXIT
 
 echo "building (release): quicksand examples, tests/peers (quinn), tests/bench/competitors (tokio-quiche)"
 bash .ci/patch-quiche
-for rt in tokio smol; do
-  cargo build --release -q -p "quicksand-$rt" --example server --example client
-  cp target/release/examples/server "$bin/quicksand-$rt-server"
-  cp target/release/examples/client "$bin/quicksand-$rt-client"
-done
+cargo build --release -q -p quicksand-tokio --example server --example client
+cargo build --release -q -p quicksand-smol --example smol-server --example smol-client
+cp target/release/examples/server "$bin/quicksand-tokio-server"
+cp target/release/examples/client "$bin/quicksand-tokio-client"
+cp target/release/examples/smol-server "$bin/quicksand-smol-server"
+cp target/release/examples/smol-client "$bin/quicksand-smol-client"
 (cd tests/peers && CARGO_TARGET_DIR="$root/target/peers" cargo build --release -q)
 cp target/peers/release/quinn-server target/peers/release/quinn-load "$bin/"
 (cd tests/bench/competitors && CARGO_TARGET_DIR="$root/target/competitors" cargo build --release -q)

@@ -18,13 +18,12 @@ want() { [[ " $sections " == *" $1 "* ]]; }
 bin=$(mktemp -d)
 trap 'pkill -f "$bin/" 2>/dev/null || true; rm -rf "$bin"' EXIT
 
-# Both adapters' examples share names: build one, copy, build the other.
-for rt in tokio smol; do
-  cargo build --release -q -p "quicksand-$rt" --examples
-  cp target/release/examples/server "$bin/$rt-server"
-  cp target/release/examples/client "$bin/$rt-client"
-done
-cp target/release/examples/loadgen "$bin/loadgen"   # built by the tokio round; HTTP/3 is HTTP/3
+cargo build --release -q -p quicksand-tokio -p quicksand-smol --examples
+cp target/release/examples/server "$bin/tokio-server"
+cp target/release/examples/client "$bin/tokio-client"
+cp target/release/examples/smol-server "$bin/smol-server"
+cp target/release/examples/smol-client "$bin/smol-client"
+cp target/release/examples/loadgen "$bin/loadgen"   # HTTP/3 is HTTP/3, whatever the runtime
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 port=14700

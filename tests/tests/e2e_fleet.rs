@@ -8,7 +8,6 @@
 //!
 //! Real time and real sockets; every test is bounded by [`LIMIT`].
 
-#[allow(dead_code)] // this suite runs on tokio only
 mod common;
 
 use std::net::SocketAddr;

@@ -199,9 +199,14 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
             }
         }
         if let Some(s) = self.siblings.as_mut() {
+            let before = self.forwarded_in;
             while let Poll::Ready(Some(d)) = Pin::new(&mut s.forwarded).poll_next(cx) {
                 self.forwarded_in += 1;
                 self.driver.handle_datagram(now, d);
+            }
+            if self.forwarded_in > before {
+                let metrics = &self.driver.endpoint().context().metrics;
+                metrics.datagrams_forwarded(self.forwarded_in - before);
             }
         }
         while let Some(rx) = self.control.as_mut() {

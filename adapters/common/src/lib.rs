@@ -27,6 +27,8 @@ mod config;
 mod connection;
 mod endpoint;
 mod error;
+#[cfg(feature = "metrics")]
+mod facade;
 mod forward;
 mod keys;
 mod runtime;
@@ -40,6 +42,8 @@ pub use endpoint::{
     Connect, Control, DrainFn, EndpointStats, EndpointTask, Siblings, WorkerReport,
 };
 pub use error::Error;
+#[cfg(feature = "metrics")]
+pub use facade::MetricsFacade;
 pub use forward::{forward_queues, Forwarder, FORWARD_QUEUE};
 pub use keys::{FleetKeys, KeysError};
 pub use runtime::{Lookup, Runtime};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_channel::{mpsc, oneshot};
 use quicksand_core::driver_workers::Workers;
-use quicksand_core::{Application, Driver, Endpoint, Incoming, QuicConfig};
+use quicksand_core::{Application, Driver, Endpoint, Incoming, Metrics, QuicConfig};
 use quicksand_h3::{Http3Settings, ServerDriver, Service};
 use quicksand_udp::{SteeringRule, UdpSocket, UdpSocketConfig};
 
@@ -88,7 +88,7 @@ pub fn serve_on<R: Runtime, S: Service>(
     config: ServerConfig,
     service: S,
 ) -> Result<Server<R>, Error> {
-    let (accept, drain) = h3_accept(service, config.h3.clone());
+    let (accept, drain) = h3_accept(service, config.h3.clone(), config.metrics.clone());
     start(runtime, addr, &config, accept, Some(drain))
 }
 
@@ -311,10 +311,12 @@ fn take_prebound(
 }
 
 /// The `accept` and graceful-shutdown hook of an HTTP/3 server answering every request with
-/// `service` (what `serve` passes to `build_workers`).
+/// `service`, reporting response statuses to `metrics` (what `serve` passes to
+/// `build_workers`).
 pub fn h3_accept<S: Service>(
     service: S,
     settings: Http3Settings,
+    metrics: Arc<dyn Metrics>,
 ) -> (
     impl Fn(&Incoming) -> Option<ServerDriver> + Send + Sync + 'static,
     SharedDrain<ServerDriver>,
@@ -322,9 +324,8 @@ pub fn h3_accept<S: Service>(
     let service = Arc::new(service);
     let accept = move |_: &Incoming| {
         let service = service.clone();
-        Some(ServerDriver::with_service(settings.clone(), move |req| {
-            service.call(req)
-        }))
+        let driver = ServerDriver::with_service(settings.clone(), move |req| service.call(req));
+        Some(driver.with_metrics(metrics.clone()))
     };
     (accept, Arc::new(|app: &ServerDriver| app.handle().goaway()))
 }

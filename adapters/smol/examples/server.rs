@@ -1,8 +1,8 @@
 //! An HTTP/3 server on quicksand over smol / async-io.
 //!
 //! ```sh
-//! cargo run --release -p quicksand-smol --example server -- --listen 127.0.0.1:4433
-//! cargo run --release -p quicksand-smol --example client -- --insecure https://localhost:4433/bytes/10000000
+//! cargo run --release -p quicksand-smol --example smol-server -- --listen 127.0.0.1:4433
+//! cargo run --release -p quicksand-smol --example smol-client -- --insecure https://localhost:4433/bytes/10000000
 //! ```
 //! `--help` lists the options.
 
@@ -42,7 +42,7 @@ fn main() {
             }
         };
         tracing::info!(
-            "serving HTTP/3 on {} (try: cargo run -p quicksand-smol --example client -- --insecure https://localhost:{}/bytes/1000000)",
+            "serving HTTP/3 on {} (try: cargo run -p quicksand-smol --example smol-client -- --insecure https://localhost:{}/bytes/1000000)",
             server.local_addr(),
             server.local_addr().port()
         );

@@ -3,7 +3,10 @@
 use std::time::Instant;
 
 use super::{CloseReason, Connection, EndpointEvent, Event, Stage, MAX_ISSUED_CIDS};
-use crate::metrics::HandshakeFailure;
+use crate::metrics::{HandshakeFailure, TransportDelta};
+
+/// How often a running connection reports its transport counters to the metrics.
+const TRANSPORT_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::Application;
 
 impl<A: Application> Connection<A> {
@@ -103,6 +106,18 @@ impl<A: Application> Connection<A> {
         self.update_stage();
         if self.conn.is_closed() {
             self.finish(now);
+        } else if now >= self.transport_reported.1 + TRANSPORT_REPORT_INTERVAL {
+            self.report_transport(now);
+        }
+    }
+
+    /// Tells the metrics what the transport did since the last report.
+    fn report_transport(&mut self, now: Instant) {
+        let totals = TransportDelta::totals(&self.conn.stats());
+        let delta = totals.since(&self.transport_reported.0);
+        self.transport_reported = (totals, now);
+        if delta != TransportDelta::default() {
+            self.ctx.metrics.transport(&delta);
         }
     }
 
@@ -166,6 +181,7 @@ impl<A: Application> Connection<A> {
         self.held = None;
         self.carry = None;
         let reason = self.close_reason();
+        self.report_transport(now);
         let metrics = &self.ctx.metrics;
         match &reason {
             CloseReason::Local {

@@ -23,6 +23,7 @@ use quiche::ConnectionId;
 
 use crate::command::{self, Command, CommandSender};
 use crate::gso::PacketMeta;
+use crate::metrics::TransportDelta;
 use crate::{Application, Datagram, PooledBuf, QuicConfig, QuicheConnection, Transmit};
 
 /// Something that happened to a connection, for its owner. Drain with
@@ -128,6 +129,10 @@ pub struct Connection<A: Application> {
     created_at: Instant,
     handshake_deadline: Option<Instant>,
     handshake_duration: Option<Duration>,
+    /// Transport totals as last reported to the metrics, and when.
+    transport_reported: (TransportDelta, Instant),
+    /// The connection's tracing span, entered while it runs.
+    span: tracing::Span,
     dscp: u8,
     app_started: bool,
     early_data_reported: bool,
@@ -192,7 +197,7 @@ impl<A: Application> Connection<A> {
                 tracing::warn!(error = %e, "stored TLS session rejected; doing a full handshake");
             }
         }
-        Ok(Self::new(now, conn, config, ctx, app))
+        Ok(Self::new(now, conn, config, ctx, app, peer))
     }
 
     /// Creates a server connection for a client's first Initial, with our source CID `scid`
@@ -231,7 +236,7 @@ impl<A: Application> Connection<A> {
             None => quiche::accept_with_buf_factory(scid, None, local, peer, &mut config.quiche),
         }
         .map_err(CreateError::Quiche)?;
-        Ok(Self::new(now, conn, config, ctx, app))
+        Ok(Self::new(now, conn, config, ctx, app, peer))
     }
 
     fn new(
@@ -240,8 +245,17 @@ impl<A: Application> Connection<A> {
         config: &QuicConfig,
         ctx: ConnectionContext,
         app: A,
+        peer: SocketAddr,
     ) -> Self {
         attach_logs(&mut conn, config);
+        // Everything logged while this connection runs (quicksand's, quiche's, the
+        // application's and its handlers') carries its trace id and peer.
+        let span = tracing::info_span!(
+            "quic",
+            trace_id = %conn.trace_id(),
+            %peer,
+            server = conn.is_server()
+        );
         let (command_sender, commands) = command::channel();
         ctx.metrics.connection_opened();
         Connection {
@@ -251,6 +265,7 @@ impl<A: Application> Connection<A> {
             created_at: now,
             handshake_deadline: config.handshake_timeout().map(|t| now + t),
             handshake_duration: None,
+            transport_reported: (TransportDelta::default(), now),
             dscp: config.settings.dscp,
             app_started: false,
             early_data_reported: false,
@@ -267,6 +282,7 @@ impl<A: Application> Connection<A> {
             command_sender,
             stats: TransmitCounters::default(),
             ctx,
+            span,
         }
     }
 
@@ -277,6 +293,8 @@ impl<A: Application> Connection<A> {
         if self.stage == Stage::Closed {
             return;
         }
+        let span = self.span.clone();
+        let _entered = span.enter();
         for mut segment in datagram.split_segments() {
             self.stats.datagrams_received += 1;
             let info = quiche::RecvInfo {
@@ -314,6 +332,8 @@ impl<A: Application> Connection<A> {
         if self.stage == Stage::Closed {
             return;
         }
+        let span = self.span.clone();
+        let _entered = span.enter();
         if self.conn.timeout_instant().is_some_and(|t| t <= now) {
             self.conn.on_timeout();
         }
@@ -329,6 +349,8 @@ impl<A: Application> Connection<A> {
     /// Ready when commands arrived or the application has work; then drive the connection
     /// (call [`poll_transmit`](Self::poll_transmit)). Registers `cx`'s waker otherwise.
     pub fn poll_wakeup(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let span = self.span.clone();
+        let _entered = span.enter();
         let mut ready = false;
         while let Poll::Ready(Some(command)) =
             futures_core::Stream::poll_next(std::pin::Pin::new(&mut self.commands), cx)
@@ -402,6 +424,13 @@ impl<A: Application> Connection<A> {
     /// The current stage.
     pub fn stage(&self) -> Stage {
         self.stage
+    }
+
+    /// The connection's tracing span (`quic`, with `trace_id`, `peer` and `server`): entered
+    /// while the connection runs, so log lines of one connection can be followed; enter it
+    /// around your own work for the connection too.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// True once [`Event::Closed`] has been emitted.

@@ -16,6 +16,8 @@ impl<A: Application> Connection<A> {
         if self.stage == Stage::Closed {
             return None;
         }
+        let span = self.span.clone();
+        let _entered = span.enter();
         self.run_application(now);
         let transmit = match self.held.take() {
             Some(t) => Some(t),

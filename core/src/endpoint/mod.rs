@@ -27,7 +27,7 @@ use quiche::ConnectionId;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::metrics::{DropReason, RejectReason};
+use crate::metrics::{DropReason, RejectReason, StatelessKind};
 use crate::settings::check_server_transport_params;
 use crate::{
     Application, ConfigError, ConfigErrorKind, Connection, ConnectionContext, CreateError,
@@ -360,7 +360,7 @@ impl Endpoint {
                     }
                     let t = stateless::version_negotiation(&datagram, &dcid, &scid)?;
                     self.stats.version_negotiations += 1;
-                    return Some(self.respond(t));
+                    return Some(self.respond(StatelessKind::VersionNegotiation, t));
                 }
                 if !header.is_initial() {
                     return self.drop(DropReason::UnexpectedPacketType);
@@ -564,8 +564,9 @@ impl Endpoint {
         self.rejection_log.warn(now, peer, reason, detail);
     }
 
-    fn respond(&mut self, t: Transmit) -> DatagramEvent {
+    fn respond(&mut self, kind: StatelessKind, t: Transmit) -> DatagramEvent {
         self.stats.stateless_bytes += t.contents.len() as u64;
+        self.ctx.metrics.stateless_sent(kind, t.contents.len());
         DatagramEvent::Respond(t)
     }
 
@@ -596,7 +597,7 @@ impl Endpoint {
         match stateless::stateless_reset(key, &datagram, dcid, &mut self.rng) {
             Some(t) => {
                 self.stats.stateless_resets += 1;
-                Some(self.respond(t))
+                Some(self.respond(StatelessKind::Reset, t))
             }
             None => self.drop(DropReason::UnknownConnection),
         }
@@ -679,7 +680,7 @@ impl Endpoint {
             });
             let t = stateless::retry(&datagram, &dcid, &scid, &new_scid, &sealed, version)?;
             self.stats.retries += 1;
-            return Some(self.respond(t));
+            return Some(self.respond(StatelessKind::Retry, t));
         }
         self.stats.incoming += 1;
         Some(DatagramEvent::NewConnection(Incoming {

@@ -32,7 +32,7 @@ use futures_util::StreamExt;
 use http::Request;
 use quiche::h3;
 use quicksand_core::QuicheConnection;
-use quicksand_core::{Application, ApplicationError, CloseReason};
+use quicksand_core::{Application, ApplicationError, CloseReason, Metrics};
 
 use crate::body::RecvBody;
 use crate::datagram::Flows;
@@ -170,6 +170,13 @@ impl ServerDriver {
         )
     }
 
+    /// Reports the status of every response to `metrics` ([`Metrics::h3_response`]); the
+    /// adapters' `serve` sets its config's metrics here.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.streams.metrics = Some(metrics);
+        self
+    }
+
     /// A handle for graceful shutdown.
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
@@ -218,7 +225,12 @@ impl ServerDriver {
         status: &[u8],
     ) -> Result<(), h3::Error> {
         let h3 = self.h3.as_mut().ok_or(h3::Error::InternalError)?;
-        h3.send_response(conn, id, &[h3::Header::new(b":status", status)], true)
+        let head = [h3::Header::new(b":status", status)];
+        h3.send_response(conn, id, &head, true)?;
+        if let (Some(m), Some(status)) = (&self.streams.metrics, crate::streams::status_of(&head)) {
+            m.h3_response(status);
+        }
+        Ok(())
     }
 
     fn send_goaway(&mut self, conn: &mut QuicheConnection) {

@@ -1,5 +1,7 @@
 //! Runners shared by the end-to-end test binaries (`mod common;`): each test body runs on a
 //! runtime under a time limit, so a hang fails the test instead of CI.
+// Each test binary uses some of these.
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::time::Duration;
