@@ -71,7 +71,7 @@ pub use limits::RapidResetDetector;
 pub use priority::Priority;
 pub use server::{
     ConnectionInfo, EarlyData, IncomingRequest, IncomingRequests, Informational, Responder,
-    ServerDriver, ServerHandle, Service, StreamId,
+    ServerDriver, ServerHandle, Service, Spawner, StreamId,
 };
 pub use settings::{EarlyDataRequests, Http3Settings};
 #[cfg(feature = "tower")]

@@ -45,6 +45,23 @@ pub enum ConnectionIds {
     },
 }
 
+/// Where `serve`'s request handlers run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Handlers {
+    /// Each handler is a task of its own on the runtime (as a hyper or tokio-quiche server
+    /// runs them): one that computes for long, or blocks, delays only its own response —
+    /// packets of its connection and of every other connection on the socket keep flowing,
+    /// and the runtime's other threads run the other handlers. Costs a spawn per request.
+    #[default]
+    Spawned,
+    /// Handlers are polled inside their connection's endpoint task: no spawn, no
+    /// cross-thread wake-up, the fastest for handlers that answer at once or only await
+    /// I/O. A handler that computes for 200 ms stalls the socket's every connection for
+    /// 200 ms.
+    Inline,
+}
+
 /// UDP sockets bound by someone else (a parent process, a service manager) that a server
 /// takes instead of binding its own: one worker each. Clones share them; each server started
 /// with them works on duplicates of the descriptors.
@@ -126,6 +143,8 @@ pub struct ServerConfig {
     pub hooks: Hooks,
     /// HTTP/3 settings (used by `serve`).
     pub h3: Http3Settings,
+    /// Where `serve`'s handlers run. Default: [`Handlers::Spawned`].
+    pub handlers: Handlers,
     /// Endpoint limits and policies (RETRY, backlog, stateless resets).
     pub endpoint: EndpointConfig,
     /// Socket offloads. `reuse_port` is forced on when `workers > 1`.
@@ -171,6 +190,7 @@ impl Default for ServerConfig {
             tls: TlsSettings::default(),
             hooks: Hooks::default(),
             h3: Http3Settings::default(),
+            handlers: Handlers::default(),
             endpoint: EndpointConfig::default(),
             socket: UdpSocketConfig::default(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(256)),

@@ -36,7 +36,9 @@ mod server;
 
 pub use buffers::{SocketBuffers, SEND_QUEUE};
 pub use client::{any_addr, connect_on, get_on, host_port, resolve_on, Client};
-pub use config::{h3_settings, ClientConfig, ConnectionIds, PreboundSockets, ServerConfig};
+pub use config::{
+    h3_settings, ClientConfig, ConnectionIds, Handlers, PreboundSockets, ServerConfig,
+};
 pub use connection::{Connection, ConnectionInfo, H3Connection};
 pub use endpoint::{
     Connect, Control, DrainFn, EndpointStats, EndpointTask, Siblings, WorkerReport,

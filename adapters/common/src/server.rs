@@ -10,12 +10,12 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_channel::{mpsc, oneshot};
 use quicksand_core::driver_workers::Workers;
 use quicksand_core::{Application, Driver, Endpoint, Incoming, Metrics, QuicConfig};
-use quicksand_h3::{Http3Settings, ServerDriver, Service};
+use quicksand_h3::{Http3Settings, ServerDriver, Service, Spawner};
 use quicksand_udp::{SteeringRule, UdpSocket, UdpSocketConfig};
 
 use crate::{
-    forward_queues, Control, DrainFn, EndpointStats, EndpointTask, Error, PreboundSockets, Runtime,
-    ServerConfig, Siblings,
+    forward_queues, Control, DrainFn, EndpointStats, EndpointTask, Error, Handlers,
+    PreboundSockets, Runtime, ServerConfig, Siblings,
 };
 
 /// H3_NO_ERROR: the code connections still open at the shutdown deadline are closed with.
@@ -88,7 +88,14 @@ pub fn serve_on<R: Runtime, S: Service>(
     config: ServerConfig,
     service: S,
 ) -> Result<Server<R>, Error> {
-    let (accept, drain) = h3_accept(service, config.h3.clone(), config.metrics.clone());
+    let spawner = match config.handlers {
+        Handlers::Spawned => {
+            let runtime = runtime.clone();
+            Some(Arc::new(move |handler| runtime.spawn_handler(handler)) as Spawner)
+        }
+        Handlers::Inline => None,
+    };
+    let (accept, drain) = h3_accept(service, config.h3.clone(), config.metrics.clone(), spawner);
     start(runtime, addr, &config, accept, Some(drain))
 }
 
@@ -311,12 +318,13 @@ fn take_prebound(
 }
 
 /// The `accept` and graceful-shutdown hook of an HTTP/3 server answering every request with
-/// `service`, reporting response statuses to `metrics` (what `serve` passes to
-/// `build_workers`).
+/// `service`, reporting response statuses to `metrics`, its handlers spawned with `spawner`
+/// (or polled in the connection without one) — what `serve` passes to `build_workers`.
 pub fn h3_accept<S: Service>(
     service: S,
     settings: Http3Settings,
     metrics: Arc<dyn Metrics>,
+    spawner: Option<Spawner>,
 ) -> (
     impl Fn(&Incoming) -> Option<ServerDriver> + Send + Sync + 'static,
     SharedDrain<ServerDriver>,
@@ -324,8 +332,12 @@ pub fn h3_accept<S: Service>(
     let service = Arc::new(service);
     let accept = move |_: &Incoming| {
         let service = service.clone();
-        let driver = ServerDriver::with_service(settings.clone(), move |req| service.call(req));
-        Some(driver.with_metrics(metrics.clone()))
+        let driver = ServerDriver::with_service(settings.clone(), move |req| service.call(req))
+            .with_metrics(metrics.clone());
+        Some(match &spawner {
+            Some(spawn) => driver.with_spawner(spawn.clone()),
+            None => driver,
+        })
     };
     (accept, Arc::new(|app: &ServerDriver| app.handle().goaway()))
 }

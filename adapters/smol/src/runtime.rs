@@ -59,6 +59,10 @@ impl Runtime for Smol {
         task.0.detach();
     }
 
+    fn spawn_handler(&self, handler: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        self.executor().spawn(handler).detach();
+    }
+
     fn resolve(&self, host: String, port: u16) -> Lookup {
         Box::pin(blocking::unblock(move || {
             std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))

@@ -62,6 +62,10 @@ impl Runtime for Tokio {
         drop(task);
     }
 
+    fn spawn_handler(&self, handler: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        drop(self.handle.spawn(handler));
+    }
+
     fn resolve(&self, host: String, port: u16) -> Lookup {
         Box::pin(async move {
             tokio::net::lookup_host((host.as_str(), port))

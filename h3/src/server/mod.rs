@@ -55,6 +55,20 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// A handler future wrapped to yield its stream id.
 type HandlerTask = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
 
+/// Runs a handler future somewhere else than inside the driver: on the runtime's other
+/// threads (the adapters pass their runtime's `spawn`). See [`ServerDriver::with_spawner`].
+pub type Spawner =
+    Arc<dyn Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) + Send + Sync>;
+
+/// Handlers running as tasks of their own (see [`ServerDriver::with_spawner`]).
+struct Spawned {
+    spawn: Spawner,
+    /// Each spawned handler sends its stream id when it ends.
+    finished_tx: mpsc::UnboundedSender<u64>,
+    finished: mpsc::UnboundedReceiver<u64>,
+    running: usize,
+}
+
 /// The server side of HTTP/3 on one connection: [`ServerDriver::new`] hands out a stream of
 /// requests, [`ServerDriver::with_service`] runs a handler inside the driver.
 ///
@@ -70,6 +84,8 @@ pub struct ServerDriver {
     sink: Sink,
     /// Handler futures (`with_service`), each yielding its stream id when it ends.
     tasks: FuturesUnordered<HandlerTask>,
+    /// Set: handlers are spawned instead of polled in `tasks`.
+    spawned: Option<Spawned>,
     /// How to drop each running handler early: its request was cancelled.
     handlers: HashMap<u64, AbortHandle>,
     handlers_cancelled: u64,
@@ -127,6 +143,7 @@ impl ServerDriver {
             control,
             sink,
             tasks: FuturesUnordered::new(),
+            spawned: None,
             handlers: HashMap::new(),
             handlers_cancelled: 0,
             streams: Streams::default(),
@@ -177,6 +194,28 @@ impl ServerDriver {
         self
     }
 
+    /// Runs each handler (`with_service`) as a task of its own through `spawn` instead of
+    /// polling it inside the driver, so a handler that computes for a long time (or blocks)
+    /// holds up only itself, not the connection's packets nor the other connections of its
+    /// endpoint. The adapters' `serve` does this by default (`ServerConfig::handlers`). The
+    /// response still goes out through the driver; a cancelled request aborts its handler
+    /// at its next await.
+    pub fn with_spawner(mut self, spawn: Spawner) -> Self {
+        let (finished_tx, finished) = mpsc::unbounded();
+        self.spawned = Some(Spawned {
+            spawn,
+            finished_tx,
+            finished,
+            running: 0,
+        });
+        self
+    }
+
+    /// Handler futures not finished yet.
+    fn handlers_running(&self) -> usize {
+        self.tasks.len() + self.spawned.as_ref().map_or(0, |s| s.running)
+    }
+
     /// A handle for graceful shutdown.
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
@@ -200,7 +239,7 @@ impl ServerDriver {
             goaway_sent: self.goaway_id.is_some(),
             priority_updates: self.priority_updates,
             goaway_received: false,
-            handlers_running: self.tasks.len(),
+            handlers_running: self.handlers_running(),
             handlers_cancelled: self.handlers_cancelled,
         }
     }
@@ -272,7 +311,7 @@ impl ServerDriver {
             return self.reject(conn, id, ErrorCode::RequestRejected);
         }
         // Handlers still running count too: a handler may outlive its stream.
-        let in_flight = self.streams.map.len().max(self.tasks.len());
+        let in_flight = self.streams.map.len().max(self.handlers_running());
         if in_flight >= self.settings.max_concurrent_streams {
             return self.reject(conn, id, ErrorCode::RequestRejected);
         }
@@ -352,11 +391,21 @@ impl ServerDriver {
             Sink::Service(handler) => {
                 let (task, abort) = abortable(handler(request, responder));
                 self.handlers.insert(id, abort);
-                self.tasks.push(Box::pin(async move {
-                    // Aborted: dropped unfinished, its request cancelled.
-                    let _ = task.await;
-                    id
-                }));
+                match &mut self.spawned {
+                    Some(spawned) => {
+                        let done = spawned.finished_tx.clone();
+                        spawned.running += 1;
+                        (spawned.spawn)(Box::pin(async move {
+                            // Aborted: dropped unfinished, its request cancelled.
+                            let _ = task.await;
+                            let _ = done.unbounded_send(id);
+                        }));
+                    }
+                    None => self.tasks.push(Box::pin(async move {
+                        let _ = task.await;
+                        id
+                    })),
+                }
             }
         }
     }
@@ -366,6 +415,13 @@ impl ServerDriver {
         while let Poll::Ready(Some(id)) = self.tasks.poll_next_unpin(cx) {
             self.handlers.remove(&id);
             progressed = true;
+        }
+        if let Some(spawned) = &mut self.spawned {
+            while let Poll::Ready(Some(id)) = spawned.finished.poll_next_unpin(cx) {
+                spawned.running = spawned.running.saturating_sub(1);
+                self.handlers.remove(&id);
+                progressed = true;
+            }
         }
         progressed
     }
@@ -381,7 +437,7 @@ impl ServerDriver {
     }
 
     fn run_tasks(&mut self) {
-        if self.tasks.is_empty() {
+        if self.handlers_running() == 0 {
             return;
         }
         let waker = self
@@ -410,7 +466,7 @@ impl ServerDriver {
         if asked {
             self.send_goaway(conn);
         }
-        if self.goaway_id.is_none() || !self.streams.map.is_empty() || !self.tasks.is_empty() {
+        if self.goaway_id.is_none() || !self.streams.map.is_empty() || self.handlers_running() > 0 {
             return;
         }
         let idle_since = *self.idle_since.get_or_insert(now);
@@ -611,7 +667,7 @@ impl Application for ServerDriver {
 
     fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut ready = self.conn.register(cx.waker());
-        if !self.tasks.is_empty() {
+        if self.handlers_running() > 0 {
             self.poll_tasks(cx);
         }
         ready |= self.conn.register(cx.waker());
@@ -632,6 +688,9 @@ impl Application for ServerDriver {
             tx.close_channel();
         }
         self.tasks.clear();
-        self.handlers.clear();
+        // Spawned handlers end at their next await.
+        for (_, abort) in self.handlers.drain() {
+            abort.abort();
+        }
     }
 }

@@ -37,9 +37,12 @@ pub(crate) type Handler = Arc<dyn Fn(Request<RecvBody>, Responder) -> BoxFuture 
 pub(crate) fn erase<S: Service>(service: S) -> Handler {
     let service = Arc::new(service);
     Arc::new(move |request, responder: Responder| {
-        let fut = service.call(request);
+        let service = service.clone();
+        // The call happens inside the future, so that all of the handler's work (an `Fn` may
+        // compute before it returns its future) runs where the future runs: a spawned
+        // handler does not compute inside the connection.
         Box::pin(async move {
-            let response = fut.await;
+            let response = service.call(request).await;
             if let Err(e) = responder.respond(response).await {
                 tracing::debug!(error = %e, "response not delivered");
             }
