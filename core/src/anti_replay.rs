@@ -41,7 +41,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use boring::ssl::{ExtensionType, SslContextBuilder};
+use boring::ssl::{ClientHello, ExtensionType};
 
 /// Decides whether early data from a ClientHello may be used before the handshake completes.
 pub trait AntiReplay: Send + Sync + std::fmt::Debug {
@@ -182,18 +182,16 @@ thread_local! {
     static CLIENT_HELLO_RANDOM: Cell<Option<[u8; 32]>> = const { Cell::new(None) };
 }
 
-/// Installs the ClientHello callback that notes the random of ClientHellos offering early
-/// data. A user hook that sets its own certificate-selection callback replaces it; early data
-/// then always waits for the handshake (safe, never a replay).
-pub(crate) fn note_client_hellos(ctx: &mut SslContextBuilder) {
-    ctx.set_select_certificate_callback(|hello| {
-        if hello.get_extension(ExtensionType::EARLY_DATA).is_some() {
-            if let Ok(random) = <[u8; 32]>::try_from(hello.random()) {
-                CLIENT_HELLO_RANDOM.set(Some(random));
-            }
+/// Notes the random of a ClientHello offering early data (called from the server's ClientHello
+/// callback, see `settings::tls`). A user hook that sets its own certificate-selection callback
+/// replaces that callback; early data then always waits for the handshake (safe, never a
+/// replay).
+pub(crate) fn note_client_hello(hello: &ClientHello<'_>) {
+    if hello.get_extension(ExtensionType::EARLY_DATA).is_some() {
+        if let Ok(random) = <[u8; 32]>::try_from(hello.random()) {
+            CLIENT_HELLO_RANDOM.set(Some(random));
         }
-        Ok(())
-    });
+    }
 }
 
 /// The random noted during the last `recv` on this thread, if any.

@@ -229,7 +229,7 @@ impl ServerConfig {
     /// `keys`.
     pub(crate) fn server_params(&self, keys: &FleetKeys) -> Result<ConnectionParams, Error> {
         let mut tls = self.tls.clone();
-        if tls.certificate.is_none() {
+        if tls.certificate.is_none() && tls.certificates.is_none() {
             let names: Vec<&str> = self.self_signed_names.iter().map(String::as_str).collect();
             tls.certificate = Some(
                 CertificateSource::self_signed(&names, SystemTime::now())

@@ -15,6 +15,7 @@
 //! ```
 
 mod build;
+mod certs;
 mod error;
 mod selfsigned;
 mod tickets;
@@ -22,6 +23,7 @@ mod tls;
 mod transport_params;
 
 pub use build::QuicConfig;
+pub use certs::CertificateStore;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use selfsigned::CertificateKey;
 pub use tickets::TicketKeys;

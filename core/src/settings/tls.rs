@@ -4,10 +4,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use boring::pkey::PKey;
-use boring::ssl::{SslContextBuilder, SslMethod};
+use boring::pkey::{PKey, Private};
+use boring::ssl::{NameType, SslContextBuilder, SslMethod};
 use boring::x509::X509;
 
+use super::certs::CertificateStore;
 use super::tickets::{TicketClock, TicketKeys};
 use super::{ConfigError, ConfigErrorKind};
 
@@ -57,6 +58,10 @@ pub struct TlsSettings {
     pub verify_peer: bool,
     /// Trusted roots as a PEM file; `None` uses the system's default paths.
     pub ca_file: Option<PathBuf>,
+    /// Certificates chosen by the name the client asks for (SNI), replaceable while the
+    /// server runs (servers only). With a store, `certificate` may be left out; if set it is
+    /// the fallback for names the store does not cover.
+    pub certificates: Option<CertificateStore>,
     /// Session-ticket keys of a server, rotating on a schedule shared by every host with the
     /// same master, so they resume each other's sessions; `None` lets BoringSSL pick and
     /// rotate random keys per config (no resumption across configs).
@@ -70,6 +75,7 @@ impl Default for TlsSettings {
             verify_peer: true,
             ca_file: None,
             ticket_keys: None,
+            certificates: None,
         }
     }
 }
@@ -123,7 +129,9 @@ fn invalid_pem<'a>(
     }
 }
 
-fn tls_err(field: &'static str) -> impl FnOnce(boring::error::ErrorStack) -> ConfigError {
+pub(super) fn tls_err(
+    field: &'static str,
+) -> impl FnOnce(boring::error::ErrorStack) -> ConfigError {
     move |e| ConfigError::new(field, ConfigErrorKind::Tls(e))
 }
 
@@ -135,8 +143,9 @@ pub(super) fn build_context(
     early_data: bool,
 ) -> Result<(SslContextBuilder, Option<TicketClock>), ConfigError> {
     let mut ctx = SslContextBuilder::new(SslMethod::tls()).map_err(tls_err("tls"))?;
-    if is_server && early_data {
-        crate::anti_replay::note_client_hellos(&mut ctx);
+    let store = tls.certificates.clone().filter(|_| is_server);
+    if is_server && (early_data || store.is_some()) {
+        on_client_hello(&mut ctx, early_data, store);
     }
     let tickets = match &tls.ticket_keys {
         Some(keys) if is_server => Some(TicketClock::install(keys, &mut ctx)),
@@ -145,7 +154,7 @@ pub(super) fn build_context(
 
     match &tls.certificate {
         Some(source) => load_certificate(&mut ctx, source)?,
-        None if is_server => {
+        None if is_server && tls.certificates.is_none() => {
             return Err(ConfigError::new(
                 "tls.certificate",
                 ConfigErrorKind::MissingCertificate,
@@ -180,27 +189,66 @@ pub(super) fn build_context(
     Ok((ctx, tickets))
 }
 
-fn load_certificate(
+/// Installs the server's ClientHello callback: it notes the random for 0-RTT anti-replay and
+/// offers the certificate the store holds for the name asked for.
+fn on_client_hello(
     ctx: &mut SslContextBuilder,
+    note_random: bool,
+    store: Option<CertificateStore>,
+) {
+    ctx.set_select_certificate_callback(move |mut hello| {
+        if note_random {
+            crate::anti_replay::note_client_hello(&hello);
+        }
+        if let Some(store) = &store {
+            let name = hello.servername(NameType::HOST_NAME).map(str::to_owned);
+            store.select(hello.ssl_mut(), name.as_deref());
+        }
+        Ok(())
+    });
+}
+
+/// The chain (leaf first) and key of `source`, read and checked: the key must be the leaf's.
+pub(super) fn load_pem(
+    field: &'static str,
     source: &CertificateSource,
-) -> Result<(), ConfigError> {
+) -> Result<(Vec<X509>, PKey<Private>), ConfigError> {
     let (chain_pem, key_pem, chain_path, key_path) = match source {
         CertificateSource::PemFiles { chain, key } => (
-            read("tls.certificate", chain)?,
-            read("tls.certificate.key", key)?,
+            read(field, chain)?,
+            read(field, key)?,
             Some(chain.as_path()),
             Some(key.as_path()),
         ),
         CertificateSource::Pem { chain, key } => (chain.clone(), key.clone(), None, None),
     };
-    let mut chain = X509::stack_from_pem(&chain_pem)
-        .map_err(invalid_pem("tls.certificate", chain_path))?
-        .into_iter();
+    let chain = X509::stack_from_pem(&chain_pem).map_err(invalid_pem(field, chain_path))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| ConfigError::new(field, ConfigErrorKind::Empty))?;
+    let key = PKey::private_key_from_pem(&key_pem).map_err(invalid_pem(field, key_path))?;
+    let matches = leaf
+        .public_key()
+        .map(|public| public.public_eq(&key))
+        .unwrap_or(false);
+    if !matches {
+        return Err(ConfigError::new(
+            field,
+            ConfigErrorKind::KeyMismatch(boring::error::ErrorStack::get()),
+        ));
+    }
+    Ok((chain, key))
+}
+
+fn load_certificate(
+    ctx: &mut SslContextBuilder,
+    source: &CertificateSource,
+) -> Result<(), ConfigError> {
+    let (chain, key) = load_pem("tls.certificate", source)?;
+    let mut chain = chain.into_iter();
     let leaf = chain
         .next()
         .ok_or_else(|| ConfigError::new("tls.certificate", ConfigErrorKind::Empty))?;
-    let key = PKey::private_key_from_pem(&key_pem)
-        .map_err(invalid_pem("tls.certificate.key", key_path))?;
     ctx.set_certificate(&leaf)
         .map_err(tls_err("tls.certificate"))?;
     for intermediate in chain {

@@ -1,0 +1,137 @@
+//! Certificates by server name, replaced while the server runs (`TlsSettings::certificates`),
+//! over loopback with the tokio adapter: each name gets its chain, unknown names the default,
+//! and a replacement in the middle of a stream of connections is seen by every handshake after
+//! it, while a connection made before it keeps working.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use futures::channel::oneshot;
+use http::Response;
+use quicksand_core::boring::x509::X509;
+use quicksand_core::{CertificateSource, CertificateStore, Command};
+use quicksand_h3::{Body, RecvBody};
+use quicksand_tokio::{ClientConfig, H3Connection, ServerConfig};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn hello(_: http::Request<RecvBody>) -> Response<Body> {
+    Response::new(Body::from("hello"))
+}
+
+fn certificate(name: &str) -> (CertificateSource, Vec<u8>) {
+    let source = CertificateSource::self_signed(&[name], SystemTime::now()).unwrap();
+    let CertificateSource::Pem { chain, .. } = &source else {
+        unreachable!("self_signed gives PEM in memory")
+    };
+    let der = X509::stack_from_pem(chain).unwrap()[0].to_der().unwrap();
+    (source, der)
+}
+
+/// The DER of the leaf certificate the server showed on `conn`.
+async fn shown(conn: &H3Connection) -> Vec<u8> {
+    let (tx, rx) = oneshot::channel();
+    conn.connection
+        .commands()
+        .send(Command::Run(Box::new(move |q| {
+            let _ = tx.send(q.peer_cert().map(<[u8]>::to_vec));
+        })))
+        .unwrap();
+    rx.await.unwrap().expect("the server showed a certificate")
+}
+
+async fn connect(addr: std::net::SocketAddr, name: &str) -> H3Connection {
+    let (client, conn) = quicksand_tokio::connect(addr, name, ClientConfig::default().insecure())
+        .await
+        .unwrap();
+    // The client endpoint lives as long as its connections.
+    std::mem::forget(client);
+    conn
+}
+
+#[test]
+fn each_name_gets_its_chain_and_a_replacement_reaches_new_handshakes_only() {
+    common::run_tokio(LIMIT, async {
+        let (a1, a1_der) = certificate("a.test");
+        let (a2, a2_der) = certificate("a.test");
+        let (b, b_der) = certificate("b.test");
+        let (wild, wild_der) = certificate("*.c.test");
+        let (fallback, fallback_der) = certificate("fallback.test");
+        let store = CertificateStore::new();
+        store.insert("a.test", &a1).unwrap();
+        store.insert("b.test", &b).unwrap();
+        store.insert("*.c.test", &wild).unwrap();
+        store.set_default(&fallback).unwrap();
+        let mut config = ServerConfig {
+            workers: 1,
+            ..ServerConfig::default()
+        };
+        config.tls.certificates = Some(store.clone());
+        let server = quicksand_tokio::serve("127.0.0.1:0".parse().unwrap(), config, hello).unwrap();
+        let addr = server.local_addr();
+
+        assert_eq!(shown(&connect(addr, "b.test").await).await, b_der, "b.test");
+        assert_eq!(
+            shown(&connect(addr, "x.c.test").await).await,
+            wild_der,
+            "a wildcard"
+        );
+        assert_eq!(
+            shown(&connect(addr, "other.test").await).await,
+            fallback_der,
+            "an unknown name gets the default"
+        );
+
+        // A stream of handshakes to a.test with the chain replaced after the fifth; the first
+        // connection stays open across the swap.
+        let kept = connect(addr, "a.test").await;
+        let mut seen = vec![shown(&kept).await];
+        for i in 1..10 {
+            if i == 5 {
+                store.insert("a.test", &a2).unwrap();
+            }
+            let conn = connect(addr, "a.test").await;
+            seen.push(shown(&conn).await);
+            let resp = conn.get("https://a.test/").await.unwrap();
+            assert_eq!(resp.body().as_ref(), b"hello");
+        }
+        let want: Vec<&Vec<u8>> = (0..10)
+            .map(|i| if i < 5 { &a1_der } else { &a2_der })
+            .collect();
+        let got: Vec<&Vec<u8>> = seen.iter().collect();
+        assert!(
+            got == want,
+            "handshakes before the swap show the old chain, after it the new"
+        );
+        let resp = kept.get("https://a.test/").await.unwrap();
+        assert_eq!(
+            resp.body().as_ref(),
+            b"hello",
+            "the connection made before the swap works"
+        );
+
+        // A certificate whose key does not match is refused and changes nothing.
+        let (other, _) = certificate("a.test");
+        let (CertificateSource::Pem { chain, .. }, CertificateSource::Pem { key, .. }) =
+            (&other, &a1)
+        else {
+            unreachable!()
+        };
+        let mismatched = CertificateSource::Pem {
+            chain: chain.clone(),
+            key: key.clone(),
+        };
+        let e = store.insert("a.test", &mismatched).unwrap_err();
+        assert_eq!(e.field, "certificates");
+        assert_eq!(shown(&connect(addr, "a.test").await).await, a2_der);
+
+        assert!(store.remove("b.test"));
+        assert_eq!(
+            shown(&connect(addr, "b.test").await).await,
+            fallback_der,
+            "a removed name falls back to the default"
+        );
+        server.shutdown(Duration::from_secs(1)).await;
+    });
+}
