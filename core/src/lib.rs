@@ -64,9 +64,9 @@ pub use endpoint::{
 pub use log::capture_quiche_logs;
 pub use metrics::{Metrics, NoopMetrics};
 pub use settings::{
-    CertificateKey, CertificateSource, CertificateStore, ConfigError, ConfigErrorKind,
-    ConnectionParams, Hooks, QuicConfig, QuicSettings, ServerTransportParams, TicketKeys,
-    TlsSettings, QUICHE_TRANSPORT_PARAMS_CAPACITY,
+    CertificateKey, CertificateRequest, CertificateResolver, CertificateSource, CertificateStore,
+    ConfigError, ConfigErrorKind, ConnectionParams, Hooks, QuicConfig, QuicSettings,
+    ServerTransportParams, TicketKeys, TlsSettings, QUICHE_TRANSPORT_PARAMS_CAPACITY,
 };
 pub use stream_buf::{QuicheConnection, StreamBuf, StreamBufs};
 

@@ -1,16 +1,18 @@
 //! Certificates by server name, replaced while the server runs (`TlsSettings::certificates`),
 //! over loopback with the tokio adapter: each name gets its chain, unknown names the default,
 //! and a replacement in the middle of a stream of connections is seen by every handshake after
-//! it, while a connection made before it keeps working.
+//! it, while a connection made before it keeps working; a resolver fetches a certificate while
+//! the handshake waits.
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures::channel::oneshot;
 use http::Response;
 use quicksand_core::boring::x509::X509;
-use quicksand_core::{CertificateSource, CertificateStore, Command};
+use quicksand_core::{CertificateRequest, CertificateSource, CertificateStore, Command};
 use quicksand_h3::{Body, RecvBody};
 use quicksand_tokio::{ClientConfig, H3Connection, ServerConfig};
 
@@ -132,6 +134,68 @@ fn each_name_gets_its_chain_and_a_replacement_reaches_new_handshakes_only() {
             fallback_der,
             "a removed name falls back to the default"
         );
+        server.shutdown(Duration::from_secs(1)).await;
+    });
+}
+
+#[test]
+fn a_resolver_fetches_a_certificate_during_the_handshake() {
+    common::run_tokio(LIMIT, async {
+        let (fallback, fallback_der) = certificate("fallback.test");
+        let (late, late_der) = certificate("late.test");
+        let (own, own_der) = certificate("own.test");
+        let store = CertificateStore::new();
+        store.set_default(&fallback).unwrap();
+        let asked = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+        let (cache, log) = (store.clone(), asked.clone());
+        store.set_resolver(Arc::new(move |request: CertificateRequest| {
+            let name = request.server_name().map(str::to_owned);
+            log.lock().unwrap().push(name.clone());
+            let (cache, late, own) = (cache.clone(), late.clone(), own.clone());
+            // Answered later, from another thread, as a fetch would be.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                match name.as_deref() {
+                    // Cached in the store: later handshakes of the name need no resolver.
+                    Some("late.test") => {
+                        cache.insert("late.test", &late).unwrap();
+                        request.complete(None).unwrap();
+                    }
+                    // For this handshake only.
+                    Some("own.test") => request.complete(Some(&own)).unwrap(),
+                    // Dropped unanswered: the default.
+                    _ => drop(request),
+                }
+            });
+        }));
+        let mut config = ServerConfig {
+            workers: 1,
+            ..ServerConfig::default()
+        };
+        config.tls.certificates = Some(store.clone());
+        let server = quicksand_tokio::serve("127.0.0.1:0".parse().unwrap(), config, hello).unwrap();
+        let addr = server.local_addr();
+
+        let conn = connect(addr, "late.test").await;
+        assert_eq!(shown(&conn).await, late_der, "the fetched chain");
+        let resp = conn.get("https://late.test/").await.unwrap();
+        assert_eq!(resp.body().as_ref(), b"hello");
+        assert_eq!(shown(&connect(addr, "late.test").await).await, late_der);
+        assert_eq!(shown(&connect(addr, "own.test").await).await, own_der);
+        assert_eq!(shown(&connect(addr, "own.test").await).await, own_der);
+        assert_eq!(
+            shown(&connect(addr, "nobody.test").await).await,
+            fallback_der,
+            "an unanswered request falls back to the default"
+        );
+        let asked = asked.lock().unwrap().clone();
+        let count = |n: &str| asked.iter().filter(|a| a.as_deref() == Some(n)).count();
+        assert_eq!(
+            count("late.test"),
+            1,
+            "cached after the first fetch: {asked:?}"
+        );
+        assert_eq!(count("own.test"), 2, "answered per handshake: {asked:?}");
         server.shutdown(Duration::from_secs(1)).await;
     });
 }

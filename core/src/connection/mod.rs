@@ -307,7 +307,16 @@ impl<A: Application> Connection<A> {
             if may_see_client_hello {
                 let _ = crate::anti_replay::take_client_hello_random();
             }
-            match self.conn.recv(&mut segment.payload, info) {
+            let received = if may_see_client_hello {
+                // A certificate resolver may suspend the handshake inside `recv`.
+                let conn = &mut self.conn;
+                crate::settings::with_handshaking(&self.command_sender, || {
+                    conn.recv(&mut segment.payload, info)
+                })
+            } else {
+                self.conn.recv(&mut segment.payload, info)
+            };
+            match received {
                 Ok(_) | Err(quiche::Error::Done) => {}
                 // quiche has closed the connection with a transport error; the close reason
                 // will say which.

@@ -21,6 +21,13 @@ impl<A: Application> Connection<A> {
         self.run_application(now);
         let transmit = match self.held.take() {
             Some(t) => Some(t),
+            // quiche's `send` resumes a handshake a certificate resolver suspended.
+            None if self.conn.is_server() && !self.conn.is_established() => {
+                let resume = self.command_sender.clone();
+                crate::settings::with_handshaking(&resume, || {
+                    self.build_transmit(now, max_segments)
+                })
+            }
             None => self.build_transmit(now, max_segments),
         };
         let transmit = match transmit {

@@ -9,18 +9,29 @@
 //! and [`remove`](CertificateStore::remove) take effect for the next handshake, and connections
 //! already established keep the chain they were shown. Lookups take no lock (the table is
 //! swapped whole on a change).
+//!
+//! A [`CertificateResolver`] picks or fetches a certificate during the handshake, for names
+//! the store does not hold: the handshake waits (BoringSSL suspends it) until the resolver
+//! completes the [`CertificateRequest`] — at once, or later from any thread or task (an
+//! ACME client, a secrets service) — and then resumes. The connection's handshake timeout
+//! bounds the wait; a request dropped unanswered falls back to the default.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
 use arc_swap::ArcSwap;
+use boring::ex_data::Index;
 use boring::pkey::{PKey, Private};
-use boring::ssl::SslRef;
+use boring::ssl::{SelectCertError, Ssl, SslRef};
 use foreign_types::ForeignTypeRef;
 
 use super::tls::{load_pem, tls_err};
 use super::{CertificateSource, ConfigError};
+use crate::command::{Command, CommandSender};
 
 /// A certificate chain and its key, ready to hand to a handshake.
 struct Credential(*mut boring_sys::SSL_CREDENTIAL);
@@ -93,18 +104,21 @@ struct Table {
     /// `*.example.com` stored as `example.com`.
     wildcard: HashMap<String, Arc<Credential>>,
     default: Option<Arc<Credential>>,
+    resolver: Option<Arc<dyn CertificateResolver>>,
 }
 
 impl Table {
+    /// The chain for `name` itself (exact or wildcard), not the default.
+    fn named(&self, name: Option<&str>) -> Option<&Arc<Credential>> {
+        let name = name?.trim_end_matches('.').to_ascii_lowercase();
+        self.exact.get(&name).or_else(|| {
+            let (_, parent) = name.split_once('.')?;
+            self.wildcard.get(parent)
+        })
+    }
+
     fn lookup(&self, name: Option<&str>) -> Option<&Arc<Credential>> {
-        let found = name.and_then(|name| {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            self.exact.get(&name).or_else(|| {
-                let (_, parent) = name.split_once('.')?;
-                self.wildcard.get(parent)
-            })
-        });
-        found.or(self.default.as_ref())
+        self.named(name).or(self.default.as_ref())
     }
 
     fn clone_table(&self) -> Table {
@@ -112,8 +126,115 @@ impl Table {
             exact: self.exact.clone(),
             wildcard: self.wildcard.clone(),
             default: self.default.clone(),
+            resolver: self.resolver.clone(),
         }
     }
+}
+
+/// Picks or fetches a certificate during a handshake; see the module docs.
+///
+/// Implemented for every `Fn(CertificateRequest) + Send + Sync`. Complete the request from
+/// wherever the answer comes (another thread, a task of any runtime):
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::SystemTime;
+/// use quicksand_core::{CertificateRequest, CertificateSource, CertificateStore};
+/// let store = CertificateStore::new();
+/// let cache = store.clone();
+/// store.set_resolver(Arc::new(move |request: CertificateRequest| {
+///     let cache = cache.clone();
+///     std::thread::spawn(move || {
+///         // Fetch, issue or look up the chain for the name, then cache and answer.
+///         let name = request.server_name().unwrap_or("localhost").to_string();
+///         let chain = CertificateSource::self_signed(&[&name], SystemTime::now()).unwrap();
+///         let _ = cache.insert(&name, &chain);
+///         let _ = request.complete(None); // use what the store now holds
+///     });
+/// }));
+/// ```
+pub trait CertificateResolver: Send + Sync + 'static {
+    /// A client asked for a name the store holds no certificate for. Answer with
+    /// [`CertificateRequest::complete`], now or later.
+    fn resolve(&self, request: CertificateRequest);
+}
+
+impl<F: Fn(CertificateRequest) + Send + Sync + 'static> CertificateResolver for F {
+    fn resolve(&self, request: CertificateRequest) {
+        self(request)
+    }
+}
+
+/// The answer a suspended handshake waits for.
+#[derive(Default)]
+struct Pending {
+    /// `Some(chain)`: use it; `None`: look the name up again (then the default).
+    outcome: OnceLock<Option<Arc<Credential>>>,
+}
+
+/// A handshake waiting for a certificate; complete it (or drop it: the handshake then gets the
+/// default, if there is one).
+pub struct CertificateRequest {
+    name: Option<String>,
+    pending: Arc<Pending>,
+    resume: CommandSender,
+}
+
+impl fmt::Debug for CertificateRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateRequest")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateRequest {
+    /// The name the client asked for (SNI), if it sent one.
+    pub fn server_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Resumes the handshake with `source` for this connection, or with `None` with what the
+    /// store holds now (insert into the store first to serve later handshakes of the name
+    /// too), falling back to the default. A chain that cannot be used is an error; the
+    /// request is then answered with `None`.
+    pub fn complete(self, source: Option<&CertificateSource>) -> Result<(), ConfigError> {
+        let chain = match source.map(|s| Credential::build("certificates.resolver", s)) {
+            Some(Ok(cred)) => Some(Arc::new(cred)),
+            Some(Err(e)) => return Err(e),
+            None => None,
+        };
+        let _ = self.pending.outcome.set(chain);
+        Ok(())
+    }
+}
+
+impl Drop for CertificateRequest {
+    fn drop(&mut self) {
+        // Unanswered: fall back. Then wake the connection, which drives the handshake again.
+        let _ = self.pending.outcome.set(None);
+        let _ = self.resume.send(Command::Run(Box::new(|_| {})));
+    }
+}
+
+thread_local! {
+    /// The command sender of the server connection whose handshake runs on this thread, set
+    /// by the connection around quiche's `recv` and `send`, so that a suspended handshake can
+    /// be resumed (BoringSSL's callbacks run synchronously inside them).
+    static HANDSHAKING: RefCell<Option<CommandSender>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `resume` as the connection a ClientHello callback may suspend.
+pub(crate) fn with_handshaking<T>(resume: &CommandSender, f: impl FnOnce() -> T) -> T {
+    HANDSHAKING.with_borrow_mut(|h| *h = Some(resume.clone()));
+    let out = f();
+    HANDSHAKING.with_borrow_mut(|h| *h = None);
+    out
+}
+
+fn pending_index() -> Index<Ssl, Arc<Pending>> {
+    static INDEX: OnceLock<Index<Ssl, Arc<Pending>>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("an SSL ex_data index"))
 }
 
 /// Certificates by server name, replaceable at run time; see the module docs.
@@ -197,6 +318,12 @@ impl CertificateStore {
         Ok(())
     }
 
+    /// Asks `resolver` for names the store holds no chain for (before the default); see
+    /// [`CertificateResolver`].
+    pub fn set_resolver(&self, resolver: Arc<dyn CertificateResolver>) {
+        self.update(|t| t.resolver = Some(resolver.clone()));
+    }
+
     /// True if a client asking for `name` gets a certificate from the store (the default
     /// included).
     pub fn contains(&self, name: &str) -> bool {
@@ -211,11 +338,41 @@ impl CertificateStore {
         });
     }
 
-    /// Offers the certificate for the ClientHello's name to the handshake; the context's own
-    /// certificate, if any, stays the fallback.
-    pub(crate) fn select(&self, ssl: &mut SslRef, name: Option<&str>) {
+    /// Offers the certificate for the ClientHello's name to the handshake (the context's own
+    /// certificate, if any, stays the fallback), or suspends the handshake while the resolver
+    /// works (`Err(RETRY)`; BoringSSL calls again when the connection drives it next).
+    pub(crate) fn select(
+        &self,
+        ssl: &mut SslRef,
+        name: Option<&str>,
+    ) -> Result<(), SelectCertError> {
         let table = self.table.load();
-        if let Some(cred) = table.lookup(name) {
+        let pending = match ssl.ex_data(pending_index()) {
+            Some(pending) => Some(pending.clone()),
+            None => match (&table.resolver, table.named(name)) {
+                (Some(resolver), None) => match HANDSHAKING.with_borrow(Clone::clone) {
+                    Some(resume) => {
+                        let pending = Arc::new(Pending::default());
+                        ssl.set_ex_data(pending_index(), pending.clone());
+                        resolver.resolve(CertificateRequest {
+                            name: name.map(str::to_owned),
+                            pending: pending.clone(),
+                            resume,
+                        });
+                        Some(pending)
+                    }
+                    // Not inside a connection's recv or send: nothing could resume it.
+                    None => None,
+                },
+                _ => None,
+            },
+        };
+        let chosen = match pending.as_ref().map(|p| p.outcome.get()) {
+            Some(None) => return Err(SelectCertError::RETRY),
+            Some(Some(Some(chain))) => Some(chain.clone()),
+            Some(Some(None)) | None => self.table.load().lookup(name).cloned(),
+        };
+        if let Some(cred) = chosen {
             // SAFETY: `ssl` is the handshake's SSL, in its ClientHello callback, where adding
             // credentials is allowed; BoringSSL takes its own reference.
             let added = unsafe { boring_sys::SSL_add1_credential(ssl.as_ptr(), cred.0) };
@@ -223,5 +380,6 @@ impl CertificateStore {
                 tracing::warn!(?name, "could not offer the certificate for this name");
             }
         }
+        Ok(())
     }
 }

@@ -23,7 +23,8 @@ mod tls;
 mod transport_params;
 
 pub use build::QuicConfig;
-pub use certs::CertificateStore;
+pub(crate) use certs::with_handshaking;
+pub use certs::{CertificateRequest, CertificateResolver, CertificateStore};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use selfsigned::CertificateKey;
 pub use tickets::TicketKeys;

@@ -200,11 +200,13 @@ fn on_client_hello(
         if note_random {
             crate::anti_replay::note_client_hello(&hello);
         }
-        if let Some(store) = &store {
-            let name = hello.servername(NameType::HOST_NAME).map(str::to_owned);
-            store.select(hello.ssl_mut(), name.as_deref());
+        match &store {
+            Some(store) => {
+                let name = hello.servername(NameType::HOST_NAME).map(str::to_owned);
+                store.select(hello.ssl_mut(), name.as_deref())
+            }
+            None => Ok(()),
         }
-        Ok(())
     });
 }
 
