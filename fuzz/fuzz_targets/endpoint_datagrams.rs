@@ -1,10 +1,9 @@
-//! Fuzz target `endpoint_datagrams`: see `quicksand_tests::fuzzing::endpoint_datagrams`.
+//! Fuzz target `endpoint_datagrams`: see `quicksand_fuzz::endpoint`.
 #![no_main]
 
-// The simulator needs virtual time and seeded entropy in this binary.
-quicksand_tests::virtual_clock!();
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    // A fresh thread per input: fresh seeded entropy, so inputs replay exactly.
-    quicksand_tests::entropy::run_isolated(|| quicksand_tests::fuzzing::endpoint_datagrams(data));
-});
+quicksand_fuzz::setup!();
+quicksand_fuzz::persistent_target!(
+    "endpoint_datagrams",
+    quicksand_fuzz::endpoint::Endpoint,
+    quicksand_fuzz::endpoint::MAX_INPUTS
+);

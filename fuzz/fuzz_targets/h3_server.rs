@@ -1,4 +1,9 @@
-//! Fuzz target `h3_server`: see `quicksand_tests::fuzzing::h3_server`.
+//! Fuzz target `h3_server`: see `quicksand_fuzz::h3_server`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| quicksand_tests::fuzzing::h3_server(data));
+quicksand_fuzz::setup!();
+quicksand_fuzz::persistent_target!(
+    "h3_server",
+    quicksand_fuzz::h3_server::H3Server,
+    quicksand_fuzz::h3_server::MAX_INPUTS
+);

@@ -1,10 +1,9 @@
-//! Fuzz target `sim_scenario`: see `quicksand_tests::fuzzing::sim_scenario`.
+//! Fuzz target `sim_scenario`: see `quicksand_fuzz::scenario`.
 #![no_main]
 
-// The simulator needs virtual time and seeded entropy in this binary.
-quicksand_tests::virtual_clock!();
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    // A fresh thread per input: fresh seeded entropy, so inputs replay exactly.
-    quicksand_tests::entropy::run_isolated(|| quicksand_tests::fuzzing::sim_scenario(data));
-});
+quicksand_fuzz::setup!();
+quicksand_fuzz::persistent_target!(
+    "sim_scenario",
+    quicksand_fuzz::scenario::Scenario,
+    quicksand_fuzz::scenario::MAX_INPUTS
+);

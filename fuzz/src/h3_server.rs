@@ -1,0 +1,254 @@
+//! `h3_server`: a raw QUIC peer's actions — arbitrary request-stream bytes (so arbitrary
+//! HTTP/3 frames), unidirectional streams of any type, resets, STOP_SENDING, datagrams, and
+//! well-formed requests — against the HTTP/3 server driver. The server must not panic.
+//!
+//! Persistent ([`crate::persistent`]): one handshaken pair per process; each input opens new
+//! streams on it (its stream selectors pick among the streams it opened itself) and the pair
+//! runs until nothing is left to deliver. The pair is rebuilt when an input closed the
+//! connection, when the stream credit ran out, or after `MAX_INPUTS` inputs.
+//!
+//! The input is `Vec<Action>` decoded by `arbitrary`, the format the corpus was written in.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use arbitrary::{Arbitrary, Unstructured};
+use quicksand_core::{quiche, Application, ApplicationError, QuicConfig, QuicheConnection};
+use quicksand_h3::{Body, Http3Settings, ServerDriver};
+use quicksand_tests::clock::VirtualTime;
+use quicksand_tests::pair::Pair;
+
+use crate::persistent::Live;
+use crate::wire::headers_frame;
+
+/// Actions played per input at most.
+const MAX_ACTIONS: usize = 16;
+/// Inputs one pair sees at most.
+pub const MAX_INPUTS: usize = 500;
+/// Pair steps per input at most (each delivers everything in flight).
+const MAX_STEPS: usize = 200;
+
+#[derive(Arbitrary, Debug, Clone)]
+enum Action {
+    Bidi {
+        bytes: Vec<u8>,
+        fin: bool,
+    },
+    Uni {
+        kind: u8,
+        bytes: Vec<u8>,
+    },
+    Reset {
+        stream: u8,
+        code: u16,
+    },
+    StopSending {
+        stream: u8,
+        code: u16,
+    },
+    Datagram(Vec<u8>),
+    /// A well-formed request, so the server also has real work in flight.
+    Request {
+        path: u16,
+    },
+}
+
+/// The client application: reads and discards everything; the harness acts on the connection
+/// directly between steps.
+struct Sink;
+
+impl Application for Sink {
+    fn process_reads(
+        &mut self,
+        conn: &mut QuicheConnection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        let mut buf = [0u8; 4096];
+        let readable: Vec<u64> = conn.readable().collect();
+        for s in readable {
+            while conn.stream_recv(s, &mut buf).is_ok() {}
+        }
+        while conn.dgram_recv(&mut buf).is_ok() {}
+        Ok(())
+    }
+
+    fn process_writes(
+        &mut self,
+        _: &mut QuicheConnection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        Ok(())
+    }
+}
+
+/// The response body's length for request path `/{path}`: below one packet mostly (packets
+/// are what an input costs), up to 10 kB from path 60,000 on, so bodies that take several
+/// packets and flow-control updates still occur.
+fn body_len(path: usize) -> usize {
+    if path >= 60_000 {
+        (path - 60_000) * 2 % 10_000
+    } else {
+        path % 1_000
+    }
+}
+
+fn server() -> ServerDriver {
+    ServerDriver::with_service(
+        Http3Settings::default(),
+        |req: http::Request<quicksand_h3::RecvBody>| async move {
+            let path: usize = req
+                .uri()
+                .path()
+                .trim_start_matches('/')
+                .parse()
+                .unwrap_or(0);
+            http::Response::new(Body::from(vec![7u8; body_len(path)]))
+        },
+    )
+}
+
+thread_local! {
+    /// The client and server configs between pairs: building them is a third of a pair's
+    /// cost.
+    static CONFIGS: Cell<Option<(QuicConfig, QuicConfig)>> = const { Cell::new(None) };
+}
+
+/// The handshaken pair inputs act on.
+pub struct H3Server {
+    pair: Pair<Sink, ServerDriver>,
+    client_config: QuicConfig,
+    /// Streams opened so far: the next bidirectional / unidirectional stream index.
+    bidi: u64,
+    uni: u64,
+    /// The last unidirectional stream opened with each type (control, push, QPACK encoder,
+    /// QPACK decoder).
+    uni_of_type: [Option<u64>; 4],
+    // Dropped last: the pair's connections read the clock until they go.
+    clock: VirtualTime,
+}
+
+impl Live for H3Server {
+    fn build(_: &[u8]) -> Self {
+        let clock = VirtualTime::enter();
+        let mut settings = quicksand_tests::h3::quic_settings();
+        settings.enable_dgram = true;
+        let (mut client_config, server_config) = CONFIGS
+            .take()
+            .unwrap_or_else(|| quicksand_tests::h3::configs(settings.clone(), settings));
+        let mut pair = Pair::new(
+            &mut client_config,
+            server_config,
+            Sink,
+            server(),
+            Duration::ZERO,
+        )
+        .expect("client connection");
+        let up = pair
+            .run_until(&clock, Duration::from_secs(1), |p| {
+                p.client.stage() == quicksand_core::Stage::Running
+                    && p.server
+                        .as_ref()
+                        .is_some_and(|s| s.stage() == quicksand_core::Stage::Running)
+            })
+            .expect("server connection");
+        assert!(up, "the handshake did not complete");
+        H3Server {
+            pair,
+            client_config,
+            bidi: 0,
+            uni: 0,
+            uni_of_type: [None; 4],
+            clock,
+        }
+    }
+
+    fn play(&mut self, data: &[u8]) -> bool {
+        let Ok(actions) = Vec::<Action>::arbitrary(&mut Unstructured::new(data)) else {
+            return true;
+        };
+        let (first_bidi, mut opened) = (self.bidi, 0u64);
+        let pick = |stream: u8, opened: u64| (first_bidi + stream as u64 % (opened + 1)) * 4;
+        for action in actions.iter().take(MAX_ACTIONS) {
+            let conn = self.pair.client.quiche_mut();
+            match action {
+                Action::Bidi { bytes, fin } => {
+                    let _ = conn.stream_send((first_bidi + opened) * 4, bytes, *fin);
+                    opened += 1;
+                }
+                Action::Uni { kind, bytes } => {
+                    let ty = usize::from(kind % 4);
+                    match self.uni_of_type[ty] {
+                        // More bytes on the stream of that type: a second control or QPACK
+                        // stream closes the connection, so only `kind >= 0xf0` opens one.
+                        Some(id) if *kind < 0xf0 => {
+                            let _ = conn.stream_send(id, bytes, false);
+                        }
+                        _ => {
+                            let id = 2 + self.uni * 4;
+                            let mut data = vec![ty as u8];
+                            data.extend(bytes);
+                            let _ = conn.stream_send(id, &data, false);
+                            self.uni += 1;
+                            self.uni_of_type[ty] = Some(id);
+                        }
+                    }
+                }
+                Action::Reset { stream, code } => {
+                    let id = pick(*stream, opened);
+                    let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, *code as u64);
+                }
+                Action::StopSending { stream, code } => {
+                    let id = pick(*stream, opened);
+                    let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, *code as u64);
+                }
+                Action::Datagram(bytes) => {
+                    let _ = conn.dgram_send(bytes);
+                }
+                Action::Request { path } => {
+                    let path = format!("/{path}");
+                    let frame = headers_frame(&[
+                        (":method", "GET"),
+                        (":scheme", "https"),
+                        (":authority", "localhost"),
+                        (":path", &path),
+                    ]);
+                    let _ = conn.stream_send((first_bidi + opened) * 4, &frame, true);
+                    opened += 1;
+                }
+            }
+        }
+        self.bidi += opened;
+        // Everything in flight is delivered at once (no delay); time moves a millisecond per
+        // input, so acknowledgement and loss timers fire now and then, as they would.
+        for _ in 0..MAX_STEPS {
+            if self.pair.step().is_err() || self.closed() {
+                return false;
+            }
+            let now = Instant::now();
+            if !self.pair.next_wakeup().is_some_and(|t| t <= now) {
+                break;
+            }
+        }
+        self.clock.advance(Duration::from_millis(1));
+        let conn = self.pair.client.quiche();
+        !self.closed() && conn.peer_streams_left_bidi() > 0 && conn.peer_streams_left_uni() > 0
+    }
+
+    fn finish(self, _replay: bool) {
+        // Nothing is owed at the end: the server must only not panic. The configs serve the
+        // next pair (a state lost to a panic takes them along; they are built anew).
+        CONFIGS.set(Some((self.client_config, self.pair.into_server_config())));
+    }
+}
+
+impl H3Server {
+    fn closed(&self) -> bool {
+        self.pair.client.is_closed()
+            || self.pair.client.stage() != quicksand_core::Stage::Running
+            || self
+                .pair
+                .server
+                .as_ref()
+                .is_none_or(|s| s.stage() != quicksand_core::Stage::Running)
+    }
+}
