@@ -22,7 +22,7 @@ use quicksand_core::{AddressValidation, Datagram, Stage};
 use quicksand_tests::apps::BulkTransfer;
 use quicksand_tests::sim::{Sim, SimConfig, SERVER};
 
-use crate::persistent::Live;
+use super::persistent::Live;
 
 /// Bytes the live connection downloads.
 const LEN: u64 = 30_000;

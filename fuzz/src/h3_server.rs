@@ -7,6 +7,11 @@
 //! runs until nothing is left to deliver. The pair is rebuilt when an input closed the
 //! connection, when the stream credit ran out, or after `MAX_INPUTS` inputs.
 //!
+//! What an input costs is the packets it causes, so an input plays at most `MAX_ACTIONS`
+//! actions, responses are mostly below a packet (`body_len`), and a unidirectional stream of
+//! a type already open gets the new bytes unless the action asks for a second one (a second
+//! control or QPACK stream closes the connection, and so a rebuild).
+//!
 //! The input is `Vec<Action>` decoded by `arbitrary`, the format the corpus was written in.
 
 use std::cell::Cell;
@@ -18,8 +23,8 @@ use quicksand_h3::{Body, Http3Settings, ServerDriver};
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::pair::Pair;
 
-use crate::persistent::Live;
-use crate::wire::headers_frame;
+use super::persistent::Live;
+use super::wire::headers_frame;
 
 /// Actions played per input at most.
 const MAX_ACTIONS: usize = 16;

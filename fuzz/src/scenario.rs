@@ -19,7 +19,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use quicksand_tests::apps::BulkTransfer;
 use quicksand_tests::sim::{Blackhole, Direction, LinkConfig, LossModel, Sim, SimConfig};
 
-use crate::persistent::Live;
+use super::persistent::Live;
 
 /// Inputs one simulation sees at most.
 pub const MAX_INPUTS: usize = 1000;
