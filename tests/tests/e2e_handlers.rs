@@ -61,7 +61,7 @@ async fn until(flag: &AtomicBool) {
 }
 
 macro_rules! suite {
-    ($name:ident, $q:ident, $run:path) => {
+    ($name:ident, $q:ident, $run:path, $runtime:path) => {
         mod $name {
             use std::sync::atomic::Ordering;
             use std::sync::Arc;
@@ -129,6 +129,7 @@ macro_rules! suite {
 }
 
 fn run_tokio(test: impl std::future::Future<Output = ()>) {
+    // Its own two-thread runtime per test.
     common::run_tokio(LIMIT, test);
 }
 
@@ -136,5 +137,31 @@ fn run_smol(test: impl std::future::Future<Output = ()>) {
     common::run_smol(LIMIT, test);
 }
 
-suite!(tokio_adapter, quicksand_tokio, super::run_tokio);
-suite!(smol_adapter, quicksand_smol, super::run_smol);
+/// The test's tokio runtime (the one `run_tokio` made).
+fn tokio_runtime() -> quicksand_tokio::Tokio {
+    quicksand_tokio::Tokio::default()
+}
+
+/// An executor of the test's own with two threads (one for the busy handler to block, one for
+/// the rest), not smol's global one that the tests share.
+fn smol_runtime() -> quicksand_smol::Smol {
+    let ex = Arc::new(smol::Executor::new());
+    for _ in 0..2 {
+        let ex = ex.clone();
+        std::thread::spawn(move || smol::block_on(ex.run(std::future::pending::<()>())));
+    }
+    quicksand_smol::Smol::on(ex)
+}
+
+suite!(
+    tokio_adapter,
+    quicksand_tokio,
+    super::run_tokio,
+    super::tokio_runtime
+);
+suite!(
+    smol_adapter,
+    quicksand_smol,
+    super::run_smol,
+    super::smol_runtime
+);

@@ -40,9 +40,7 @@ pub use config::{
     h3_settings, ClientConfig, ConnectionIds, Handlers, PreboundSockets, ServerConfig,
 };
 pub use connection::{Connection, ConnectionInfo, H3Connection};
-pub use endpoint::{
-    Connect, Control, DrainFn, EndpointStats, EndpointTask, Siblings, WorkerReport,
-};
+pub use endpoint::{Connect, Control, DrainFn, EndpointTask, Siblings, WorkerReport, WorkerStats};
 pub use error::Error;
 #[cfg(feature = "metrics")]
 pub use facade::MetricsFacade;

@@ -14,8 +14,8 @@ use quicksand_h3::{Http3Settings, ServerDriver, Service, Spawner};
 use quicksand_udp::{SteeringRule, UdpSocket, UdpSocketConfig};
 
 use crate::{
-    forward_queues, Control, DrainFn, EndpointStats, EndpointTask, Error, Handlers,
-    PreboundSockets, Runtime, ServerConfig, Siblings,
+    forward_queues, Control, DrainFn, EndpointTask, Error, Handlers, PreboundSockets, Runtime,
+    ServerConfig, Siblings, WorkerStats,
 };
 
 /// H3_NO_ERROR: the code connections still open at the shutdown deadline are closed with.
@@ -24,8 +24,9 @@ pub const SHUTDOWN_CODE: u64 = 0x100;
 /// The graceful-shutdown hook shared by every worker (HTTP/3: GOAWAY).
 pub type SharedDrain<A> = Arc<dyn Fn(&A) + Send + Sync>;
 
-/// A running server: its sockets' endpoint tasks. Dropping it leaves them running (detached);
-/// stop them with [`shutdown`](Self::shutdown) or a [`ShutdownHandle`].
+/// A running server: its sockets' endpoint tasks. Dropping it leaves them running (detached,
+/// whatever the number of workers); stop them with [`shutdown`](Self::shutdown) or a
+/// [`ShutdownHandle`], or by ending the runtime.
 #[derive(Debug)]
 pub struct Server<R: Runtime> {
     local_addr: SocketAddr,
@@ -49,7 +50,7 @@ impl<R: Runtime> Server<R> {
     }
 
     /// Each socket's endpoint counters, in worker order (empty once the server stopped).
-    pub async fn stats(&self) -> Vec<EndpointStats> {
+    pub async fn stats(&self) -> Vec<WorkerStats> {
         self.handle.stats().await
     }
 
@@ -363,7 +364,7 @@ impl ShutdownHandle {
     }
 
     /// Each socket's endpoint counters, in worker order (empty once the server stopped).
-    pub async fn stats(&self) -> Vec<EndpointStats> {
+    pub async fn stats(&self) -> Vec<WorkerStats> {
         let mut out = Vec::new();
         for w in &self.workers {
             let (tx, rx) = oneshot::channel();

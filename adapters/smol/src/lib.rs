@@ -68,8 +68,8 @@ use quicksand_h3::Service;
 pub use io::Socket;
 pub use quicksand_adapter::{
     any_addr, h3_settings, host_port, ClientConfig, Connection, ConnectionIds, ConnectionInfo,
-    EndpointStats, Error, FleetKeys, H3Connection, Handlers, KeysError, PreboundSockets,
-    ServerConfig, ShutdownHandle, ShutdownReport, WorkerReport, SHUTDOWN_CODE,
+    Error, FleetKeys, H3Connection, Handlers, KeysError, PreboundSockets, ServerConfig,
+    ShutdownHandle, ShutdownReport, WorkerReport, WorkerStats, SHUTDOWN_CODE,
 };
 pub use runtime::{Smol, Task, Timer};
 

@@ -1,0 +1,115 @@
+//! The client half of an endpoint task: connect requests in, handshake results and close
+//! reasons out to the connections' handles.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_channel::{mpsc, oneshot};
+use futures_core::Stream;
+use quicksand_core::{Application, CloseReason, ConnectionHandle, Driver, QuicConfig};
+
+use crate::connection::CloseSignal;
+use crate::{ConnectionInfo, Error};
+
+/// A request to open a client connection.
+pub struct Connect<A> {
+    pub peer: SocketAddr,
+    pub server_name: Option<String>,
+    pub app: A,
+    pub reply: oneshot::Sender<Result<ConnectionInfo, Error>>,
+}
+
+/// What a client endpoint task keeps: its handles' requests and the connections they wait on.
+pub(super) struct ClientRole<A: Application> {
+    /// `None` once every `Client` handle is gone.
+    connects: Option<mpsc::UnboundedReceiver<Connect<A>>>,
+    config: QuicConfig,
+    /// Connections in their handshake, with who waits for them.
+    waiting: HashMap<ConnectionHandle, oneshot::Sender<Result<ConnectionInfo, Error>>>,
+    /// Established connections' close signals.
+    open: HashMap<ConnectionHandle, Arc<CloseSignal>>,
+}
+
+impl<A: Application> ClientRole<A> {
+    pub(super) fn new(config: QuicConfig, connects: mpsc::UnboundedReceiver<Connect<A>>) -> Self {
+        ClientRole {
+            connects: Some(connects),
+            config,
+            waiting: HashMap::new(),
+            open: HashMap::new(),
+        }
+    }
+
+    /// Opens the connections asked for.
+    pub(super) fn poll_connects(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        driver: &mut Driver<A>,
+        local: SocketAddr,
+    ) {
+        while let Some(rx) = self.connects.as_mut() {
+            let c = match Pin::new(rx).poll_next(cx) {
+                Poll::Ready(Some(c)) => c,
+                Poll::Ready(None) => {
+                    self.connects = None;
+                    break;
+                }
+                Poll::Pending => break,
+            };
+            let server_name = c.server_name.as_deref();
+            match driver.connect(now, &mut self.config, server_name, local, c.peer, c.app) {
+                Ok(handle) => {
+                    self.waiting.insert(handle, c.reply);
+                }
+                Err(e) => {
+                    let _ = c.reply.send(Err(Error::Create(e)));
+                }
+            }
+        }
+    }
+
+    /// A handshake completed: hand the connection to whoever asked for it.
+    pub(super) fn established(&mut self, handle: ConnectionHandle, driver: &Driver<A>) {
+        let Some(reply) = self.waiting.remove(&handle) else {
+            return;
+        };
+        let Some(commands) = driver.connection(handle).map(|c| c.command_sender()) else {
+            return;
+        };
+        let closed = Arc::new(CloseSignal::default());
+        self.open.insert(handle, closed.clone());
+        let _ = reply.send(Ok(ConnectionInfo {
+            handle,
+            commands,
+            closed,
+        }));
+    }
+
+    /// A connection closed: tell its handles (or its caller, if it never got established).
+    pub(super) fn closed(&mut self, handle: ConnectionHandle, reason: &CloseReason) {
+        if let Some(signal) = self.open.remove(&handle) {
+            signal.set(Ok(reason.clone()));
+        }
+        if let Some(reply) = self.waiting.remove(&handle) {
+            let _ = reply.send(Err(Error::Handshake(reason.clone())));
+        }
+    }
+
+    /// A client ends when every handle is gone (and its connections have closed).
+    pub(super) fn finished(&self) -> bool {
+        self.connects.is_none()
+    }
+}
+
+impl<A: Application> Drop for ClientRole<A> {
+    fn drop(&mut self) {
+        for (_, signal) in self.open.drain() {
+            signal.set(Err(quicksand_core::ConnectionGone));
+        }
+    }
+}
