@@ -51,3 +51,70 @@ fn corpora_replay_without_failure() {
         }
     }
 }
+
+/// A state that fails on input `boom`, or once it has seen `fail_after` inputs.
+struct Fragile {
+    seen: usize,
+    fail_after: usize,
+}
+
+impl fuzz::persistent::Live for Fragile {
+    fn build(first: &[u8]) -> Self {
+        Fragile {
+            seen: 0,
+            fail_after: first.first().map_or(usize::MAX, |&b| usize::from(b)),
+        }
+    }
+
+    fn play(&mut self, data: &[u8]) -> bool {
+        self.seen += 1;
+        assert!(data != b"boom", "boom on its own");
+        assert!(self.seen < self.fail_after, "failed after {} inputs", self.seen);
+        true
+    }
+
+    fn finish(self, _replay: bool) {}
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn persistent_runner_reports_a_failure_of_one_input_as_it_is() {
+    let mut runner = fuzz::persistent::Runner::<Fragile>::new("fragile", 100);
+    runner.run(&[200]);
+    runner.run(b"fine");
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(b"boom")))
+        .expect_err("boom fails");
+    assert!(panic_message(panic).contains("boom on its own"));
+}
+
+#[test]
+fn persistent_runner_writes_the_history_a_failure_needs() {
+    let mut runner = fuzz::persistent::Runner::<Fragile>::new("fragile", 100);
+    // Built for [3]: the third input on this state fails, though it passes alone.
+    runner.run(&[3]);
+    runner.run(b"second");
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(b"third")))
+        .expect_err("the third input fails");
+    let message = panic_message(panic);
+    assert!(message.contains("needs earlier inputs"), "{message}");
+    let dir = message
+        .split_whitespace()
+        .last()
+        .and_then(|p| p.strip_suffix("/*"))
+        .expect("the history's directory");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("history written")
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let inputs: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert_eq!(inputs, [vec![3], b"second".to_vec(), b"third".to_vec()]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
