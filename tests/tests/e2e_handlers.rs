@@ -80,7 +80,11 @@ macro_rules! suite {
                 };
                 let mut config = config;
                 config.endpoint.address_validation = quicksand_core::AddressValidation::Never;
-                let server = q::serve(
+                // A runtime of this test's own: tests running in parallel must not lend each
+                // other's blocked threads.
+                let runtime = $runtime();
+                let server = quicksand_adapter::serve_on(
+                    runtime.clone(),
                     "127.0.0.1:0".parse().unwrap(),
                     config,
                     service(flags.clone()),
@@ -88,10 +92,11 @@ macro_rules! suite {
                 .unwrap();
                 let addr = server.local_addr();
                 let client_config = q::ClientConfig::default().insecure();
-                let (_a, busy_conn) = q::connect(addr, "localhost", client_config.clone())
-                    .await
-                    .unwrap();
-                let (_b, fast_conn) = q::connect(addr, "localhost", client_config).await.unwrap();
+                let connect = |config| {
+                    quicksand_adapter::connect_on(runtime.clone(), addr, "localhost", config)
+                };
+                let (_a, busy_conn) = connect(client_config.clone()).await.unwrap();
+                let (_b, fast_conn) = connect(client_config).await.unwrap();
                 let busy = busy_conn.get("https://localhost/busy");
                 let fast = async {
                     until(&flags.busy_started).await;
