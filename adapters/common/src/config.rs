@@ -49,10 +49,12 @@ pub enum ConnectionIds {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Handlers {
-    /// Each handler is a task of its own on the runtime (as a hyper or tokio-quiche server
-    /// runs them): one that computes for long, or blocks, delays only its own response —
-    /// packets of its connection and of every other connection on the socket keep flowing,
-    /// and the runtime's other threads run the other handlers. Costs a spawn per request.
+    /// Handlers run on the runtime in a task per connection (spawned with its first request),
+    /// as a hyper or tokio-quiche server runs them apart from the socket: one that computes
+    /// for long, or blocks, delays only its own connection's other handlers — packets of its
+    /// connection and of every other connection on the socket keep flowing, and the
+    /// runtime's other threads run the other connections' handlers. Costs a spawn per
+    /// connection and a channel hop per request.
     #[default]
     Spawned,
     /// Handlers are polled inside their connection's endpoint task: no spawn, no

@@ -63,10 +63,47 @@ pub type Spawner =
 /// Handlers running as tasks of their own (see [`ServerDriver::with_spawner`]).
 struct Spawned {
     spawn: Spawner,
-    /// Each spawned handler sends its stream id when it ends.
+    /// Feeds the connection's handler task, spawned with the first request.
+    group: Option<mpsc::UnboundedSender<BoxedHandler>>,
+    /// Each handler sends its stream id when it ends.
     finished_tx: mpsc::UnboundedSender<u64>,
     finished: mpsc::UnboundedReceiver<u64>,
     running: usize,
+}
+
+type BoxedHandler = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// One task per connection that runs the connection's handlers: a spawn per connection, not
+/// per request, and its requests reach it in batches through one channel. A handler that
+/// blocks holds up the other handlers of its own connection only.
+struct HandlerGroup {
+    incoming: mpsc::UnboundedReceiver<BoxedHandler>,
+    running: FuturesUnordered<BoxedHandler>,
+}
+
+impl std::future::Future for HandlerGroup {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut open = true;
+        loop {
+            while let Poll::Ready(next) = self.incoming.poll_next_unpin(cx) {
+                match next {
+                    Some(handler) => self.running.push(handler),
+                    None => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            match self.running.poll_next_unpin(cx) {
+                Poll::Ready(Some(())) => continue,
+                // Empty: done once the driver is gone, else wait for requests.
+                Poll::Ready(None) if !open => return Poll::Ready(()),
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }
 
 /// The server side of HTTP/3 on one connection: [`ServerDriver::new`] hands out a stream of
@@ -194,9 +231,10 @@ impl ServerDriver {
         self
     }
 
-    /// Runs each handler (`with_service`) as a task of its own through `spawn` instead of
-    /// polling it inside the driver, so a handler that computes for a long time (or blocks)
-    /// holds up only itself, not the connection's packets nor the other connections of its
+    /// Runs the handlers (`with_service`) in a task of the connection's own, spawned through
+    /// `spawn` with the first request, instead of polling them inside the driver: a handler
+    /// that computes for a long time (or blocks) holds up the other handlers of its
+    /// connection, but not the connection's packets nor the other connections of its
     /// endpoint. The adapters' `serve` does this by default (`ServerConfig::handlers`). The
     /// response still goes out through the driver; a cancelled request aborts its handler
     /// at its next await.
@@ -204,6 +242,7 @@ impl ServerDriver {
         let (finished_tx, finished) = mpsc::unbounded();
         self.spawned = Some(Spawned {
             spawn,
+            group: None,
             finished_tx,
             finished,
             running: 0,
@@ -395,11 +434,28 @@ impl ServerDriver {
                     Some(spawned) => {
                         let done = spawned.finished_tx.clone();
                         spawned.running += 1;
-                        (spawned.spawn)(Box::pin(async move {
+                        let handler: BoxedHandler = Box::pin(async move {
                             // Aborted: dropped unfinished, its request cancelled.
                             let _ = task.await;
                             let _ = done.unbounded_send(id);
-                        }));
+                        });
+                        let group = spawned.group.get_or_insert_with(|| {
+                            let (tx, incoming) = mpsc::unbounded();
+                            (spawned.spawn)(Box::pin(HandlerGroup {
+                                incoming,
+                                running: FuturesUnordered::new(),
+                            }));
+                            tx
+                        });
+                        if let Err(e) = group.unbounded_send(handler) {
+                            // The group ended (its runtime is gone): run it here instead.
+                            spawned.running -= 1;
+                            let handler = e.into_inner();
+                            self.tasks.push(Box::pin(async move {
+                                handler.await;
+                                id
+                            }));
+                        }
                     }
                     None => self.tasks.push(Box::pin(async move {
                         let _ = task.await;
@@ -688,9 +744,12 @@ impl Application for ServerDriver {
             tx.close_channel();
         }
         self.tasks.clear();
-        // Spawned handlers end at their next await.
+        // Spawned handlers end at their next await; their task once they have.
         for (_, abort) in self.handlers.drain() {
             abort.abort();
+        }
+        if let Some(spawned) = &mut self.spawned {
+            spawned.group = None;
         }
     }
 }
