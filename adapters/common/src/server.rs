@@ -80,9 +80,8 @@ impl<R: Runtime> Server<R> {
 }
 
 /// Serves HTTP/3 on `addr` with tasks on `runtime`: every request is answered by `service`,
-/// any `async fn(Request<RecvBody>) -> Response<Body>`. Handlers run inside their
-/// connection's endpoint task (see `quicksand_h3::ServerDriver::with_service`); spawn
-/// CPU-heavy work.
+/// any `async fn(Request<RecvBody>) -> Response<Body>`. Handlers run where
+/// `config.handlers` says: by default in a task per connection, apart from the socket.
 pub fn serve_on<R: Runtime, S: Service>(
     runtime: R,
     addr: SocketAddr,

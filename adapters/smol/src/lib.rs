@@ -85,8 +85,8 @@ pub type Server = quicksand_adapter::Server<Smol>;
 pub type Client<A = quicksand_h3::ClientDriver> = quicksand_adapter::Client<Smol, A>;
 
 /// Serves HTTP/3 on `addr`: every request is answered by `service`, any
-/// `async fn(Request<RecvBody>) -> Response<Body>`. Handlers run inside their connection's
-/// endpoint task (see `quicksand_h3::ServerDriver::with_service`); spawn CPU-heavy work.
+/// `async fn(Request<RecvBody>) -> Response<Body>`. Handlers run in a task per connection,
+/// apart from the socket (`ServerConfig::handlers`).
 ///
 /// Tasks run on the global executor; [`serve_on`] takes yours.
 pub fn serve<S: Service>(

@@ -86,8 +86,8 @@ pub type Server = quicksand_adapter::Server<Tokio>;
 pub type Client<A = quicksand_h3::ClientDriver> = quicksand_adapter::Client<Tokio, A>;
 
 /// Serves HTTP/3 on `addr`: every request is answered by `service`, any
-/// `async fn(Request<RecvBody>) -> Response<Body>`. Handlers run inside their connection's
-/// endpoint task (see `quicksand_h3::ServerDriver::with_service`); spawn CPU-heavy work.
+/// `async fn(Request<RecvBody>) -> Response<Body>`. Handlers run in a task per connection,
+/// apart from the socket (`ServerConfig::handlers`).
 ///
 /// Must be called inside a tokio runtime; [`quicksand_adapter::serve_on`] with
 /// [`Tokio::on`] picks another.
