@@ -69,7 +69,11 @@ impl fuzz::persistent::Live for Fragile {
     fn play(&mut self, data: &[u8]) -> bool {
         self.seen += 1;
         assert!(data != b"boom", "boom on its own");
-        assert!(self.seen < self.fail_after, "failed after {} inputs", self.seen);
+        assert!(
+            self.seen < self.fail_after,
+            "failed after {} inputs",
+            self.seen
+        );
         true
     }
 
