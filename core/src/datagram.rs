@@ -1,6 +1,5 @@
-//! Datagrams in and out of the core, and a bounded queue for them.
+//! Datagrams in and out of the core.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -179,62 +178,5 @@ impl Transmit {
             _ => self.contents.len().max(1),
         };
         self.contents.chunks(stride)
-    }
-}
-
-/// A FIFO of datagrams with a fixed capacity that drops (and counts) what does not fit.
-///
-/// Used wherever a producer must never block on a slow consumer: a connection's inbound queue
-/// in an endpoint, the simulator's links.
-#[derive(Debug)]
-pub struct DatagramQueue<T = Datagram> {
-    items: VecDeque<T>,
-    capacity: usize,
-    dropped: u64,
-}
-
-impl<T> DatagramQueue<T> {
-    /// A queue that holds at most `capacity` items.
-    pub fn new(capacity: usize) -> Self {
-        DatagramQueue {
-            items: VecDeque::new(),
-            capacity,
-            dropped: 0,
-        }
-    }
-
-    /// Appends `item`; when the queue is full the item is handed back and counted as dropped.
-    pub fn push(&mut self, item: T) -> Result<(), T> {
-        if self.items.len() >= self.capacity {
-            self.dropped += 1;
-            return Err(item);
-        }
-        self.items.push_back(item);
-        Ok(())
-    }
-
-    /// Takes the oldest item.
-    pub fn pop(&mut self) -> Option<T> {
-        self.items.pop_front()
-    }
-
-    /// Items waiting.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// True when nothing is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The fixed capacity.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// How many pushes were refused since creation.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
     }
 }

@@ -55,7 +55,7 @@ pub use connection::{
     CloseReason, Connection, ConnectionContext, ConnectionFacts, ConnectionStats, CreateError,
     EndpointEvent, Event, RetryIds, Stage,
 };
-pub use datagram::{Datagram, DatagramQueue, Ecn, SegmentIter, Transmit};
+pub use datagram::{Datagram, Ecn, SegmentIter, Transmit};
 pub use driver::Driver;
 pub use endpoint::{
     AcceptError, AddressValidation, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig,

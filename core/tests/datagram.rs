@@ -1,21 +1,9 @@
-//! Datagram types: GRO splitting, ECN bits and the bounded queue.
+//! Datagram types: GRO splitting and ECN bits.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use quicksand_core::{Datagram, DatagramQueue, Ecn};
-
-#[test]
-fn queue_drops_and_counts_past_capacity() {
-    let mut q = DatagramQueue::new(2);
-    assert!(q.push(1).is_ok());
-    assert!(q.push(2).is_ok());
-    assert_eq!(q.push(3), Err(3));
-    assert_eq!(q.dropped(), 1);
-    assert_eq!(q.pop(), Some(1));
-    assert!(q.push(4).is_ok());
-    assert_eq!((q.pop(), q.pop(), q.pop()), (Some(2), Some(4), None));
-}
+use quicksand_core::{Datagram, Ecn};
 
 #[test]
 fn gro_split_keeps_order_and_metadata() {
