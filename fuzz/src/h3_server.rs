@@ -230,7 +230,7 @@ impl Live for H3Server {
                 return false;
             }
             let now = Instant::now();
-            if !self.pair.next_wakeup().is_some_and(|t| t <= now) {
+            if self.pair.next_wakeup().is_none_or(|t| t > now) {
                 break;
             }
         }
