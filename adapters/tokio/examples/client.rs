@@ -4,74 +4,7 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::time::Instant;
-
-use common::{ClientArgs, Download};
-use quicksand_h3::bytes::Bytes;
-use quicksand_h3::http::{header, Request};
-use quicksand_tokio::{any_addr, resolve, Client, ClientConfig, H3Connection};
-
 #[tokio::main]
 async fn main() {
-    common::init_logging();
-    let args = ClientArgs::parse();
-    let mut config = ClientConfig::default();
-    args.apply(&mut config);
-    let mut failed = 0;
-    let mut client: Option<Client> = None;
-    let mut conns: HashMap<(String, SocketAddr), H3Connection> = HashMap::new();
-    for url in &args.urls {
-        if let Err(e) = fetch(url, &args, &config, &mut client, &mut conns).await {
-            eprintln!("FAILED {url}: {e}");
-            failed += 1;
-        }
-    }
-    if args.stats {
-        for ((host, peer), conn) in &conns {
-            if let Ok(stats) = conn.connection.stats().await {
-                eprintln!("{}", common::stats_line(&format!("{host} {peer}"), &stats));
-            }
-        }
-    }
-    std::process::exit(if failed > 0 { 1 } else { 0 });
-}
-
-async fn fetch(
-    url: &str,
-    args: &ClientArgs,
-    config: &ClientConfig,
-    client: &mut Option<Client>,
-    conns: &mut HashMap<(String, SocketAddr), H3Connection>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let started = Instant::now();
-    let (host, peer) = resolve(url).await?;
-    if client.is_none() {
-        *client = Some(Client::bind(any_addr(peer), config.clone())?);
-    }
-    let key = (host.clone(), peer);
-    if !conns.contains_key(&key) {
-        let c = client.as_ref().expect("bound").connect(peer, &host).await?;
-        conns.insert(key.clone(), c);
-    }
-    let conn = &conns[&key];
-    let mut download = Download::start(url, args.out.as_deref(), started)?;
-    let req = Request::get(url).body(Bytes::new())?;
-    let resp = conn.client.request(req)?.await?;
-    let len = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    download.head(len);
-    let status = resp.status();
-    let mut body = resp.into_body();
-    while let Some(chunk) = body.data().await {
-        download.chunk(&chunk?)?;
-    }
-    download.finish(status.as_u16());
-    if !status.is_success() {
-        return Err(format!("status {status}").into());
-    }
-    Ok(())
+    common::run_client(quicksand_tokio::Tokio::default()).await;
 }

@@ -609,3 +609,92 @@ pub fn human(n: u64) -> String {
     }
     format!("{v:.1} {}", UNITS[u])
 }
+
+// ---- the client ------------------------------------------------------------------------
+
+/// The client example on `runtime`: fetches every URL over one socket, one connection per
+/// server, prints each result (and `--stats`), and exits non-zero if any fetch failed.
+pub async fn run_client<R: quicksand_adapter::Runtime>(runtime: R) {
+    init_logging();
+    let args = ClientArgs::parse();
+    let mut config = quicksand_adapter::ClientConfig::default();
+    args.apply(&mut config);
+    let mut fetcher = Fetcher {
+        runtime,
+        config,
+        client: None,
+        conns: std::collections::HashMap::new(),
+    };
+    let mut failed = 0;
+    for url in &args.urls {
+        if let Err(e) = fetcher.fetch(url, &args).await {
+            eprintln!("FAILED {url}: {e}");
+            failed += 1;
+        }
+    }
+    if args.stats {
+        for ((host, peer), conn) in &fetcher.conns {
+            if let Ok(stats) = conn.connection.stats().await {
+                eprintln!("{}", stats_line(&format!("{host} {peer}"), &stats));
+            }
+        }
+    }
+    std::process::exit(if failed > 0 { 1 } else { 0 });
+}
+
+/// One client socket and its connections, by server.
+struct Fetcher<R: quicksand_adapter::Runtime> {
+    runtime: R,
+    config: quicksand_adapter::ClientConfig,
+    client: Option<quicksand_adapter::Client<R>>,
+    conns: std::collections::HashMap<(String, SocketAddr), quicksand_adapter::H3Connection>,
+}
+
+impl<R: quicksand_adapter::Runtime> Fetcher<R> {
+    async fn fetch(
+        &mut self,
+        url: &str,
+        args: &ClientArgs,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let started = Instant::now();
+        let (host, peer) = quicksand_adapter::resolve_on(&self.runtime, url).await?;
+        if self.client.is_none() {
+            let addr = quicksand_adapter::any_addr(peer);
+            let client = quicksand_adapter::Client::bind_on(
+                self.runtime.clone(),
+                addr,
+                self.config.clone(),
+            )?;
+            self.client = Some(client);
+        }
+        let key = (host.clone(), peer);
+        if !self.conns.contains_key(&key) {
+            let c = self
+                .client
+                .as_ref()
+                .expect("bound")
+                .connect(peer, &host)
+                .await?;
+            self.conns.insert(key.clone(), c);
+        }
+        let conn = &self.conns[&key];
+        let mut download = Download::start(url, args.out.as_deref(), started)?;
+        let req = Request::get(url).body(Bytes::new())?;
+        let resp = conn.client.request(req)?.await?;
+        let len = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        download.head(len);
+        let status = resp.status();
+        let mut body = resp.into_body();
+        while let Some(chunk) = body.data().await {
+            download.chunk(&chunk?)?;
+        }
+        download.finish(status.as_u16());
+        if !status.is_success() {
+            return Err(format!("status {status}").into());
+        }
+        Ok(())
+    }
+}
