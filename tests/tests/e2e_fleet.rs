@@ -11,15 +11,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::Response;
+use quicksand_adapter::{connect_on, serve_on, Runtime, Server};
 use quicksand_core::metrics::RejectReason;
 use quicksand_core::{AddressValidation, CloseReason};
 use quicksand_h3::{Body, RecvBody};
-use quicksand_tokio::{ClientConfig, FleetKeys, PreboundSockets, Server, ServerConfig, Tokio};
-use tokio::net::UdpSocket;
+use quicksand_smol::Smol;
+use quicksand_tokio::{ClientConfig, FleetKeys, PreboundSockets, ServerConfig, Tokio};
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// Long enough that a client waiting for it would blow [`LIMIT`]: only a recognised reset
@@ -57,102 +58,116 @@ fn is_retry(packet: &[u8]) -> bool {
 
 /// A relay the client talks to: it sends the client's datagrams to `first` until `first`
 /// answers with a RETRY, and to `second` from then on, all from one socket, so both servers
-/// see the same client address. Returns the address to connect to.
-async fn retry_relay(first: SocketAddr, second: SocketAddr) -> SocketAddr {
-    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+/// see the same client address. Returns the address to connect to. Plain threads, so it works
+/// under any runtime; they end with the test binary.
+fn retry_relay(first: SocketAddr, second: SocketAddr) -> SocketAddr {
+    let front = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+    let back = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
     let addr = front.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut client = None;
-        let mut target = first;
-        let (mut a, mut b) = (vec![0u8; 65_536], vec![0u8; 65_536]);
-        loop {
-            tokio::select! {
-                r = front.recv_from(&mut a) => {
-                    let (n, from) = r.unwrap();
-                    client = Some(from);
-                    let _ = back.send_to(&a[..n], target).await;
+    // (the client's address, where its datagrams go)
+    let route = Arc::new(Mutex::new((None::<SocketAddr>, first)));
+    {
+        let (front, back, route) = (front.clone(), back.clone(), route.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, from)) = front.recv_from(&mut buf) {
+                let target = {
+                    let mut r = route.lock().unwrap();
+                    r.0 = Some(from);
+                    r.1
+                };
+                let _ = back.send_to(&buf[..n], target);
+            }
+        });
+    }
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((n, from)) = back.recv_from(&mut buf) {
+            let client = {
+                let mut r = route.lock().unwrap();
+                if from == first && is_retry(&buf[..n]) {
+                    r.1 = second;
                 }
-                r = back.recv_from(&mut b) => {
-                    let (n, from) = r.unwrap();
-                    if from == first && is_retry(&b[..n]) {
-                        target = second;
-                    }
-                    if let Some(client) = client {
-                        let _ = front.send_to(&b[..n], client).await;
-                    }
-                }
+                r.0
+            };
+            if let Some(client) = client {
+                let _ = front.send_to(&buf[..n], client);
             }
         }
     });
     addr
 }
 
-async fn endpoint_stats(server: &Server) -> quicksand_core::EndpointStats {
+async fn endpoint_stats<R: Runtime>(server: &Server<R>) -> quicksand_core::EndpointStats {
     server.stats().await[0].endpoint
 }
 
-#[test]
-fn a_retry_token_from_one_instance_is_accepted_by_another_with_the_same_keys() {
-    common::run_tokio(LIMIT, async {
-        let keys = FleetKeys::generate();
-        let first =
-            quicksand_tokio::serve("127.0.0.1:0".parse().unwrap(), server_config(&keys), hello)
-                .unwrap();
-        let second =
-            quicksand_tokio::serve("127.0.0.1:0".parse().unwrap(), server_config(&keys), hello)
-                .unwrap();
-        let relay = retry_relay(first.local_addr(), second.local_addr()).await;
+/// The RETRY-token tests, once per runtime: the code under test is the shared adapter layer,
+/// run on each runtime's sockets, timers and tasks.
+macro_rules! retry_tokens {
+    ($name:ident, $run:path, $runtime:expr) => {
+        mod $name {
+            use super::*;
 
-        let (_client, conn) = quicksand_tokio::connect(relay, "localhost", client_config())
-            .await
-            .expect("the second instance accepts the first one's RETRY token");
-        let resp = conn.get("https://localhost/").await.unwrap();
-        assert_eq!(resp.body().as_ref(), b"hello");
+            #[test]
+            fn a_retry_token_from_one_instance_is_accepted_by_another_with_the_same_keys() {
+                $run(LIMIT, async {
+                    let keys = FleetKeys::generate();
+                    let serve = |keys: &FleetKeys| {
+                        let config = server_config(keys);
+                        serve_on($runtime, "127.0.0.1:0".parse().unwrap(), config, hello).unwrap()
+                    };
+                    let (first, second) = (serve(&keys), serve(&keys));
+                    let relay = retry_relay(first.local_addr(), second.local_addr());
 
-        let (a, b) = (endpoint_stats(&first).await, endpoint_stats(&second).await);
-        // One RETRY per client Initial that reached it before the relay switched.
-        assert!(a.retries >= 1, "the first instance sent the RETRY: {a:?}");
-        assert_eq!(a.incoming, 0, "and made no connection: {a:?}");
-        assert_eq!(
-            b.retries, 0,
-            "the second one needed no RETRY of its own: {b:?}"
-        );
-        assert_eq!(b.incoming, 1, "it took the connection: {b:?}");
-        assert_eq!(b.tokens_rejected, 0, "{b:?}");
-    });
+                    let (_client, conn) = connect_on($runtime, relay, "localhost", client_config())
+                        .await
+                        .expect("the second instance accepts the first one's RETRY token");
+                    let resp = conn.get("https://localhost/").await.unwrap();
+                    assert_eq!(resp.body().as_ref(), b"hello");
+
+                    let (a, b) = (endpoint_stats(&first).await, endpoint_stats(&second).await);
+                    // One RETRY per client Initial that reached it before the relay switched.
+                    assert!(a.retries >= 1, "the first instance sent the RETRY: {a:?}");
+                    assert_eq!(a.incoming, 0, "and made no connection: {a:?}");
+                    assert_eq!(
+                        b.retries, 0,
+                        "the second one needed no RETRY of its own: {b:?}"
+                    );
+                    assert_eq!(b.incoming, 1, "it took the connection: {b:?}");
+                    assert_eq!(b.tokens_rejected, 0, "{b:?}");
+                });
+            }
+
+            #[test]
+            fn a_retry_token_is_refused_by_an_instance_with_other_keys() {
+                $run(LIMIT, async {
+                    let serve = || {
+                        let config = server_config(&FleetKeys::generate());
+                        serve_on($runtime, "127.0.0.1:0".parse().unwrap(), config, hello).unwrap()
+                    };
+                    let (first, second) = (serve(), serve());
+                    let relay = retry_relay(first.local_addr(), second.local_addr());
+
+                    let refused = connect_on($runtime, relay, "localhost", client_config()).await;
+                    assert!(
+                        refused.is_err(),
+                        "a token sealed with other keys must not open"
+                    );
+
+                    let b = endpoint_stats(&second).await;
+                    assert!(
+                        b.rejected(RejectReason::InvalidToken) >= 1 && b.incoming == 0,
+                        "the second instance refused the token and made no connection: {b:?}"
+                    );
+                });
+            }
+        }
+    };
 }
 
-#[test]
-fn a_retry_token_is_refused_by_an_instance_with_other_keys() {
-    common::run_tokio(LIMIT, async {
-        let first = quicksand_tokio::serve(
-            "127.0.0.1:0".parse().unwrap(),
-            server_config(&FleetKeys::generate()),
-            hello,
-        )
-        .unwrap();
-        let second = quicksand_tokio::serve(
-            "127.0.0.1:0".parse().unwrap(),
-            server_config(&FleetKeys::generate()),
-            hello,
-        )
-        .unwrap();
-        let relay = retry_relay(first.local_addr(), second.local_addr()).await;
-
-        let refused = quicksand_tokio::connect(relay, "localhost", client_config()).await;
-        assert!(
-            refused.is_err(),
-            "a token sealed with other keys must not open"
-        );
-
-        let b = endpoint_stats(&second).await;
-        assert!(
-            b.rejected(RejectReason::InvalidToken) >= 1 && b.incoming == 0,
-            "the second instance refused the token and made no connection: {b:?}"
-        );
-    });
-}
+retry_tokens!(tokio_adapter, common::run_tokio, Tokio::default());
+retry_tokens!(smol_adapter, common::run_smol, Smol::default());
 
 /// Serves on `socket` (a duplicate of the test's socket, so the port stays the same across
 /// the restart) on its own runtime, which is dropped — tasks and sockets with it, no
@@ -160,7 +175,7 @@ fn a_retry_token_is_refused_by_an_instance_with_other_keys() {
 fn start_on_own_runtime(
     socket: &std::net::UdpSocket,
     keys: &FleetKeys,
-) -> (tokio::runtime::Runtime, Server) {
+) -> (tokio::runtime::Runtime, Server<Tokio>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
