@@ -21,10 +21,26 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 pub fn systemd_sockets() -> io::Result<Vec<std::net::UdpSocket>> {
     let pid = std::env::var("LISTEN_PID").ok();
     let count = std::env::var("LISTEN_FDS").ok();
-    let (Some(pid), Some(count)) = (pid, count) else {
+    inherited(
+        pid.as_deref(),
+        count.as_deref(),
+        std::process::id(),
+        FIRST_FD,
+    )
+}
+
+/// The descriptors `first_fd ..` that `listen_pid`/`listen_fds` (the environment's values)
+/// hand to process `own_pid`; see [`systemd_sockets`].
+pub(crate) fn inherited(
+    listen_pid: Option<&str>,
+    listen_fds: Option<&str>,
+    own_pid: u32,
+    first_fd: RawFd,
+) -> io::Result<Vec<std::net::UdpSocket>> {
+    let (Some(pid), Some(count)) = (listen_pid, listen_fds) else {
         return Ok(Vec::new());
     };
-    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+    if pid.trim().parse::<u32>().ok() != Some(own_pid) {
         return Ok(Vec::new());
     }
     let count: RawFd = count.trim().parse().map_err(|_| {
@@ -33,20 +49,20 @@ pub fn systemd_sockets() -> io::Result<Vec<std::net::UdpSocket>> {
             format!("LISTEN_FDS={count:?} is not a count"),
         )
     })?;
+    let fds = first_fd..first_fd.saturating_add(count.max(0));
+    // Check them all before owning any: a refusal leaves every descriptor as it was.
+    for fd in fds.clone() {
+        check_datagram_socket(fd)?;
+    }
     if TAKEN.swap(true, Ordering::SeqCst) {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             "the socket-activation descriptors were taken already",
         ));
     }
-    (FIRST_FD..FIRST_FD.saturating_add(count.max(0)))
-        .map(|fd| {
-            check_datagram_socket(fd)?;
-            // SAFETY: systemd passed `fd` to this process (LISTEN_PID is ours), it is a
-            // datagram socket (checked above), and TAKEN makes this the only owner.
-            Ok(unsafe { std::net::UdpSocket::from_raw_fd(fd) })
-        })
-        .collect()
+    // SAFETY: the service manager passed these descriptors to this process (LISTEN_PID is
+    // ours), they are datagram sockets (checked above), and TAKEN makes this the only owner.
+    Ok(fds.map(|fd| unsafe { take(fd) }).collect())
 }
 
 fn check_datagram_socket(fd: RawFd) -> io::Result<()> {
@@ -68,13 +84,20 @@ fn check_datagram_socket(fd: RawFd) -> io::Result<()> {
             format!("inherited descriptor {fd} is not a datagram socket"),
         ));
     }
-    // Not inherited further by processes this one starts.
-    // SAFETY: plain fcntl calls on a descriptor we own.
+    Ok(())
+}
+
+/// Owns `fd`, which is not inherited further by processes this one starts.
+///
+/// # Safety
+/// `fd` must be an open datagram socket nothing else owns.
+unsafe fn take(fd: RawFd) -> std::net::UdpSocket {
+    // SAFETY: plain fcntl calls on an open descriptor, then ownership per the contract.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFD);
         if flags >= 0 {
             libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
         }
+        std::net::UdpSocket::from_raw_fd(fd)
     }
-    Ok(())
 }

@@ -78,7 +78,7 @@
 #[cfg(not(unix))]
 compile_error!("quicksand-udp supports Unix platforms only");
 
-mod activation;
+pub(crate) mod activation;
 mod addr;
 mod caps;
 mod config;

@@ -1,62 +1,62 @@
-//! Socket activation: a child process started the way systemd starts a service (the socket
-//! as descriptor 3, `LISTEN_PID`/`LISTEN_FDS` naming it) finds the socket.
+//! Socket activation: descriptors handed over the way systemd hands them (`LISTEN_PID` naming
+//! this process, `LISTEN_FDS` counting consecutive descriptors) become the sockets, once.
 
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
+use crate::activation::inherited;
 use crate::systemd_sockets;
 
-const CHILD: &str = "QUICKSAND_ACTIVATION_EXPECT";
+/// A descriptor number far above what the test harness uses, to dup sockets onto.
+const HIGH_FD: i32 = 900;
 
 #[test]
-fn a_socket_activated_process_takes_its_socket_once() {
+fn handed_over_descriptors_become_the_sockets_once() {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
-    let fd = socket.as_raw_fd();
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new("/bin/sh");
-    child
-        .arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --ignored --exact tests::activation::activated_child")
-        .arg(&exe)
-        .env(CHILD, addr.to_string());
-    // SAFETY: dup2 and fcntl are async-signal-safe; they run in the forked child only.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let pid = std::process::id();
+    let own = pid.to_string();
+    // SAFETY: dup2 onto descriptors this test owns from here on.
     unsafe {
-        child.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let flags = libc::fcntl(3, libc::F_GETFD);
-            libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            Ok(())
-        });
+        assert!(libc::dup2(socket.as_raw_fd(), HIGH_FD) >= 0);
+        assert!(libc::dup2(tcp.as_raw_fd(), HIGH_FD + 2) >= 0);
     }
-    let out = child.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "the activated child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
-/// Runs only as the child of the test above.
-#[test]
-#[ignore = "the child half of a_socket_activated_process_takes_its_socket_once"]
-fn activated_child() {
-    let want = std::env::var(CHILD).expect("started by the parent test");
-    let sockets = systemd_sockets().expect("the inherited socket");
+    // Not for us: another process's LISTEN_PID, or nothing set.
+    let other = (pid + 1).to_string();
+    assert!(inherited(Some(&other), Some("1"), pid, HIGH_FD)
+        .unwrap()
+        .is_empty());
+    assert!(inherited(None, Some("1"), pid, HIGH_FD).unwrap().is_empty());
+    let bad = inherited(Some(&own), Some("one"), pid, HIGH_FD).unwrap_err();
+    assert_eq!(bad.kind(), std::io::ErrorKind::InvalidInput);
+
+    // A descriptor that is not open, or not a datagram socket: refused, nothing taken.
+    let closed = inherited(Some(&own), Some("2"), pid, HIGH_FD).unwrap_err();
+    assert!(closed.to_string().contains("901"), "{closed}");
+    let stream = inherited(Some(&own), Some("1"), pid, HIGH_FD + 2).unwrap_err();
+    assert!(
+        stream.to_string().contains("not a datagram socket"),
+        "{stream}"
+    );
+
+    let sockets = inherited(Some(&own), Some("1"), pid, HIGH_FD).unwrap();
     assert_eq!(sockets.len(), 1);
-    assert_eq!(sockets[0].local_addr().unwrap().to_string(), want);
-    let again = systemd_sockets().unwrap_err();
-    assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!(sockets[0].local_addr().unwrap(), addr);
+    let again = inherited(Some(&own), Some("1"), pid, HIGH_FD).unwrap_err();
+    assert_eq!(
+        again.kind(),
+        std::io::ErrorKind::AlreadyExists,
+        "taken once only"
+    );
+    // SAFETY: HIGH_FD + 2 is ours (dup2 above); nothing else closes it.
+    unsafe { libc::close(HIGH_FD + 2) };
 }
 
 #[test]
 fn a_process_that_was_not_activated_finds_no_sockets() {
-    // The test harness is not socket-activated (or LISTEN_PID names another process).
-    if std::env::var_os(CHILD).is_none() {
+    // The test harness is not socket-activated.
+    if std::env::var_os("LISTEN_PID").is_none() {
         assert!(systemd_sockets().unwrap().is_empty());
     }
 }
