@@ -15,7 +15,15 @@ quicksand_tests::virtual_clock!();
 
 const PERIOD: Duration = Duration::from_secs(3600);
 
+/// A server config with ticket keys from `master`, told the time `wall`.
 fn server_config(master: [u8; 32], wall: SystemTime) -> QuicConfig {
+    let config = untimed_server_config(master);
+    config.set_ticket_time(wall);
+    config
+}
+
+/// A server config with ticket keys from `master` that was never told the time.
+fn untimed_server_config(master: [u8; 32]) -> QuicConfig {
     let params = ConnectionParams {
         settings: quic_settings(),
         tls: TlsSettings {
@@ -28,9 +36,7 @@ fn server_config(master: [u8; 32], wall: SystemTime) -> QuicConfig {
         },
         ..Default::default()
     };
-    let config = QuicConfig::server(&params).expect("server config");
-    config.set_ticket_time(wall);
-    config
+    QuicConfig::server(&params).expect("server config")
 }
 
 fn client_config(session: Option<Vec<u8>>) -> QuicConfig {
@@ -136,18 +142,7 @@ fn a_ticket_opens_in_its_own_period_and_the_next_only() {
 #[test]
 fn a_server_that_was_never_told_the_time_issues_no_ticket_rather_than_a_guessable_one() {
     let clock = VirtualTime::enter();
-    let params = ConnectionParams {
-        settings: quic_settings(),
-        tls: TlsSettings {
-            certificate: Some(
-                CertificateSource::self_signed(&["localhost"], SystemTime::now()).unwrap(),
-            ),
-            ticket_keys: Some(TicketKeys::derived([4; 32], PERIOD)),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let server = QuicConfig::server(&params).unwrap();
+    let server = untimed_server_config([4; 32]);
     let mut client = client_config(None);
     let mut pair = Pair::new(
         &mut client,
