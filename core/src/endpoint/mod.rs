@@ -249,6 +249,8 @@ pub struct Endpoint {
     table: ConnectionTable,
     token_keys: TokenKeys,
     wall_anchor: (Instant, SystemTime),
+    /// When the session-ticket keys move to their next period (`None`: no ticket keys).
+    ticket_update_at: Option<Instant>,
     reset_limit: RateLimit,
     version_negotiation_limit: RateLimit,
     retry_limit: RateLimit,
@@ -299,10 +301,12 @@ impl Endpoint {
         let nonce_seed = config.seed.map(|seed| seed ^ 0x746f6b656e);
         let token_keys =
             TokenKeys::derived_with_seed(master, TokenKeys::DEFAULT_PERIOD, nonce_seed);
-        if let Some(server) = &server {
-            server.set_ticket_time(wall_now);
-        }
+        let ticket_update_at = server
+            .as_ref()
+            .and_then(|s| s.set_ticket_time(wall_now))
+            .map(|left| now + left);
         Ok(Endpoint {
+            ticket_update_at,
             reset_limit: RateLimit::new(config.stateless_reset_rate),
             version_negotiation_limit: RateLimit::new(config.version_negotiation_rate),
             retry_limit: RateLimit::new(config.retry_rate),
@@ -329,9 +333,9 @@ impl Endpoint {
         now: Instant,
         mut datagram: Datagram,
     ) -> Option<DatagramEvent> {
-        if let Some(server) = &self.server {
+        if self.ticket_update_at.is_some_and(|at| now >= at) {
             // Session tickets are sealed inside the connection's receive that follows.
-            server.set_ticket_time(self.wall_time(now));
+            self.update_ticket_time(now);
         }
         let cid_len = self.ctx.cid_generator.cid_len();
         let header = match PacketHeader::parse(&datagram.payload, cid_len) {
@@ -486,10 +490,13 @@ impl Endpoint {
     /// Re-anchors the wall clock (after a system clock step).
     pub fn set_wall_clock(&mut self, now: Instant, wall_now: SystemTime) {
         self.wall_anchor = (now, wall_now);
+        self.update_ticket_time(now);
     }
 
     /// The server config, to change knobs for future connections.
     pub fn server_config_mut(&mut self) -> Option<&mut QuicConfig> {
+        // The config may be replaced: tell its ticket keys the time on the next datagram.
+        self.ticket_update_at = Some(self.wall_anchor.0);
         self.server.as_mut()
     }
 
@@ -536,6 +543,16 @@ impl Endpoint {
     }
 
     // ---- internals ----------------------------------------------------------------------
+
+    /// Moves the session-ticket keys to the period of `now`; notes when the next one begins.
+    fn update_ticket_time(&mut self, now: Instant) {
+        let wall = self.wall_time(now);
+        self.ticket_update_at = self
+            .server
+            .as_ref()
+            .and_then(|s| s.set_ticket_time(wall))
+            .map(|left| now + left);
+    }
 
     fn wall_time(&self, now: Instant) -> SystemTime {
         let (anchor, wall) = self.wall_anchor;

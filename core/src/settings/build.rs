@@ -56,13 +56,12 @@ impl QuicConfig {
     }
 
     /// Tells the session-ticket keys ([`TlsSettings::ticket_keys`](super::TlsSettings)) the
-    /// wall time, which picks the key new tickets are sealed with. The endpoint calls it on
-    /// every input; a server driving connections without an endpoint calls it itself (before
-    /// the first handshake: until then no tickets are issued).
-    pub fn set_ticket_time(&self, wall: SystemTime) {
-        if let Some(clock) = &self.tickets {
-            clock.set_time(wall);
-        }
+    /// wall time, which picks the key new tickets are sealed with; returns how long until the
+    /// next key (`None` without ticket keys). The endpoint calls it when that time has come; a
+    /// server driving connections without an endpoint calls it itself (before the first
+    /// handshake: until then no tickets are issued).
+    pub fn set_ticket_time(&self, wall: SystemTime) -> Option<Duration> {
+        self.tickets.as_ref().map(|clock| clock.set_time(wall))
     }
 
     /// Sets the TLS session a client resumes on its next connection (from

@@ -129,10 +129,16 @@ impl TicketClock {
         clock
     }
 
-    /// Moves to the period of `wall` (cheap; called on every endpoint input).
-    pub(crate) fn set_time(&self, wall: SystemTime) {
+    /// Moves to the period of `wall`; returns how long that period lasts from `wall` on.
+    pub(crate) fn set_time(&self, wall: SystemTime) -> Duration {
         self.period
             .store(self.keys.period_of(wall), Ordering::Relaxed);
+        let since = wall
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let period = self.keys.period.as_millis().max(1);
+        Duration::from_millis((period - since % period) as u64)
     }
 
     fn seal(
