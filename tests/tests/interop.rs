@@ -30,10 +30,27 @@ fn workspace() -> PathBuf {
 
 /// This process's scratch directory under `target/` (logs, certificates, downloads), so test
 /// runs leave nothing in the system's temporary directory.
+///
+/// The first call removes the directories of earlier runs whose process is gone: each run leaves
+/// about 30 MB, kept for reading its logs until the next run, not for ever.
 fn scratch() -> PathBuf {
-    let dir = workspace()
-        .join("target/interop-scratch")
-        .join(std::process::id().to_string());
+    static PRUNED: std::sync::Once = std::sync::Once::new();
+    let root = workspace().join("target/interop-scratch");
+    PRUNED.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+    let dir = root.join(std::process::id().to_string());
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
