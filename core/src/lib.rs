@@ -26,6 +26,22 @@
 //!
 //! [`ConnectionParams`] (transport [`QuicSettings`], [`TlsSettings`], [`Hooks`], a session)
 //! build a [`QuicConfig`] once; connections borrow it when created.
+//!
+//! ## Where quiche shows
+//!
+//! The core wraps quiche; it does not hide it everywhere, by choice:
+//!
+//! - **Part of the API, on purpose**: an [`Application`] gets `&mut quiche::Connection`
+//!   ([`QuicheConnection`]) to read and write streams and datagrams, and [`Command::Run`]
+//!   runs a closure on it. Wrapping every stream call would copy quiche's whole stream API
+//!   for nothing; an application is written against quiche, as with tokio-quiche. The crate
+//!   re-exports [`quiche`] so that its version is the core's. Connection IDs are
+//!   `quiche::ConnectionId` for the same reason: they pass straight into quiche.
+//! - **Kept out**: what a driver or handle matches on is the core's own type ([`Event`],
+//!   [`PathEvent`], [`CloseReason`], [`Stage`], errors), marked `#[non_exhaustive]` where it may
+//!   grow, so a quiche upgrade changes what a connection can do, not how its owner is written.
+//!   [`QuicSettings`] and [`ConnectionContext`] are built from `Default` and set field by
+//!   field, so new settings are not breaking changes either.
 #![deny(missing_docs)]
 
 pub mod anti_replay;
@@ -53,7 +69,7 @@ pub use cid::{
 pub use command::{Command, CommandSender, ConnectionGone};
 pub use connection::{
     CloseReason, Connection, ConnectionContext, ConnectionFacts, ConnectionStats, CreateError,
-    EndpointEvent, Event, RetryIds, Stage,
+    EndpointEvent, Event, PathEvent, RetryIds, Stage,
 };
 pub use datagram::{Datagram, Ecn, SegmentIter, Transmit};
 pub use driver::Driver;

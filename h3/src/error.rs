@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use quicksand_core::CloseReason;
+
 /// HTTP/3 error codes (RFC 9114 §8.1, RFC 9297 §5.2) used by this crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -100,8 +102,10 @@ pub enum StreamError {
     },
     /// The peer sent a malformed message (H3_MESSAGE_ERROR).
     Malformed(crate::headers::HeaderError),
-    /// The connection ended before the stream did.
-    ConnectionClosed,
+    /// The connection ended before the stream did, for this reason (`None` when the stream
+    /// ended without the connection reporting one: its request was refused before it was
+    /// sent, say, or the connection's driver was dropped).
+    ConnectionClosed(Option<CloseReason>),
     /// The HTTP/3 layer reported an error on this stream.
     Protocol(quiche::h3::Error),
 }
@@ -120,13 +124,20 @@ impl fmt::Display for StreamError {
                 write!(f, "stream reset locally: {}", name(*code))
             }
             StreamError::Malformed(e) => write!(f, "malformed message: {e}"),
-            StreamError::ConnectionClosed => f.write_str("the connection closed"),
+            StreamError::ConnectionClosed(reason) => closed(f, reason.as_ref()),
             StreamError::Protocol(e) => write!(f, "HTTP/3 error on the stream: {e:?}"),
         }
     }
 }
 
 impl std::error::Error for StreamError {}
+
+fn closed(f: &mut fmt::Formatter<'_>, reason: Option<&CloseReason>) -> fmt::Result {
+    match reason {
+        Some(reason) => write!(f, "the connection ended: {reason}"),
+        None => f.write_str("the connection ended"),
+    }
+}
 
 /// A client request that failed before a final response arrived.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,8 +161,9 @@ pub enum RequestError {
     Stream(StreamError),
     /// The response the peer sent is malformed.
     InvalidResponse(crate::headers::HeaderError),
-    /// The driver is gone (connection closed or driver dropped).
-    ConnectionClosed,
+    /// The connection ended before the response came, for this reason (`None` when the
+    /// driver was dropped without the connection reporting one).
+    ConnectionClosed(Option<CloseReason>),
 }
 
 impl fmt::Display for RequestError {
@@ -168,7 +180,7 @@ impl fmt::Display for RequestError {
             }
             RequestError::Stream(e) => write!(f, "request failed: {e}"),
             RequestError::InvalidResponse(e) => write!(f, "invalid response: {e}"),
-            RequestError::ConnectionClosed => f.write_str("the connection closed"),
+            RequestError::ConnectionClosed(reason) => closed(f, reason.as_ref()),
         }
     }
 }
@@ -178,7 +190,7 @@ impl std::error::Error for RequestError {}
 impl From<StreamError> for RequestError {
     fn from(e: StreamError) -> Self {
         match e {
-            StreamError::ConnectionClosed => RequestError::ConnectionClosed,
+            StreamError::ConnectionClosed(reason) => RequestError::ConnectionClosed(reason),
             StreamError::ResetByPeer { code } if code == ErrorCode::RequestRejected.code() => {
                 RequestError::Stream(e)
             }

@@ -12,6 +12,7 @@ use std::task::Waker;
 use bytes::Bytes;
 use http::{HeaderMap, Response};
 use quiche::h3::Header;
+use quicksand_core::CloseReason;
 
 use crate::error::StreamError;
 
@@ -35,6 +36,8 @@ pub(crate) struct ConnShared {
     pub datagram_max: AtomicUsize,
     /// The connection has ended.
     pub closed: AtomicBool,
+    /// Why it ended, once it has.
+    close_reason: Mutex<Option<CloseReason>>,
 }
 
 impl ConnShared {
@@ -63,6 +66,17 @@ impl ConnShared {
     /// A clone of the registered waker, if any.
     pub fn waker(&self) -> Option<Waker> {
         lock(&self.waker).0.clone()
+    }
+
+    /// Records that the connection ended, and why.
+    pub fn close(&self, reason: &CloseReason) {
+        *lock(&self.close_reason) = Some(reason.clone());
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// The error for something asked of the connection after it ended.
+    pub fn closed_error(&self) -> StreamError {
+        StreamError::ConnectionClosed(lock(&self.close_reason).clone())
     }
 
     /// Clears the work flag (the driver is about to do everything pending anyway).
@@ -161,7 +175,12 @@ impl StreamState {
     pub fn fail_with(&mut self, err: crate::error::RequestError) {
         let stream_err = match &err {
             crate::error::RequestError::Stream(e) => e.clone(),
-            _ => StreamError::ConnectionClosed,
+            crate::error::RequestError::ConnectionClosed(reason) => {
+                StreamError::ConnectionClosed(reason.clone())
+            }
+            // The request was refused before the connection carried it: its body halves end
+            // as if the connection had, with no close to report.
+            _ => StreamError::ConnectionClosed(None),
         };
         if self.head.is_none() {
             self.head = Some(Err(err));

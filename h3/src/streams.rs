@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use quiche::h3;
-use quicksand_core::{Metrics, QuicheConnection, StreamBuf};
+use quicksand_core::{CloseReason, Metrics, QuicheConnection, StreamBuf};
 
 use crate::error::StreamError;
 use crate::headers;
@@ -331,10 +331,12 @@ impl Streams {
         self.map.retain(|_, e| !e.is_done());
     }
 
-    /// Fails every stream (the connection ended).
-    pub fn fail_all(&mut self) {
+    /// Fails every stream (the connection ended, for `reason`).
+    pub fn fail_all(&mut self, reason: &CloseReason) {
         for (_, e) in self.map.drain() {
-            e.shared.lock().fail(StreamError::ConnectionClosed);
+            e.shared
+                .lock()
+                .fail(StreamError::ConnectionClosed(Some(reason.clone())));
         }
     }
 }

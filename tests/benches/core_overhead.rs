@@ -21,16 +21,14 @@ const SERVER: SocketAddr =
 static ZEROS: [u8; 65536] = [0; 65536];
 
 fn configs() -> (QuicConfig, QuicConfig) {
-    let settings = QuicSettings {
-        alpn: vec![b"bench".to_vec()],
-        initial_max_data: 64 << 20,
-        initial_max_stream_data_bidi_local: 32 << 20,
-        initial_max_stream_data_bidi_remote: 32 << 20,
-        max_connection_window: 64 << 20,
-        max_stream_window: 32 << 20,
-        enable_pacing: false,
-        ..Default::default()
-    };
+    let mut settings = QuicSettings::default();
+    settings.alpn = vec![b"bench".to_vec()];
+    settings.initial_max_data = 64 << 20;
+    settings.initial_max_stream_data_bidi_local = 32 << 20;
+    settings.initial_max_stream_data_bidi_remote = 32 << 20;
+    settings.max_connection_window = 64 << 20;
+    settings.max_stream_window = 32 << 20;
+    settings.enable_pacing = false;
     let mut client = ConnectionParams::new(settings.clone());
     client.tls.verify_peer = false;
     let server = ConnectionParams {

@@ -18,10 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rtt_ms: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50);
     let len = megabytes << 20;
 
-    let settings = QuicSettings {
-        alpn: vec![b"quicksand-transfer".to_vec()],
-        ..Default::default()
-    };
+    let mut settings = QuicSettings::default();
+    settings.alpn = vec![b"quicksand-transfer".to_vec()];
     let mut client = ConnectionParams::new(settings.clone());
     client.tls.verify_peer = false;
     let server = ConnectionParams {

@@ -16,15 +16,14 @@ use crate::pair::Pair;
 
 /// Transport settings for HTTP/3 tests: `h3`, generous windows, datagrams on.
 pub fn quic_settings() -> QuicSettings {
-    QuicSettings {
-        alpn: vec![b"h3".to_vec()],
-        max_idle_timeout: Some(Duration::from_secs(30)),
-        initial_max_data: 16 << 20,
-        initial_max_stream_data_bidi_local: 2 << 20,
-        initial_max_stream_data_bidi_remote: 2 << 20,
-        enable_dgram: true,
-        ..Default::default()
-    }
+    let mut settings = QuicSettings::default();
+    settings.alpn = vec![b"h3".to_vec()];
+    settings.max_idle_timeout = Some(Duration::from_secs(30));
+    settings.initial_max_data = 16 << 20;
+    settings.initial_max_stream_data_bidi_local = 2 << 20;
+    settings.initial_max_stream_data_bidi_remote = 2 << 20;
+    settings.enable_dgram = true;
+    settings
 }
 
 /// A client and a server config (self-signed certificate, no verification).

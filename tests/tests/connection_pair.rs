@@ -13,11 +13,10 @@ use quicksand_tests::pair::Pair;
 quicksand_tests::virtual_clock!();
 
 fn settings() -> QuicSettings {
-    QuicSettings {
-        alpn: vec![b"quicksand-test".to_vec()],
-        max_idle_timeout: Some(Duration::from_secs(5)),
-        ..Default::default()
-    }
+    let mut settings = QuicSettings::default();
+    settings.alpn = vec![b"quicksand-test".to_vec()];
+    settings.max_idle_timeout = Some(Duration::from_secs(5));
+    settings
 }
 
 fn configs(settings: QuicSettings) -> (QuicConfig, QuicConfig) {
@@ -225,10 +224,11 @@ fn idle_timeout_fires_at_the_negotiated_time() {
 #[test]
 fn handshake_timeout_closes_a_client_whose_server_is_silent() {
     let _clock = VirtualTime::enter();
-    let (mut cc, _) = configs(QuicSettings {
-        handshake_timeout: Some(Duration::from_secs(3)),
-        max_idle_timeout: Some(Duration::from_secs(60)),
-        ..settings()
+    let (mut cc, _) = configs({
+        let mut settings = settings();
+        settings.handshake_timeout = Some(Duration::from_secs(3));
+        settings.max_idle_timeout = Some(Duration::from_secs(60));
+        settings
     });
     let start = std::time::Instant::now();
     let mut client = quicksand_core::Connection::connect(
@@ -346,9 +346,10 @@ fn close_during_handshake_ends_both_sides() {
 #[test]
 fn resumption_with_zero_rtt_data() {
     let clock = VirtualTime::enter();
-    let (mut cc, sc) = configs(QuicSettings {
-        enable_early_data: true,
-        ..settings()
+    let (mut cc, sc) = configs({
+        let mut settings = settings();
+        settings.enable_early_data = true;
+        settings
     });
     let mut first = Pair::new(
         &mut cc,

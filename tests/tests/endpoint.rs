@@ -370,7 +370,7 @@ fn nat_rebinding_keeps_the_connection() {
         }));
         assert!(s.server.events.iter().any(|(_, _, e)| matches!(
             e,
-            Event::Path(quicksand_core::quiche::PathEvent::PeerMigrated(..))
+            Event::Path(quicksand_core::PathEvent::PeerMigrated { .. })
         )));
     });
 }

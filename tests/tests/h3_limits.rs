@@ -392,7 +392,13 @@ fn oversize_response_headers_close_the_connection() {
         .unwrap();
     req.responder.send_response(resp).unwrap().finish().unwrap();
     let result = block_on(&mut pair, &clock, Duration::from_secs(5), response).unwrap();
-    assert_eq!(result.err(), Some(RequestError::ConnectionClosed));
+    // The request fails with the reason the connection closed for.
+    let close_reason = pair.client.application().close_reason().cloned();
+    assert!(close_reason.is_some());
+    assert_eq!(
+        result.err(),
+        Some(RequestError::ConnectionClosed(close_reason))
+    );
     match pair.client.application().close_reason() {
         Some(CloseReason::Local {
             application: true,

@@ -28,34 +28,32 @@ const DELAY: Duration = Duration::from_millis(5);
 /// The largest value each setting that adds a transport parameter accepts.
 fn largest_settings() -> QuicSettings {
     let max = (1 << 30) - 1;
-    QuicSettings {
-        alpn: vec![b"h3".to_vec()],
-        initial_max_data: max,
-        initial_max_stream_data_bidi_local: max,
-        initial_max_stream_data_bidi_remote: max,
-        initial_max_stream_data_uni: max,
-        initial_max_streams_bidi: max,
-        initial_max_streams_uni: max,
-        max_connection_window: max,
-        max_stream_window: max,
-        max_idle_timeout: Some(Duration::from_millis(max)),
-        enable_dgram: true,
-        enable_early_data: true,
-        disable_active_migration: true,
-        active_connection_id_limit: 16_383,
-        max_recv_udp_payload_size: 65_527,
-        ack_delay_exponent: 20,
-        max_ack_delay: Duration::from_millis(16_383),
-        ..Default::default()
-    }
+    let mut settings = QuicSettings::default();
+    settings.alpn = vec![b"h3".to_vec()];
+    settings.initial_max_data = max;
+    settings.initial_max_stream_data_bidi_local = max;
+    settings.initial_max_stream_data_bidi_remote = max;
+    settings.initial_max_stream_data_uni = max;
+    settings.initial_max_streams_bidi = max;
+    settings.initial_max_streams_uni = max;
+    settings.max_connection_window = max;
+    settings.max_stream_window = max;
+    settings.max_idle_timeout = Some(Duration::from_millis(max));
+    settings.enable_dgram = true;
+    settings.enable_early_data = true;
+    settings.disable_active_migration = true;
+    settings.active_connection_id_limit = 16_383;
+    settings.max_recv_udp_payload_size = 65_527;
+    settings.ack_delay_exponent = 20;
+    settings.max_ack_delay = Duration::from_millis(16_383);
+    settings
 }
 
 fn default_settings() -> QuicSettings {
-    QuicSettings {
-        alpn: vec![b"h3".to_vec()],
-        enable_early_data: true,
-        ..Default::default()
-    }
+    let mut settings = QuicSettings::default();
+    settings.alpn = vec![b"h3".to_vec()];
+    settings.enable_early_data = true;
+    settings
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,9 +239,10 @@ fn the_size_check_matches_quiche_at_the_boundary() {
     let _clock = VirtualTime::enter();
     let base = largest_settings();
     // One byte less than `base`: a limit below 64 is a 1-byte varint instead of 2.
-    let shorter = QuicSettings {
-        active_connection_id_limit: 63,
-        ..base.clone()
+    let shorter = {
+        let mut settings = base.clone();
+        settings.active_connection_id_limit = 63;
+        settings
     };
     let len = |s: &QuicSettings, cid_len| ServerTransportParams::worst_case(s, cid_len).len();
     assert_eq!(len(&base, 8), 127);

@@ -267,7 +267,7 @@ fn nat_rebinding_every_five_seconds() {
             .events
             .iter()
             .filter(|(_, _, e)| {
-                matches!(e, Event::Path(quicksand_core::quiche::PathEvent::New(..)))
+                matches!(e, Event::Path(quicksand_core::PathEvent::New { .. }))
             })
             .count();
         assert!(new_paths >= 3, "{new_paths} new paths seen");
@@ -320,7 +320,7 @@ fn nat_rebinding_every_two_seconds_for_two_minutes() {
                 .filter(|(_, _, e)| {
                     matches!(
                         e,
-                        Event::Path(quicksand_core::quiche::PathEvent::Closed(..))
+                        Event::Path(quicksand_core::PathEvent::Closed { .. })
                     )
                 })
                 .count();

@@ -34,10 +34,9 @@ fn server(settings: Http3Settings, calls: &Calls) -> ServerDriver {
 }
 
 fn early_data_settings() -> QuicSettings {
-    QuicSettings {
-        enable_early_data: true,
-        ..quic_settings()
-    }
+    let mut settings = quic_settings();
+    settings.enable_early_data = true;
+    settings
 }
 
 /// A first connection that leaves the client with a session ticket; returns the configs.
@@ -171,10 +170,8 @@ fn replay(
 /// and the replayed connection's events.
 fn post_then_replay(anti_replay: Arc<dyn AntiReplay>) -> (usize, Vec<Event>) {
     let clock = VirtualTime::enter();
-    let ctx = ConnectionContext {
-        anti_replay,
-        ..ConnectionContext::default()
-    };
+    let mut ctx = ConnectionContext::default();
+    ctx.anti_replay = anti_replay;
     // The server opts in to non-idempotent early requests, so only the replay record stands
     // between a replay that comes after the genuine flight and a second run.
     let settings = Http3Settings {

@@ -20,10 +20,9 @@ use crate::{Error, FleetKeys};
 
 /// Transport settings with `h3` as ALPN and the core's defaults otherwise.
 pub fn h3_settings() -> QuicSettings {
-    QuicSettings {
-        alpn: vec![b"h3".to_vec()],
-        ..QuicSettings::default()
-    }
+    let mut settings = QuicSettings::default();
+    settings.alpn = vec![b"h3".to_vec()];
+    settings
 }
 
 /// How a server's connection IDs are made.
@@ -272,12 +271,11 @@ impl ServerConfig {
 
     /// The context the workers' contexts are made from.
     pub(crate) fn base_context(&self) -> ConnectionContext {
-        ConnectionContext {
-            metrics: self.metrics.clone(),
-            anti_replay: self.anti_replay.clone(),
-            release_horizon: self.release_horizon,
-            ..ConnectionContext::default()
-        }
+        let mut ctx = ConnectionContext::default();
+        ctx.metrics = self.metrics.clone();
+        ctx.anti_replay = self.anti_replay.clone();
+        ctx.release_horizon = self.release_horizon;
+        ctx
     }
 }
 
@@ -342,10 +340,9 @@ impl ClientConfig {
 
     /// The context of the client's connections.
     pub fn context(&self) -> ConnectionContext {
-        ConnectionContext {
-            metrics: self.metrics.clone(),
-            release_horizon: self.release_horizon,
-            ..ConnectionContext::default()
-        }
+        let mut ctx = ConnectionContext::default();
+        ctx.metrics = self.metrics.clone();
+        ctx.release_horizon = self.release_horizon;
+        ctx
     }
 }

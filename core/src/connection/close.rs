@@ -19,6 +19,7 @@ pub enum Stage {
 
 /// Why a connection ended. Carried by [`Event::Closed`](crate::Event::Closed).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// We closed it: by command, by an application error, or because quiche found a protocol
     /// error in what the peer sent (then `application` is false and `code` a transport code).

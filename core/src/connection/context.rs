@@ -11,7 +11,15 @@ use crate::{
 /// What a connection borrows from whoever created it (normally the endpoint): the CID
 /// generator and reset key it issues new IDs with, the metrics sink, the send-buffer pool, and
 /// the driver's pacing horizon, and the 0-RTT anti-replay record.
+///
+/// Built from [`Default`] and changed field by field (it may gain fields):
+///
+/// ```
+/// let mut ctx = quicksand_core::ConnectionContext::default();
+/// ctx.release_horizon = std::time::Duration::ZERO;
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ConnectionContext {
     /// Makes the connection's new source CIDs.
     pub cid_generator: Arc<dyn ConnectionIdGenerator>,

@@ -100,7 +100,9 @@ impl<A: Application> Connection<A> {
                 .push_back(EndpointEvent::Established { peer_reset_token });
         }
         while let Some(e) = self.conn.path_event_next() {
-            self.events.push_back(Event::Path(e));
+            if let Some(e) = super::PathEvent::from_quiche(e) {
+                self.events.push_back(Event::Path(e));
+            }
         }
         self.update_source_ids();
         self.update_stage();

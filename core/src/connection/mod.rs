@@ -4,12 +4,14 @@ mod close;
 mod context;
 mod facts;
 mod lifecycle;
+mod path;
 mod stats;
 mod transmit;
 
 pub use close::{CloseReason, Stage};
 pub use context::ConnectionContext;
 pub use facts::ConnectionFacts;
+pub use path::PathEvent;
 pub use stats::ConnectionStats;
 
 use std::collections::VecDeque;
@@ -29,6 +31,7 @@ use crate::{Application, Datagram, PooledBuf, QuicConfig, QuicheConnection, Tran
 /// Something that happened to a connection, for its owner. Drain with
 /// [`Connection::poll_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// 0-RTT data can flow before the handshake completes.
     EarlyData,
@@ -44,13 +47,14 @@ pub enum Event {
         resumed: bool,
     },
     /// A path changed (new, validated, failed, peer migrated, ...).
-    Path(quiche::PathEvent),
+    Path(PathEvent),
     /// The connection ended. The last event.
     Closed(CloseReason),
 }
 
 /// What a connection tells the endpoint that routes datagrams to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EndpointEvent {
     /// Route datagrams for this CID here too.
     NewConnectionId(ConnectionId<'static>),

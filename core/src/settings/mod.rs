@@ -36,7 +36,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Transport settings of a connection. Every field has a documented default.
+///
+/// Built from [`Default`] and changed field by field (it may gain fields):
+///
+/// ```
+/// let mut settings = quicksand_core::QuicSettings::default();
+/// settings.alpn = vec![b"h3".to_vec()];
+/// settings.initial_max_streams_bidi = 1000;
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct QuicSettings {
     /// ALPN protocols, most preferred first. Default: empty (must be set; `h3` for HTTP/3).
     pub alpn: Vec<Vec<u8>>,

@@ -88,7 +88,7 @@ impl H3Client {
     ) -> Result<Arc<StreamShared>, RequestError> {
         let inner = &self.inner;
         if inner.conn.closed.load(Ordering::Acquire) {
-            return Err(RequestError::ConnectionClosed);
+            return Err(inner.conn.closed_error().into());
         }
         if inner.queue.goaway.load(Ordering::Acquire) {
             return Err(RequestError::GoAway);

@@ -401,11 +401,13 @@ impl Application for ClientDriver {
 
     fn on_close(&mut self, _: &QuicheConnection, reason: &CloseReason) {
         self.close_reason = Some(reason.clone());
-        self.conn.closed.store(true, Ordering::Release);
-        self.streams.fail_all();
+        self.conn.close(reason);
+        self.streams.fail_all(reason);
         self.flows.close_all();
         for p in lock(&self.queue.pending).drain(..) {
-            p.shared.lock().fail_with(RequestError::ConnectionClosed);
+            p.shared
+                .lock()
+                .fail_with(RequestError::ConnectionClosed(Some(reason.clone())));
         }
     }
 }

@@ -736,8 +736,8 @@ impl Application for ServerDriver {
 
     fn on_close(&mut self, _: &QuicheConnection, reason: &CloseReason) {
         self.close_reason = Some(reason.clone());
-        self.conn.closed.store(true, Ordering::Release);
-        self.streams.fail_all();
+        self.conn.close(reason);
+        self.streams.fail_all(reason);
         self.flows.close_all();
         // Dropping the sender ends the request stream for the application.
         if let Sink::Channel(tx) = &self.sink {

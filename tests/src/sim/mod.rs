@@ -62,9 +62,10 @@ impl SimConfig {
             seed,
             to_server: LinkConfig::default(),
             to_client: LinkConfig::default(),
-            settings: QuicSettings {
-                alpn: vec![b"quicksand-test".to_vec(), b"h3".to_vec()],
-                ..Default::default()
+            settings: {
+                let mut settings = QuicSettings::default();
+                settings.alpn = vec![b"quicksand-test".to_vec(), b"h3".to_vec()];
+                settings
             },
             server_endpoint: EndpointConfig {
                 seed: Some(seed ^ 0x5e),
@@ -133,15 +134,13 @@ pub fn configs(settings: &QuicSettings) -> (QuicConfig, QuicConfig) {
 /// A seeded connection context with counting metrics.
 pub fn context(seed: u64) -> (ConnectionContext, Arc<CountingMetrics>) {
     let metrics = Arc::new(CountingMetrics::default());
-    let ctx = ConnectionContext {
-        cid_generator: Arc::new(RandomConnectionIds::with_seed(
-            quicksand_core::DEFAULT_CID_LEN,
-            seed,
-        )),
-        reset_key: Arc::new(StatelessResetKey::with_seed(seed)),
-        metrics: metrics.clone(),
-        ..Default::default()
-    };
+    let mut ctx = ConnectionContext::default();
+    ctx.cid_generator = Arc::new(RandomConnectionIds::with_seed(
+        quicksand_core::DEFAULT_CID_LEN,
+        seed,
+    ));
+    ctx.reset_key = Arc::new(StatelessResetKey::with_seed(seed));
+    ctx.metrics = metrics.clone();
     (ctx, metrics)
 }
 
