@@ -41,9 +41,15 @@ impl std::error::Error for ApplicationError {}
 /// `ApplicationOverQuic`, without async.
 ///
 /// The connection calls these methods from `poll_transmit`, in this order on each wake-up:
-/// `on_established` (once), `process_reads` (when packets arrived), `process_writes`, and then
-/// it sends what the application queued. `on_close` is called once at the end. All of them get
-/// the quiche connection to read and write streams and datagrams.
+/// `on_established` (once), `process_reads` (when packets arrived), `on_shutdown` (once, when
+/// its server shuts down), `process_writes`, and then it sends what the application queued.
+/// `on_close` is called once at the end. All of them get the quiche connection to read and
+/// write streams and datagrams.
+///
+/// A graceful shutdown is the application's to carry out, since only it knows what "finish
+/// what is in flight" means: `on_shutdown` starts it, the application closes the connection
+/// when done, and one still open at the server's deadline is closed with
+/// [`shutdown_close`](Application::shutdown_close).
 ///
 /// An application that gets work from outside (a request handler answering on another task)
 /// returns `Poll::Ready` from [`poll_work`](Application::poll_work) and keeps the waker, so an
@@ -84,6 +90,27 @@ pub trait Application: Send + 'static {
     fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let _ = cx;
         Poll::Pending
+    }
+
+    /// The server is shutting down gracefully: take no new work, finish what is in flight,
+    /// then close (HTTP/3 sends GOAWAY and closes once its requests are answered). Called once,
+    /// before `process_writes`; if the shutdown comes during the handshake, right after
+    /// `on_established`. Default: nothing, so the connection lives until the application
+    /// closes it or the server's deadline does.
+    fn on_shutdown(
+        &mut self,
+        conn: &mut QuicheConnection,
+        now: Instant,
+    ) -> Result<(), ApplicationError> {
+        let _ = (conn, now);
+        Ok(())
+    }
+
+    /// The close for a connection still open when its server's shutdown deadline passes: the
+    /// application protocol's "no error" code (HTTP/3: H3_NO_ERROR). Default: `None`, a
+    /// transport-level close with NO_ERROR, which means the same for any application.
+    fn shutdown_close(&self) -> Option<ApplicationError> {
+        None
     }
 
     /// The connection ended. Called once; no other method is called afterwards.
@@ -146,6 +173,18 @@ impl<A: Application + ?Sized> Application for Box<A> {
 
     fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         (**self).poll_work(cx)
+    }
+
+    fn on_shutdown(
+        &mut self,
+        conn: &mut QuicheConnection,
+        now: Instant,
+    ) -> Result<(), ApplicationError> {
+        (**self).on_shutdown(conn, now)
+    }
+
+    fn shutdown_close(&self) -> Option<ApplicationError> {
+        (**self).shutdown_close()
     }
 
     fn on_close(&mut self, conn: &QuicheConnection, reason: &CloseReason) {

@@ -277,9 +277,27 @@ impl<A: Application> Driver<A> {
         Ok(handle)
     }
 
-    /// Stops accepting connections (existing ones continue).
+    /// Starts a graceful shutdown: stops accepting connections and asks each open one to
+    /// finish ([`Connection::shutdown`]: its application's `on_shutdown` runs on the next
+    /// `poll_transmit`; HTTP/3 sends GOAWAY). Connections whose application does nothing
+    /// about it keep running.
     pub fn shutdown(&mut self) {
         self.endpoint.shutdown();
+        for (handle, slot) in &mut self.conns {
+            slot.conn.shutdown();
+            self.dirty.insert(*handle);
+        }
+    }
+
+    /// Closes every connection still open as a shutdown deadline does
+    /// ([`Connection::close_for_shutdown`]); returns how many there were. The closes go out
+    /// with the next `poll_transmit`.
+    pub fn close_for_shutdown(&mut self) -> usize {
+        for (handle, slot) in &mut self.conns {
+            slot.conn.close_for_shutdown();
+            self.dirty.insert(*handle);
+        }
+        self.conns.len()
     }
 
     // ---- getters ------------------------------------------------------------------------

@@ -73,6 +73,23 @@ impl ErrorCode {
         .into_iter()
         .find(|c| c.code() == code)
     }
+
+    /// True if an HTTP/3 connection ended without an error: NO_ERROR at the transport level
+    /// ([`CloseReason::is_clean`]) or H3_NO_ERROR at the application level, from either side.
+    pub fn is_clean_close(reason: &CloseReason) -> bool {
+        let h3_no_error =
+            |application: bool, code: u64| application && code == ErrorCode::NoError.code();
+        reason.is_clean()
+            || match reason {
+                CloseReason::Local {
+                    application, code, ..
+                }
+                | CloseReason::Peer {
+                    application, code, ..
+                } => h3_no_error(*application, *code),
+                _ => false,
+            }
+    }
 }
 
 impl fmt::Display for ErrorCode {

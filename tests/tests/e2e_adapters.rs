@@ -488,6 +488,23 @@ macro_rules! suite {
                     let mut stuck = stuck.into_body();
                     let end = stuck.data().await;
                     assert!(matches!(end, Some(Err(_)) | None), "{end:?}");
+                    // ... with HTTP/3's shutdown close: H3_NO_ERROR.
+                    let reason = hanging
+                        .connection
+                        .closed()
+                        .await
+                        .expect("the client saw the close");
+                    assert!(
+                        quicksand_h3::ErrorCode::is_clean_close(&reason)
+                            && matches!(
+                                reason,
+                                quicksand_core::CloseReason::Peer {
+                                    application: true,
+                                    ..
+                                }
+                            ),
+                        "{reason:?}"
+                    );
                     let report = server.closed().await;
                     let took = started.elapsed();
                     assert_eq!(report.forced_closed, 1, "only the hanging connection");

@@ -355,6 +355,102 @@ fn shutdown_refuses_new_connections_and_keeps_old_ones() {
     assert_eq!(s.server.conns().next().unwrap().stage(), Stage::Running);
 }
 
+/// A server application that counts `on_shutdown` calls and, if `finish`, closes at once
+/// with code 0x77 (as an application with nothing in flight would).
+struct Graceful {
+    finish: bool,
+    told: Arc<Mutex<usize>>,
+}
+
+impl quicksand_core::Application for Graceful {
+    fn process_reads(
+        &mut self,
+        _: &mut quicksand_core::QuicheConnection,
+        _: Instant,
+    ) -> Result<(), quicksand_core::ApplicationError> {
+        Ok(())
+    }
+
+    fn process_writes(
+        &mut self,
+        _: &mut quicksand_core::QuicheConnection,
+        _: Instant,
+    ) -> Result<(), quicksand_core::ApplicationError> {
+        Ok(())
+    }
+
+    fn on_shutdown(
+        &mut self,
+        conn: &mut quicksand_core::QuicheConnection,
+        _: Instant,
+    ) -> Result<(), quicksand_core::ApplicationError> {
+        *self.told.lock().unwrap() += 1;
+        if self.finish {
+            conn.close(true, 0x77, b"finished").unwrap();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn graceful_shutdown_is_the_applications_and_the_deadline_closes_with_no_error() {
+    let told = Arc::new(Mutex::new(0));
+    let mut accepted = 0;
+    let server_told = told.clone();
+    let mut s = Sim::new(SimConfig::new(12), move |_| {
+        accepted += 1;
+        Some(Graceful {
+            finish: accepted == 1,
+            told: server_told.clone(),
+        })
+    });
+    s.connect(NoApplication).unwrap();
+    assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 1)));
+    s.connect(NoApplication).unwrap();
+    assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 2)));
+
+    s.server.driver.shutdown();
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(
+        *told.lock().unwrap(),
+        2,
+        "every application hears of the shutdown once"
+    );
+    // The first application finished and closed; the second one keeps its connection open.
+    assert_eq!(s.server.len(), 1);
+    let reasons = s.client.closed_reasons();
+    assert!(
+        matches!(
+            reasons[..],
+            [CloseReason::Peer {
+                application: true,
+                code: 0x77,
+                ..
+            }]
+        ),
+        "{reasons:?}"
+    );
+
+    // The deadline: what is left closes with the application's shutdown close, here the
+    // default, NO_ERROR at the transport level.
+    assert_eq!(s.server.driver.close_for_shutdown(), 1);
+    s.run_for(Duration::from_secs(1));
+    assert!(s.server.is_empty());
+    let reasons = s.client.closed_reasons();
+    assert!(
+        matches!(
+            reasons[1..],
+            [CloseReason::Peer {
+                application: false,
+                code: 0,
+                ..
+            }]
+        ),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].is_clean());
+}
+
 #[test]
 fn nat_rebinding_keeps_the_connection() {
     sim::for_each_seed("nat_rebinding_keeps_the_connection", 3, |seed| {

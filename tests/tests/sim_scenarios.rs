@@ -266,9 +266,7 @@ fn nat_rebinding_every_five_seconds() {
             .server
             .events
             .iter()
-            .filter(|(_, _, e)| {
-                matches!(e, Event::Path(quicksand_core::PathEvent::New { .. }))
-            })
+            .filter(|(_, _, e)| matches!(e, Event::Path(quicksand_core::PathEvent::New { .. })))
             .count();
         assert!(new_paths >= 3, "{new_paths} new paths seen");
     });
@@ -318,10 +316,7 @@ fn nat_rebinding_every_two_seconds_for_two_minutes() {
                 .events
                 .iter()
                 .filter(|(_, _, e)| {
-                    matches!(
-                        e,
-                        Event::Path(quicksand_core::PathEvent::Closed { .. })
-                    )
+                    matches!(e, Event::Path(quicksand_core::PathEvent::Closed { .. }))
                 })
                 .count();
             assert!(paths_closed >= 50, "{paths_closed} abandoned paths freed");

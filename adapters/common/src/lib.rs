@@ -40,7 +40,7 @@ pub use config::{
     h3_settings, ClientConfig, ConnectionIds, Handlers, PreboundSockets, ServerConfig,
 };
 pub use connection::{Connection, ConnectionInfo, H3Connection};
-pub use endpoint::{Connect, Control, DrainFn, EndpointTask, Siblings, WorkerReport, WorkerStats};
+pub use endpoint::{Connect, Control, EndpointTask, Siblings, WorkerReport, WorkerStats};
 pub use error::Error;
 #[cfg(feature = "metrics")]
 pub use facade::MetricsFacade;
@@ -48,8 +48,7 @@ pub use forward::{forward_queues, Forwarder, FORWARD_QUEUE};
 pub use keys::{FleetKeys, KeysError};
 pub use runtime::{Lookup, Runtime};
 pub use server::{
-    build_workers, h3_accept, listen_on, serve_on, Server, SharedDrain, ShutdownHandle,
-    ShutdownReport, Worker, SHUTDOWN_CODE,
+    build_workers, h3_accept, listen_on, serve_on, Server, ShutdownHandle, ShutdownReport, Worker,
 };
 
 /// A UDP socket registered with a runtime's reactor, as the endpoint task uses it.

@@ -14,15 +14,9 @@ use quicksand_h3::{Http3Settings, ServerDriver, Service, Spawner};
 use quicksand_udp::{SteeringRule, UdpSocket, UdpSocketConfig};
 
 use crate::{
-    forward_queues, Control, DrainFn, EndpointTask, Error, Handlers, PreboundSockets, Runtime,
-    ServerConfig, Siblings, WorkerStats,
+    forward_queues, Control, EndpointTask, Error, Handlers, PreboundSockets, Runtime, ServerConfig,
+    Siblings, WorkerStats,
 };
-
-/// H3_NO_ERROR: the code connections still open at the shutdown deadline are closed with.
-pub const SHUTDOWN_CODE: u64 = 0x100;
-
-/// The graceful-shutdown hook shared by every worker (HTTP/3: GOAWAY).
-pub type SharedDrain<A> = Arc<dyn Fn(&A) + Send + Sync>;
 
 /// A running server: its sockets' endpoint tasks. Dropping it leaves them running (detached,
 /// whatever the number of workers); stop them with [`shutdown`](Self::shutdown) or a
@@ -95,15 +89,17 @@ pub fn serve_on<R: Runtime, S: Service>(
         }
         Handlers::Inline => None,
     };
-    let (accept, drain) = h3_accept(service, config.h3.clone(), config.metrics.clone(), spawner);
-    start(runtime, addr, &config, accept, Some(drain))
+    let accept = h3_accept(service, config.h3.clone(), config.metrics.clone(), spawner);
+    start(runtime, addr, &config, accept)
 }
 
 /// Listens on `addr` with any [`Application`], tasks on `runtime`: `accept` picks the
 /// application of each new connection (or refuses it with `None`). With `config.workers > 1`
 /// it binds that many `SO_REUSEPORT` sockets, one endpoint task each.
 ///
-/// Shutdown stops accepting and waits for the connections to close until the deadline.
+/// Shutdown stops accepting, calls each connection's
+/// [`Application::on_shutdown`](quicksand_core::Application::on_shutdown) and waits for the
+/// connections to close until the deadline.
 pub fn listen_on<R, A, F>(
     runtime: R,
     addr: SocketAddr,
@@ -115,7 +111,7 @@ where
     A: Application + Send + 'static,
     F: Fn(&Incoming) -> Option<A> + Send + Sync + 'static,
 {
-    start(runtime, addr, &config, accept, None)
+    start(runtime, addr, &config, accept)
 }
 
 fn start<R, A, F>(
@@ -123,25 +119,17 @@ fn start<R, A, F>(
     addr: SocketAddr,
     config: &ServerConfig,
     accept: F,
-    drain: Option<SharedDrain<A>>,
 ) -> Result<Server<R>, Error>
 where
     R: Runtime,
     A: Application + Send + 'static,
     F: Fn(&Incoming) -> Option<A> + Send + Sync + 'static,
 {
-    let (local_addr, handle, workers) = build_workers(addr, config, accept, drain)?;
+    let (local_addr, handle, workers) = build_workers(addr, config, accept)?;
     let mut tasks = Vec::with_capacity(workers.len());
     for w in workers {
         let socket = runtime.register(w.socket, true).map_err(Error::Register)?;
-        let task = EndpointTask::server(
-            w.driver,
-            socket,
-            runtime.timer(),
-            w.control,
-            w.siblings,
-            w.drain,
-        );
+        let task = EndpointTask::server(w.driver, socket, runtime.timer(), w.control, w.siblings);
         tasks.push(runtime.spawn(task));
     }
     Ok(Server {
@@ -163,8 +151,6 @@ pub struct Worker<A: Application> {
     pub control: mpsc::UnboundedReceiver<Control>,
     /// The other workers, when there are several.
     pub siblings: Option<Siblings>,
-    /// The graceful-shutdown hook.
-    pub drain: Option<DrainFn<A>>,
 }
 
 /// Binds the sockets (the first one picks the port for port 0; the others join it), or takes
@@ -174,7 +160,6 @@ pub fn build_workers<A, F>(
     addr: SocketAddr,
     config: &ServerConfig,
     accept: F,
-    drain: Option<SharedDrain<A>>,
 ) -> Result<(SocketAddr, ShutdownHandle, Vec<Worker<A>>), Error>
 where
     A: Application + Send + 'static,
@@ -224,13 +209,11 @@ where
             forward: forward.clone(),
             forwarded,
         });
-        let drain: Option<DrainFn<A>> = drain.clone().map(|d| Box::new(move |a: &A| d(a)) as _);
         out.push(Worker {
             socket,
             driver,
             control,
             siblings,
-            drain,
         });
     }
     Ok((local_addr, ShutdownHandle { workers: txs }, out))
@@ -317,7 +300,7 @@ fn take_prebound(
     Ok(out)
 }
 
-/// The `accept` and graceful-shutdown hook of an HTTP/3 server answering every request with
+/// The `accept` function of an HTTP/3 server answering every request with
 /// `service`, reporting response statuses to `metrics`, its handlers spawned with `spawner`
 /// (or polled in the connection without one) — what `serve` passes to `build_workers`.
 pub fn h3_accept<S: Service>(
@@ -325,12 +308,9 @@ pub fn h3_accept<S: Service>(
     settings: Http3Settings,
     metrics: Arc<dyn Metrics>,
     spawner: Option<Spawner>,
-) -> (
-    impl Fn(&Incoming) -> Option<ServerDriver> + Send + Sync + 'static,
-    SharedDrain<ServerDriver>,
-) {
+) -> impl Fn(&Incoming) -> Option<ServerDriver> + Send + Sync + 'static {
     let service = Arc::new(service);
-    let accept = move |_: &Incoming| {
+    move |_: &Incoming| {
         let service = service.clone();
         let driver = ServerDriver::with_service(settings.clone(), move |req| service.call(req))
             .with_metrics(metrics.clone());
@@ -338,8 +318,7 @@ pub fn h3_accept<S: Service>(
             Some(spawn) => driver.with_spawner(spawn.clone()),
             None => driver,
         })
-    };
-    (accept, Arc::new(|app: &ServerDriver| app.handle().goaway()))
+    }
 }
 
 /// Starts a graceful shutdown of a server from anywhere; cloneable.
@@ -349,16 +328,15 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// Stops accepting connections, asks each connection to finish (HTTP/3: GOAWAY, in-flight
+    /// Stops accepting connections, asks each connection to finish (its application's
+    /// [`on_shutdown`](quicksand_core::Application::on_shutdown); HTTP/3: GOAWAY, in-flight
     /// requests complete, then the connection closes) and closes whatever is still open after
-    /// `grace` with [`SHUTDOWN_CODE`].
+    /// `grace` with its application's
+    /// [`shutdown_close`](quicksand_core::Application::shutdown_close) (HTTP/3: H3_NO_ERROR).
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
         for w in &self.workers {
-            let _ = w.unbounded_send(Control::Shutdown {
-                deadline,
-                code: SHUTDOWN_CODE,
-            });
+            let _ = w.unbounded_send(Control::Shutdown { deadline });
         }
     }
 
@@ -380,7 +358,7 @@ impl ShutdownHandle {
 /// What a shutdown found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Connections that were still open at the deadline and were closed with
-    /// [`SHUTDOWN_CODE`].
+    /// Connections that were still open at the deadline and were closed with their
+    /// application's shutdown close.
     pub forced_closed: usize,
 }

@@ -70,7 +70,7 @@ pub use io::Socket;
 pub use quicksand_adapter::{
     any_addr, h3_settings, host_port, ClientConfig, Connection, ConnectionIds, ConnectionInfo,
     Error, FleetKeys, H3Connection, Handlers, KeysError, PreboundSockets, ServerConfig,
-    ShutdownHandle, ShutdownReport, WorkerReport, WorkerStats, SHUTDOWN_CODE,
+    ShutdownHandle, ShutdownReport, WorkerReport, WorkerStats,
 };
 pub use runtime::{Task, Timer, Tokio};
 

@@ -49,7 +49,9 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// True for a close that reports no error: NO_ERROR (transport code 0) from either side.
+    /// True for a close that reports no error at the transport level: NO_ERROR (transport
+    /// code 0) from either side. What an application error code means is the application's
+    /// to say (HTTP/3's H3_NO_ERROR is clean too: `quicksand_h3::ErrorCode::is_clean_close`).
     pub fn is_clean(&self) -> bool {
         matches!(
             self,

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{CloseReason, Connection, EndpointEvent, Event, Stage, MAX_ISSUED_CIDS};
+use super::{CloseReason, Connection, EndpointEvent, Event, Shutdown, Stage, MAX_ISSUED_CIDS};
 use crate::metrics::{HandshakeFailure, TransportDelta};
 
 /// How often a running connection reports its transport counters to the metrics.
@@ -33,6 +33,11 @@ impl<A: Application> Connection<A> {
             }
             if self.reads_pending {
                 self.app.process_reads(&mut self.conn, now)?;
+                self.writes_pending = true;
+            }
+            if self.shutdown == Shutdown::Asked {
+                self.shutdown = Shutdown::Told;
+                self.app.on_shutdown(&mut self.conn, now)?;
                 self.writes_pending = true;
             }
             if self.writes_pending {

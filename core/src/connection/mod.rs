@@ -146,6 +146,7 @@ pub struct Connection<A: Application> {
     early_data_admitted: bool,
     reads_pending: bool,
     writes_pending: bool,
+    shutdown: Shutdown,
     /// A transmit waiting for its pacing release time.
     held: Option<Transmit>,
     /// A packet quiche wrote that did not fit the previous batch; it starts the next one.
@@ -164,6 +165,17 @@ struct TransmitCounters {
     transmits: u64,
     datagrams_sent: u64,
     datagrams_received: u64,
+}
+
+/// Where a connection is in its server's graceful shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shutdown {
+    /// Not asked.
+    No,
+    /// Asked; the application hears of it on its next run.
+    Asked,
+    /// The application's `on_shutdown` ran.
+    Told,
 }
 
 /// Most source CIDs a connection keeps issued at once, whatever limit the peer announces.
@@ -277,6 +289,7 @@ impl<A: Application> Connection<A> {
             early_data_admitted: false,
             reads_pending: false,
             writes_pending: false,
+            shutdown: Shutdown::No,
             held: None,
             carry: None,
             forced_reason: None,
@@ -425,6 +438,24 @@ impl<A: Application> Connection<A> {
             Err(e) => tracing::debug!(error = %e, "close failed"),
         }
         self.update_stage();
+    }
+
+    /// Starts a graceful shutdown: the application's
+    /// [`on_shutdown`](Application::on_shutdown) runs on the next `poll_transmit` (once the
+    /// application has started, if it has not yet). Asking again does nothing.
+    pub fn shutdown(&mut self) {
+        if self.shutdown == Shutdown::No {
+            self.shutdown = Shutdown::Asked;
+        }
+    }
+
+    /// Closes the connection as a shutdown deadline does: with the application's
+    /// [`shutdown_close`](Application::shutdown_close), or NO_ERROR at the transport level.
+    pub fn close_for_shutdown(&mut self) {
+        match self.app.shutdown_close() {
+            Some(e) => self.close(true, e.code, &e.reason),
+            None => self.close(false, 0, b"server shutting down"),
+        }
     }
 
     /// A handle for outside code to send [`Command`]s to this connection.

@@ -399,6 +399,13 @@ impl Application for ClientDriver {
         }
     }
 
+    fn shutdown_close(&self) -> Option<ApplicationError> {
+        Some(ApplicationError::new(
+            ErrorCode::NoError.code(),
+            "shutting down",
+        ))
+    }
+
     fn on_close(&mut self, _: &QuicheConnection, reason: &CloseReason) {
         self.close_reason = Some(reason.clone());
         self.conn.close(reason);

@@ -734,6 +734,23 @@ impl Application for ServerDriver {
         }
     }
 
+    /// GOAWAY: requests already received are answered, then the connection closes.
+    fn on_shutdown(
+        &mut self,
+        _: &mut QuicheConnection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        self.control.goaway.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn shutdown_close(&self) -> Option<ApplicationError> {
+        Some(ApplicationError::new(
+            ErrorCode::NoError.code(),
+            "server shutting down",
+        ))
+    }
+
     fn on_close(&mut self, _: &QuicheConnection, reason: &CloseReason) {
         self.close_reason = Some(reason.clone());
         self.conn.close(reason);

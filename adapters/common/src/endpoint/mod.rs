@@ -21,7 +21,7 @@ use quicksand_core::{Application, Datagram, Driver, Event, QuicConfig};
 use client::ClientRole;
 pub use client::Connect;
 use server::ServerRole;
-pub use server::{Control, DrainFn, Siblings, WorkerStats};
+pub use server::{Control, Siblings, WorkerStats};
 
 use crate::buffers::SEND_QUEUE;
 use crate::{EndpointSocket, EndpointTimer};
@@ -45,7 +45,7 @@ pub struct WorkerReport {
 #[allow(clippy::large_enum_variant)]
 enum Role<A: Application> {
     Client(ClientRole<A>),
-    Server(ServerRole<A>),
+    Server(ServerRole),
 }
 
 /// The endpoint task: a future the adapter spawns, generic over the runtime's socket
@@ -70,9 +70,8 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
         timer: T,
         control: mpsc::UnboundedReceiver<Control>,
         siblings: Option<Siblings>,
-        drain: Option<DrainFn<A>>,
     ) -> Self {
-        let role = Role::Server(ServerRole::new(control, siblings, drain));
+        let role = Role::Server(ServerRole::new(control, siblings));
         Self::new(driver, socket, timer, role)
     }
 

@@ -14,14 +14,12 @@ use crate::Forwarder;
 
 /// Control messages of a server worker.
 pub enum Control {
-    /// Stop accepting, drain, and close what is left at `deadline` with `code`.
-    Shutdown { deadline: Instant, code: u64 },
+    /// Stop accepting, let each connection's application finish, and close what is left at
+    /// `deadline` (with each application's shutdown close).
+    Shutdown { deadline: Instant },
     /// Reply with the worker's counters and live connections.
     Stats(oneshot::Sender<WorkerStats>),
 }
-
-/// Calls the application's graceful-shutdown hook (HTTP/3: GOAWAY).
-pub type DrainFn<A> = Box<dyn Fn(&A) + Send>;
 
 /// A server worker's view of its siblings.
 pub struct Siblings {
@@ -57,28 +55,25 @@ pub struct WorkerStats {
 }
 
 /// What a server worker's task keeps besides its driver and socket.
-pub(super) struct ServerRole<A: Application> {
+pub(super) struct ServerRole {
     /// `None` once every handle is gone.
     control: Option<mpsc::UnboundedReceiver<Control>>,
     siblings: Option<Siblings>,
-    drain: Option<DrainFn<A>>,
-    /// The deadline and close code of a shutdown in progress.
-    shutdown: Option<(Instant, u64)>,
+    /// The deadline of a shutdown in progress.
+    shutdown: Option<Instant>,
     /// Connections closed at the deadline, once it passed.
     forced: Option<usize>,
     forwarded_in: u64,
 }
 
-impl<A: Application> ServerRole<A> {
+impl ServerRole {
     pub(super) fn new(
         control: mpsc::UnboundedReceiver<Control>,
         siblings: Option<Siblings>,
-        drain: Option<DrainFn<A>>,
     ) -> Self {
         ServerRole {
             control: Some(control),
             siblings,
-            drain,
             shutdown: None,
             forced: None,
             forwarded_in: 0,
@@ -87,7 +82,7 @@ impl<A: Application> ServerRole<A> {
 
     /// Takes datagrams forwarded by siblings, then control messages. `stats` fills in what
     /// only the task knows.
-    pub(super) fn poll_control(
+    pub(super) fn poll_control<A: Application>(
         &mut self,
         cx: &mut Context<'_>,
         now: Instant,
@@ -116,8 +111,8 @@ impl<A: Application> ServerRole<A> {
                         ..stats(driver)
                     });
                 }
-                Poll::Ready(Some(Control::Shutdown { deadline, code })) => {
-                    self.begin_shutdown(driver, deadline, code)
+                Poll::Ready(Some(Control::Shutdown { deadline })) => {
+                    self.begin_shutdown(driver, deadline)
                 }
                 Poll::Ready(None) => self.control = None,
                 Poll::Pending => break,
@@ -127,7 +122,12 @@ impl<A: Application> ServerRole<A> {
 
     /// Hands a received datagram to the driver, or to the sibling worker owning its
     /// connection.
-    pub(super) fn deliver(&mut self, now: Instant, driver: &mut Driver<A>, d: Datagram) {
+    pub(super) fn deliver<A: Application>(
+        &mut self,
+        now: Instant,
+        driver: &mut Driver<A>,
+        d: Datagram,
+    ) {
         match self.siblings.as_mut() {
             Some(s) => s
                 .workers
@@ -139,44 +139,35 @@ impl<A: Application> ServerRole<A> {
         }
     }
 
-    fn begin_shutdown(&mut self, driver: &mut Driver<A>, deadline: Instant, code: u64) {
+    fn begin_shutdown<A: Application>(&mut self, driver: &mut Driver<A>, deadline: Instant) {
         if self.shutdown.is_some() {
             return;
         }
         tracing::info!(connections = driver.connection_count(), "shutting down");
         driver.shutdown();
-        self.shutdown = Some((deadline, code));
-        if let Some(drain) = &self.drain {
-            for (_, conn) in driver.connections() {
-                drain(conn.application());
-            }
-        }
+        self.shutdown = Some(deadline);
     }
 
     /// Closes what is left once the shutdown deadline passed.
-    pub(super) fn enforce_deadline(&mut self, now: Instant, driver: &mut Driver<A>) {
-        let Some((deadline, code)) = self.shutdown else {
+    pub(super) fn enforce_deadline<A: Application>(
+        &mut self,
+        now: Instant,
+        driver: &mut Driver<A>,
+    ) {
+        let Some(deadline) = self.shutdown else {
             return;
         };
         if self.forced.is_some() || now < deadline {
             return;
         }
-        let handles: Vec<_> = driver.connections().map(|(h, _)| h).collect();
-        tracing::info!(
-            left = handles.len(),
-            "shutdown deadline: closing connections"
-        );
-        for h in &handles {
-            if let Some(c) = driver.connection_mut(*h) {
-                c.close(true, code, b"server shutting down");
-            }
-        }
-        self.forced = Some(handles.len());
+        let left = driver.close_for_shutdown();
+        tracing::info!(left, "shutdown deadline: closing connections");
+        self.forced = Some(left);
     }
 
     /// The shutdown deadline, while it has not been enforced.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        self.shutdown.filter(|_| self.forced.is_none()).map(|s| s.0)
+        self.shutdown.filter(|_| self.forced.is_none())
     }
 
     /// A server ends after a shutdown only (once its connections have closed): dropping its
