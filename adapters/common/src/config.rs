@@ -13,16 +13,17 @@ use quicksand_core::{
     CertificateSource, ConnectionContext, ConnectionParams, EndpointConfig, Hooks, Metrics,
     NoopMetrics, QuicConfig, QuicSettings, TlsSettings,
 };
-use quicksand_h3::Http3Settings;
 use quicksand_udp::UdpSocketConfig;
 
 use crate::{Error, FleetKeys};
 
-/// Transport settings with `h3` as ALPN and the core's defaults otherwise.
-pub fn h3_settings() -> QuicSettings {
-    let mut settings = QuicSettings::default();
-    settings.alpn = vec![b"h3".to_vec()];
-    settings
+/// The transport settings a config starts from: HTTP/3's ALPN with the `h3` feature, none
+/// (to be set) without.
+fn default_settings() -> QuicSettings {
+    #[cfg(feature = "h3")]
+    return crate::h3_settings();
+    #[cfg(not(feature = "h3"))]
+    return QuicSettings::default();
 }
 
 /// How a server's connection IDs are made.
@@ -42,25 +43,6 @@ pub enum ConnectionIds {
         /// This host's id: 1..=14 bytes with several workers, 1..=15 with one.
         server_id: Vec<u8>,
     },
-}
-
-/// Where `serve`'s request handlers run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Handlers {
-    /// Handlers run on the runtime in a task per connection (spawned with its first request),
-    /// as a hyper or tokio-quiche server runs them apart from the socket: one that computes
-    /// for long, or blocks, delays only its own connection's other handlers — packets of its
-    /// connection and of every other connection on the socket keep flowing, and the
-    /// runtime's other threads run the other connections' handlers. Costs a spawn per
-    /// connection and a channel hop per request.
-    #[default]
-    Spawned,
-    /// Handlers are polled inside their connection's endpoint task: no spawn, no
-    /// cross-thread wake-up, the fastest for handlers that answer at once or only await
-    /// I/O. A handler that computes for 200 ms stalls the socket's every connection for
-    /// 200 ms.
-    Inline,
 }
 
 /// UDP sockets bound by someone else (a parent process, a service manager) that a server
@@ -114,7 +96,7 @@ impl PreboundSockets {
     }
 }
 
-/// How a server listens. [`Default`] serves HTTP/3 on one socket with a self-signed
+/// How a server listens. [`Default`] serves HTTP/3 (with the `h3` feature) on all cores with a self-signed
 /// certificate for `localhost`, `127.0.0.1` and `::1` (logged as a warning), random keys and
 /// CIDs, and no metrics.
 ///
@@ -143,9 +125,11 @@ pub struct ServerConfig {
     /// Adjustments of the TLS context.
     pub hooks: Hooks,
     /// HTTP/3 settings (used by `serve`).
-    pub h3: Http3Settings,
-    /// Where `serve`'s handlers run. Default: [`Handlers::Spawned`].
-    pub handlers: Handlers,
+    #[cfg(feature = "h3")]
+    pub h3: quicksand_h3::Http3Settings,
+    /// Where `serve`'s handlers run. Default: [`Handlers::Spawned`](crate::Handlers::Spawned).
+    #[cfg(feature = "h3")]
+    pub handlers: crate::Handlers,
     /// Endpoint limits and policies (RETRY, backlog, stateless resets).
     pub endpoint: EndpointConfig,
     /// Socket offloads. `reuse_port` is forced on when `workers > 1`.
@@ -187,11 +171,13 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            quic: h3_settings(),
+            quic: default_settings(),
             tls: TlsSettings::default(),
             hooks: Hooks::default(),
-            h3: Http3Settings::default(),
-            handlers: Handlers::default(),
+            #[cfg(feature = "h3")]
+            h3: Default::default(),
+            #[cfg(feature = "h3")]
+            handlers: Default::default(),
             endpoint: EndpointConfig::default(),
             socket: UdpSocketConfig::default(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(256)),
@@ -290,7 +276,8 @@ pub struct ClientConfig {
     /// Adjustments of the TLS context.
     pub hooks: Hooks,
     /// HTTP/3 settings (used by the HTTP/3 helpers).
-    pub h3: Http3Settings,
+    #[cfg(feature = "h3")]
+    pub h3: quicksand_h3::Http3Settings,
     /// Endpoint settings (a client endpoint accepts no connections).
     pub endpoint: EndpointConfig,
     /// Socket offloads.
@@ -307,10 +294,11 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
-            quic: h3_settings(),
+            quic: default_settings(),
             tls: TlsSettings::default(),
             hooks: Hooks::default(),
-            h3: Http3Settings::default(),
+            #[cfg(feature = "h3")]
+            h3: Default::default(),
             endpoint: EndpointConfig::default(),
             socket: UdpSocketConfig::default(),
             session: None,

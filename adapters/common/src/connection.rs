@@ -4,14 +4,9 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
 
-use bytes::Bytes;
-use http::Response;
 use quicksand_core::{
     CloseReason, CommandSender, ConnectionGone, ConnectionHandle, ConnectionStats,
 };
-use quicksand_h3::H3Client;
-
-use crate::Error;
 
 /// A connection whose handshake completed, as the endpoint task reports it.
 #[derive(Clone, Debug)]
@@ -106,22 +101,6 @@ impl Connection {
     /// Sends raw commands to the connection.
     pub fn commands(&self) -> &CommandSender {
         &self.info.commands
-    }
-}
-
-/// An HTTP/3 connection: the [`H3Client`] that sends requests and the [`Connection`].
-#[derive(Clone, Debug)]
-pub struct H3Connection {
-    /// Sends requests.
-    pub client: H3Client,
-    /// Closes the connection, reads statistics.
-    pub connection: Connection,
-}
-
-impl H3Connection {
-    /// GETs `url` and reads the whole body.
-    pub async fn get(&self, url: &str) -> Result<Response<Bytes>, Error> {
-        Ok(self.client.get(url).await?)
     }
 }
 

@@ -5,7 +5,6 @@ use std::io;
 use std::net::SocketAddr;
 
 use quicksand_core::{CloseReason, ConfigError, CreateError, QuicLbError};
-use quicksand_h3::{RequestError, StreamError};
 
 use crate::KeysError;
 
@@ -49,9 +48,11 @@ pub enum Error {
         source: Option<io::Error>,
     },
     /// An HTTP/3 request failed before its response head arrived.
-    Request(RequestError),
+    #[cfg(feature = "h3")]
+    Request(quicksand_h3::RequestError),
     /// An HTTP/3 response body failed.
-    Body(StreamError),
+    #[cfg(feature = "h3")]
+    Body(quicksand_h3::StreamError),
     /// The fleet keys could not be loaded or made.
     Keys(KeysError),
     /// The QUIC-LB server id cannot be used (`ConnectionIds::QuicLb`).
@@ -75,7 +76,9 @@ impl fmt::Display for Error {
                 source: Some(e),
             } => write!(f, "resolving {host}: {e}"),
             Error::Resolve { host, source: None } => write!(f, "{host} resolved to no address"),
+            #[cfg(feature = "h3")]
             Error::Request(e) => write!(f, "request failed: {e}"),
+            #[cfg(feature = "h3")]
             Error::Body(e) => write!(f, "response body failed: {e}"),
             Error::Keys(e) => write!(f, "{e}"),
             Error::ServerId(e) => write!(f, "connection_ids: {e}"),
@@ -94,7 +97,9 @@ impl std::error::Error for Error {
             Error::Resolve {
                 source: Some(e), ..
             } => Some(e),
+            #[cfg(feature = "h3")]
             Error::Request(e) => Some(e),
+            #[cfg(feature = "h3")]
             Error::Body(e) => Some(e),
             Error::Keys(e) => Some(e),
             Error::ServerId(e) => Some(e),
@@ -115,14 +120,16 @@ impl From<ConfigError> for Error {
     }
 }
 
-impl From<RequestError> for Error {
-    fn from(e: RequestError) -> Self {
+#[cfg(feature = "h3")]
+impl From<quicksand_h3::RequestError> for Error {
+    fn from(e: quicksand_h3::RequestError) -> Self {
         Error::Request(e)
     }
 }
 
-impl From<StreamError> for Error {
-    fn from(e: StreamError) -> Self {
+#[cfg(feature = "h3")]
+impl From<quicksand_h3::StreamError> for Error {
+    fn from(e: quicksand_h3::StreamError) -> Self {
         Error::Body(e)
     }
 }

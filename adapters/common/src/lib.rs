@@ -14,6 +14,11 @@
 //! The endpoint task talks to its handles over the channels in [`Connect`] and [`Control`].
 //! No QUIC logic lives in an adapter: the loop is here and every protocol decision is in the
 //! core.
+//!
+//! The generic layer knows QUIC [`Application`](quicksand_core::Application)s only
+//! ([`listen_on`], [`Client::connect_with`]). HTTP/3 plugs in on top of it like any other
+//! protocol, in one module behind the `h3` feature (on by default): `serve_on`, `h3_accept`,
+//! `H3Connection`, `connect_on`, `get_on`, and the `h3` and `handlers` config fields.
 
 use std::io;
 use std::task::{Context, Poll};
@@ -30,26 +35,29 @@ mod error;
 #[cfg(feature = "metrics")]
 mod facade;
 mod forward;
+#[cfg(feature = "h3")]
+mod http3;
 mod keys;
 mod runtime;
 mod server;
 
 pub use buffers::{SocketBuffers, SEND_QUEUE};
-pub use client::{any_addr, connect_on, get_on, host_port, resolve_on, Client};
-pub use config::{
-    h3_settings, ClientConfig, ConnectionIds, Handlers, PreboundSockets, ServerConfig,
-};
-pub use connection::{Connection, ConnectionInfo, H3Connection};
+pub use client::{any_addr, Client, DefaultApplication};
+pub use config::{ClientConfig, ConnectionIds, PreboundSockets, ServerConfig};
+pub use connection::{Connection, ConnectionInfo};
 pub use endpoint::{Connect, Control, EndpointTask, Siblings, WorkerReport, WorkerStats};
 pub use error::Error;
 #[cfg(feature = "metrics")]
 pub use facade::MetricsFacade;
 pub use forward::{forward_queues, Forwarder, FORWARD_QUEUE};
+#[cfg(feature = "h3")]
+pub use http3::{
+    connect_on, get_on, h3_accept, h3_settings, host_port, resolve_on, serve_on, H3Connection,
+    Handlers,
+};
 pub use keys::{FleetKeys, KeysError};
 pub use runtime::{Lookup, Runtime};
-pub use server::{
-    build_workers, h3_accept, listen_on, serve_on, Server, ShutdownHandle, ShutdownReport, Worker,
-};
+pub use server::{build_workers, listen_on, Server, ShutdownHandle, ShutdownReport, Worker};
 
 /// A UDP socket registered with a runtime's reactor, as the endpoint task uses it.
 pub trait EndpointSocket: Unpin {

@@ -9,13 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_channel::{mpsc, oneshot};
 use quicksand_core::driver_workers::Workers;
-use quicksand_core::{Application, Driver, Endpoint, Incoming, Metrics, QuicConfig};
-use quicksand_h3::{Http3Settings, ServerDriver, Service, Spawner};
+use quicksand_core::{Application, Driver, Endpoint, Incoming, QuicConfig};
 use quicksand_udp::{SteeringRule, UdpSocket, UdpSocketConfig};
 
 use crate::{
-    forward_queues, Control, EndpointTask, Error, Handlers, PreboundSockets, Runtime, ServerConfig,
-    Siblings, WorkerStats,
+    forward_queues, Control, EndpointTask, Error, PreboundSockets, Runtime, ServerConfig, Siblings,
+    WorkerStats,
 };
 
 /// A running server: its sockets' endpoint tasks. Dropping it leaves them running (detached,
@@ -71,26 +70,6 @@ impl<R: Runtime> Server<R> {
         }
         report
     }
-}
-
-/// Serves HTTP/3 on `addr` with tasks on `runtime`: every request is answered by `service`,
-/// any `async fn(Request<RecvBody>) -> Response<Body>`. Handlers run where
-/// `config.handlers` says: by default in a task per connection, apart from the socket.
-pub fn serve_on<R: Runtime, S: Service>(
-    runtime: R,
-    addr: SocketAddr,
-    config: ServerConfig,
-    service: S,
-) -> Result<Server<R>, Error> {
-    let spawner = match config.handlers {
-        Handlers::Spawned => {
-            let runtime = runtime.clone();
-            Some(Arc::new(move |handler| runtime.spawn_handler(handler)) as Spawner)
-        }
-        Handlers::Inline => None,
-    };
-    let accept = h3_accept(service, config.h3.clone(), config.metrics.clone(), spawner);
-    start(runtime, addr, &config, accept)
 }
 
 /// Listens on `addr` with any [`Application`], tasks on `runtime`: `accept` picks the
@@ -298,27 +277,6 @@ fn take_prebound(
         );
     }
     Ok(out)
-}
-
-/// The `accept` function of an HTTP/3 server answering every request with
-/// `service`, reporting response statuses to `metrics`, its handlers spawned with `spawner`
-/// (or polled in the connection without one) — what `serve` passes to `build_workers`.
-pub fn h3_accept<S: Service>(
-    service: S,
-    settings: Http3Settings,
-    metrics: Arc<dyn Metrics>,
-    spawner: Option<Spawner>,
-) -> impl Fn(&Incoming) -> Option<ServerDriver> + Send + Sync + 'static {
-    let service = Arc::new(service);
-    move |_: &Incoming| {
-        let service = service.clone();
-        let driver = ServerDriver::with_service(settings.clone(), move |req| service.call(req))
-            .with_metrics(metrics.clone());
-        Some(match &spawner {
-            Some(spawn) => driver.with_spawner(spawn.clone()),
-            None => driver,
-        })
-    }
 }
 
 /// Starts a graceful shutdown of a server from anywhere; cloneable.
