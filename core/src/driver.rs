@@ -23,8 +23,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 use crate::{
-    Application, Connection, ConnectionHandle, CreateError, Datagram, DatagramEvent, Endpoint,
-    Event, Incoming, QuicConfig, Transmit,
+    Application, Connection, ConnectionKey, CreateError, Datagram, DatagramEvent, Endpoint, Event,
+    Incoming, QuicConfig, Transmit,
 };
 
 /// Stateless answers (version negotiation, RETRY, stateless reset, refusals) queued before
@@ -43,7 +43,7 @@ struct ReadySet {
 
 #[derive(Default)]
 struct ReadyInner {
-    handles: BTreeSet<ConnectionHandle>,
+    handles: BTreeSet<ConnectionKey>,
     task: Option<Waker>,
     /// The driver's task is waiting on `poll_wakeup` (it returned pending), so a wake-up must
     /// wake it. While the driver runs its connections, wake-ups are only recorded: the task
@@ -61,7 +61,7 @@ impl ReadySet {
 
 /// The waker handed to one connection: marks it ready and wakes the driver's task.
 struct ConnectionWaker {
-    handle: ConnectionHandle,
+    handle: ConnectionKey,
     ready: Arc<ReadySet>,
 }
 
@@ -98,22 +98,22 @@ struct Slot<A: Application> {
 /// An endpoint with its connections; see the module docs.
 pub struct Driver<A: Application> {
     endpoint: Endpoint,
-    conns: BTreeMap<ConnectionHandle, Slot<A>>,
+    conns: BTreeMap<ConnectionKey, Slot<A>>,
     accept: Option<AcceptFn<A>>,
     ready: Arc<ReadySet>,
     /// Connections with input since they were last driven.
-    dirty: BTreeSet<ConnectionHandle>,
+    dirty: BTreeSet<ConnectionKey>,
     /// Connection timers; an entry is live only if it equals its slot's `scheduled`.
-    timers: BinaryHeap<Reverse<(Instant, ConnectionHandle)>>,
+    timers: BinaryHeap<Reverse<(Instant, ConnectionKey)>>,
     outgoing: VecDeque<Transmit>,
     /// The endpoint's stateless answers, sent after the connections' packets.
     stateless: VecDeque<Transmit>,
     stateless_dropped: u64,
-    events: VecDeque<(ConnectionHandle, Event)>,
+    events: VecDeque<(ConnectionKey, Event)>,
     max_segments: usize,
     refused: u64,
     /// Closed connections kept for inspection, when asked for.
-    closed: Option<Vec<(ConnectionHandle, Connection<A>)>>,
+    closed: Option<Vec<(ConnectionKey, Connection<A>)>>,
 }
 
 impl<A: Application> Driver<A> {
@@ -144,12 +144,12 @@ impl<A: Application> Driver<A> {
     }
 
     /// The closed connections kept since the last call.
-    pub fn take_closed(&mut self) -> Vec<(ConnectionHandle, Connection<A>)> {
+    pub fn take_closed(&mut self) -> Vec<(ConnectionKey, Connection<A>)> {
         self.closed.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The closed connections kept so far, without taking them.
-    pub fn closed(&self) -> &[(ConnectionHandle, Connection<A>)] {
+    pub fn closed(&self) -> &[(ConnectionKey, Connection<A>)] {
         self.closed.as_deref().unwrap_or_default()
     }
 
@@ -238,7 +238,7 @@ impl<A: Application> Driver<A> {
     }
 
     /// The next connection event.
-    pub fn poll_event(&mut self) -> Option<(ConnectionHandle, Event)> {
+    pub fn poll_event(&mut self) -> Option<(ConnectionKey, Event)> {
         self.events.pop_front()
     }
 
@@ -269,7 +269,7 @@ impl<A: Application> Driver<A> {
         local: SocketAddr,
         peer: SocketAddr,
         app: A,
-    ) -> Result<ConnectionHandle, CreateError> {
+    ) -> Result<ConnectionKey, CreateError> {
         let (handle, conn) = self
             .endpoint
             .connect(now, config, server_name, local, peer, app)?;
@@ -303,18 +303,18 @@ impl<A: Application> Driver<A> {
     // ---- getters ------------------------------------------------------------------------
 
     /// A connection, while it lives.
-    pub fn connection(&self, handle: ConnectionHandle) -> Option<&Connection<A>> {
+    pub fn connection(&self, handle: ConnectionKey) -> Option<&Connection<A>> {
         self.conns.get(&handle).map(|s| &s.conn)
     }
 
     /// A connection, mutably; it is driven on the next `poll_transmit`.
-    pub fn connection_mut(&mut self, handle: ConnectionHandle) -> Option<&mut Connection<A>> {
+    pub fn connection_mut(&mut self, handle: ConnectionKey) -> Option<&mut Connection<A>> {
         self.dirty.insert(handle);
         self.conns.get_mut(&handle).map(|s| &mut s.conn)
     }
 
     /// Every live connection.
-    pub fn connections(&self) -> impl Iterator<Item = (ConnectionHandle, &Connection<A>)> {
+    pub fn connections(&self) -> impl Iterator<Item = (ConnectionKey, &Connection<A>)> {
         self.conns.iter().map(|(h, s)| (*h, &s.conn))
     }
 
@@ -358,7 +358,7 @@ impl<A: Application> Driver<A> {
         }
     }
 
-    fn insert(&mut self, handle: ConnectionHandle, conn: Connection<A>) {
+    fn insert(&mut self, handle: ConnectionKey, conn: Connection<A>) {
         let waker = Waker::from(Arc::new(ConnectionWaker {
             handle,
             ready: self.ready.clone(),

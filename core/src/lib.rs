@@ -74,7 +74,7 @@ pub use connection::{
 pub use datagram::{Datagram, Ecn, SegmentIter, Transmit};
 pub use driver::Driver;
 pub use endpoint::{
-    AcceptError, AddressValidation, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig,
+    AcceptError, AddressValidation, ConnectionKey, DatagramEvent, Endpoint, EndpointConfig,
     EndpointStats, Incoming,
 };
 pub use log::capture_quiche_logs;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use quicksand_core::{quiche, Application, ApplicationError, QuicConfig, QuicheConnection};
-use quicksand_h3::{Body, Http3Settings, ServerDriver};
+use quicksand_h3::{Body, Http3Settings, ServerApplication};
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::pair::Pair;
 
@@ -97,8 +97,8 @@ fn body_len(path: usize) -> usize {
     }
 }
 
-fn server() -> ServerDriver {
-    ServerDriver::with_service(
+fn server() -> ServerApplication {
+    ServerApplication::with_service(
         Http3Settings::default(),
         |req: http::Request<quicksand_h3::RecvBody>| async move {
             let path: usize = req
@@ -120,7 +120,7 @@ thread_local! {
 
 /// The handshaken pair inputs act on.
 pub struct H3Server {
-    pair: Pair<Sink, ServerDriver>,
+    pair: Pair<Sink, ServerApplication>,
     client_config: QuicConfig,
     /// Streams opened so far: the next bidirectional / unidirectional stream index.
     bidi: u64,

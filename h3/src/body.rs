@@ -19,7 +19,7 @@ use crate::shared::{Outgoing, RecvEnd, StreamShared};
 
 /// The body of a received message: a [`Stream`] of `Bytes` chunks, then optional trailers.
 ///
-/// Memory is bounded: the driver stops reading from quiche while this body holds
+/// Memory is bounded: the application stops reading from quiche while this body holds
 /// `Http3Settings::stream_buffer_size` unread bytes (or the connection holds
 /// `connection_buffer_size`), so QUIC flow control slows the peer down. Dropping the body
 /// before its end asks the peer to stop sending (STOP_SENDING).
@@ -63,7 +63,7 @@ impl RecvBody {
             drop(st);
             let conn_blocked = self.shared.conn.recv_blocked.swap(false, Ordering::AcqRel);
             if stream_blocked || conn_blocked {
-                self.shared.conn.wake_driver();
+                self.shared.conn.wake_connection();
             }
             return Poll::Ready(Some(Ok(chunk)));
         }
@@ -167,7 +167,7 @@ impl RecvBody {
             }
         }
         drop(st);
-        self.shared.conn.wake_driver();
+        self.shared.conn.wake_connection();
     }
 }
 
@@ -249,7 +249,7 @@ impl BodySender {
         st.send_buffered += data.len();
         st.send.push_back(Outgoing::Data(data));
         drop(st);
-        self.shared.conn.wake_driver();
+        self.shared.conn.wake_connection();
         Ok(())
     }
 
@@ -279,7 +279,7 @@ impl BodySender {
         st.send.push_back(last);
         st.send_closed = true;
         drop(st);
-        self.shared.conn.wake_driver();
+        self.shared.conn.wake_connection();
         Ok(())
     }
 
@@ -297,7 +297,7 @@ impl BodySender {
             st.fail_send(StreamError::ResetLocally { code });
         }
         drop(st);
-        self.shared.conn.wake_driver();
+        self.shared.conn.wake_connection();
     }
 
     /// Bytes queued and not yet accepted by QUIC.

@@ -25,7 +25,7 @@ struct FlowState {
     closed: bool,
 }
 
-/// Datagrams queued by flows for the driver to send.
+/// Datagrams queued by flows for the application to send.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     queue: Mutex<VecDeque<(u64, Bytes)>>,
@@ -61,7 +61,7 @@ impl DatagramFlow {
     }
 
     /// The largest payload [`send`](Self::send) takes now: the path's largest QUIC datagram
-    /// less the quarter stream id. It changes with the path MTU; 0 until the driver knows.
+    /// less the quarter stream id. It changes with the path MTU; 0 until the application knows.
     pub fn max_payload(&self) -> usize {
         self.conn
             .datagram_max
@@ -87,7 +87,7 @@ impl DatagramFlow {
             return Err(DatagramError::FlowClosed);
         }
         lock(&self.outbox.queue).push_back((self.quarter_id, payload));
-        self.conn.wake_driver();
+        self.conn.wake_connection();
         Ok(())
     }
 
@@ -111,7 +111,7 @@ impl DatagramFlow {
     }
 }
 
-/// The driver's side: flows by quarter stream id, and the wire format.
+/// The application's side: flows by quarter stream id, and the wire format.
 #[derive(Debug)]
 pub(crate) struct Flows {
     map: HashMap<u64, Arc<Mutex<FlowState>>>,

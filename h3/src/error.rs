@@ -121,7 +121,7 @@ pub enum StreamError {
     Malformed(crate::headers::HeaderError),
     /// The connection ended before the stream did, for this reason (`None` when the stream
     /// ended without the connection reporting one: its request was refused before it was
-    /// sent, say, or the connection's driver was dropped).
+    /// sent, say, or the connection's application was dropped).
     ConnectionClosed(Option<CloseReason>),
     /// The HTTP/3 layer reported an error on this stream.
     Protocol(quiche::h3::Error),
@@ -179,7 +179,7 @@ pub enum RequestError {
     /// The response the peer sent is malformed.
     InvalidResponse(crate::headers::HeaderError),
     /// The connection ended before the response came, for this reason (`None` when the
-    /// driver was dropped without the connection reporting one).
+    /// application was dropped without the connection reporting one).
     ConnectionClosed(Option<CloseReason>),
 }
 

@@ -1,24 +1,24 @@
 //! # quicksand-h3
 //!
-//! HTTP/3 on quicksand's sans-IO core: [`ServerDriver`] and [`ClientDriver`] are
+//! HTTP/3 on quicksand's sans-IO core: [`ServerApplication`] and [`ClientApplication`] are
 //! [`Application`](quicksand_core::Application)s on top of `quiche::h3`, runtime-agnostic
 //! (channels and wakers from `futures` / `std::task`; time only as the `now` the core
-//! passes in). The same driver runs under any adapter and the simulator.
+//! passes in). The same application runs under any adapter and the simulator.
 //!
 //! ## Server
 //!
 //! ```no_run
 //! use http::Response;
-//! use quicksand_h3::{Body, Http3Settings, RecvBody, ServerDriver};
+//! use quicksand_h3::{Body, Http3Settings, RecvBody, ServerApplication};
 //!
 //! async fn hello(_req: http::Request<RecvBody>) -> Response<Body> {
 //!     Response::new(Body::from("hello"))
 //! }
-//! let driver = ServerDriver::with_service(Http3Settings::default(), hello);
-//! // Connection::accept(now, &mut config, &scid, None, local, peer, ctx, driver)
+//! let application = ServerApplication::with_service(Http3Settings::default(), hello);
+//! // Connection::accept(now, &mut config, &scid, None, local, peer, ctx, application)
 //! ```
 //!
-//! Or take requests one by one with [`ServerDriver::new`] and its [`IncomingRequests`]
+//! Or take requests one by one with [`ServerApplication::new`] and its [`IncomingRequests`]
 //! stream; answer each through its [`Responder`]: optional 1xx heads
 //! ([`Responder::send_informational`]), then [`Responder::send_response`], then the body
 //! through the returned [`BodySender`] ([`BodySender::send_data`] honours backpressure),
@@ -26,20 +26,20 @@
 //!
 //! ## Client
 //!
-//! [`ClientDriver::new`] returns the driver and an [`H3Client`]: [`H3Client::request`]
+//! [`ClientApplication::new`] returns the application and an [`H3Client`]: [`H3Client::request`]
 //! (complete body), [`H3Client::send_request`] (streamed body), [`H3Client::get`]. Each
 //! returns a [`ResponseFuture`] resolving to `Response<RecvBody>`.
 //!
 //! ## Driving
 //!
-//! The core's `Connection` calls the drivers; an adapter must also call its
-//! `poll_wakeup(cx)` (as the core's docs require): handles and handlers wake the driver
+//! The core's `Connection` calls the applications; an adapter must also call its
+//! `poll_wakeup(cx)` (as the core's docs require): handles and handlers wake the application
 //! through that waker.
 //!
 //! ## Memory bounds
 //!
 //! Each received body buffers at most [`Http3Settings::stream_buffer_size`] bytes and the
-//! connection at most [`Http3Settings::connection_buffer_size`]; beyond that the driver
+//! connection at most [`Http3Settings::connection_buffer_size`]; beyond that the application
 //! stops reading and QUIC flow control pushes back. Each [`BodySender`] waits while its stream
 //! has `stream_buffer_size` bytes queued (it may exceed it by one chunk).
 #![deny(missing_docs)]
@@ -60,7 +60,7 @@ mod tower;
 
 pub use body::{Body, BodySender, BoxBodyStream, RecvBody};
 pub use client::{
-    ClientDriver, H3Client, InformationalResponses, ResponseFuture, MAX_INFORMATIONAL,
+    ClientApplication, H3Client, InformationalResponses, ResponseFuture, MAX_INFORMATIONAL,
 };
 pub use datagram::DatagramFlow;
 pub use error::{DatagramError, ErrorCode, RequestError, SendError, StreamError};
@@ -71,7 +71,7 @@ pub use limits::RapidResetDetector;
 pub use priority::Priority;
 pub use server::{
     ConnectionInfo, EarlyData, IncomingRequest, IncomingRequests, Informational, Responder,
-    ServerDriver, ServerHandle, Service, Spawner, StreamId,
+    ServerApplication, ServerHandle, Service, Spawner, StreamId,
 };
 pub use settings::{EarlyDataRequests, Http3Settings};
 #[cfg(feature = "tower")]
@@ -80,9 +80,9 @@ pub use tower::TowerService;
 pub use bytes;
 pub use http;
 
-/// A snapshot of a driver's counters.
+/// A snapshot of an application's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DriverStats {
+pub struct H3Stats {
     /// Requests accepted (server) or sent (client).
     pub requests: u64,
     /// Requests refused with H3_REQUEST_REJECTED (server).
@@ -96,7 +96,7 @@ pub struct DriverStats {
     pub in_flight: usize,
     /// Most received body bytes buffered over the connection at once.
     pub recv_buffer_high_water: usize,
-    /// Most send bytes queued on one stream at once (seen by the driver).
+    /// Most send bytes queued on one stream at once (seen by the application).
     pub send_buffer_high_water: usize,
     /// Resets counted by the rapid-reset detector in its current window (server).
     pub recent_resets: usize,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// HTTP/3 settings of a driver (client or server). Every field has a documented default.
+/// HTTP/3 settings of an application (client or server). Every field has a documented default.
 ///
 /// The QUIC transport settings live in the core's `QuicSettings`; HTTP/3 needs `alpn` to
 /// contain `h3`, and datagrams additionally need `QuicSettings::enable_dgram`.

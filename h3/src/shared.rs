@@ -1,8 +1,8 @@
-//! State shared between a driver (inside the connection) and the handles it gives out
+//! State shared between an application (inside the connection) and the handles it gives out
 //! (bodies, responders, the client handle), possibly on other threads.
 //!
-//! Handles never touch quiche: they queue work in a [`StreamState`] and wake the driver
-//! through [`ConnShared::wake_driver`]; the driver does the quiche calls in `process_writes`.
+//! Handles never touch quiche: they queue work in a [`StreamState`] and wake the application
+//! through [`ConnShared::wake_connection`]; the application does the quiche calls in `process_writes`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,7 +28,7 @@ pub(crate) struct ConnShared {
     waker: Mutex<(Option<Waker>, bool)>,
     /// Received body bytes buffered over all streams, not yet taken by consumers.
     pub recv_buffered: AtomicUsize,
-    /// The driver stopped reading some stream because a buffer was full.
+    /// The application stopped reading some stream because a buffer was full.
     pub recv_blocked: AtomicBool,
     /// The peer negotiated HTTP/3 datagrams and we enabled them.
     pub datagrams: AtomicBool,
@@ -41,8 +41,8 @@ pub(crate) struct ConnShared {
 }
 
 impl ConnShared {
-    /// Says "the driver has work" and wakes whoever drives the connection.
-    pub fn wake_driver(&self) {
+    /// Says "the application has work" and wakes whoever drives the connection.
+    pub fn wake_connection(&self) {
         let waker = {
             let mut g = lock(&self.waker);
             g.1 = true;
@@ -53,7 +53,7 @@ impl ConnShared {
         }
     }
 
-    /// Registers the driver's waker; true if work was signalled since the last call.
+    /// Registers the application's waker; true if work was signalled since the last call.
     pub fn register(&self, waker: &Waker) -> bool {
         let mut g = lock(&self.waker);
         match &g.0 {
@@ -79,13 +79,13 @@ impl ConnShared {
         StreamError::ConnectionClosed(lock(&self.close_reason).clone())
     }
 
-    /// Clears the work flag (the driver is about to do everything pending anyway).
+    /// Clears the work flag (the application is about to do everything pending anyway).
     pub fn clear(&self) {
         lock(&self.waker).1 = false;
     }
 }
 
-/// Something queued for the driver to write on a stream, in order.
+/// Something queued for the application to write on a stream, in order.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     /// A response head (1xx or final; servers only).
@@ -123,14 +123,14 @@ pub(crate) struct StreamState {
     pub recv_end: RecvEnd,
     pub recv_trailers: Option<HeaderMap>,
     pub recv_waker: Option<Waker>,
-    /// The consumer dropped the body: the driver sends STOP_SENDING.
+    /// The consumer dropped the body: the application sends STOP_SENDING.
     pub recv_dropped: bool,
     /// STOP_SENDING to send with this code (consumer dropped or stopped the body early).
     pub recv_stop: Option<u64>,
-    /// The consumer dropped the body with nothing unread: the driver drains the stream and
+    /// The consumer dropped the body with nothing unread: the application drains the stream and
     /// sends STOP_SENDING with this code only if body data arrives.
     pub recv_stop_on_data: Option<u64>,
-    /// The driver stopped reading this stream because a buffer was full.
+    /// The application stopped reading this stream because a buffer was full.
     pub recv_blocked: bool,
 
     // ---- response head (client) ----
@@ -151,9 +151,9 @@ pub(crate) struct StreamState {
     pub final_queued: bool,
     pub send_error: Option<StreamError>,
     pub send_waker: Option<Waker>,
-    /// A local reset asked for (code), applied by the driver.
+    /// A local reset asked for (code), applied by the application.
     pub reset: Option<u64>,
-    /// A new priority for the request (client): the driver sends PRIORITY_UPDATE.
+    /// A new priority for the request (client): the application sends PRIORITY_UPDATE.
     pub priority_update: Option<crate::Priority>,
 }
 

@@ -1,6 +1,6 @@
-//! The driver's table of request streams and the quiche calls that move bytes between quiche
+//! The application's table of request streams and the quiche calls that move bytes between quiche
 //! and the shared per-stream state: reading bodies (within the buffer caps) and writing what
-//! handles queued. Shared by the server and the client drivers.
+//! handles queued. Shared by the server and the client applications.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -15,7 +15,7 @@ use crate::headers;
 use crate::shared::{Outgoing, RecvEnd, StreamShared};
 use crate::Priority;
 
-/// What the driver knows about one request stream.
+/// What the application knows about one request stream.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub shared: Arc<StreamShared>,

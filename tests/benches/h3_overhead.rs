@@ -1,6 +1,6 @@
 //! What quicksand's HTTP/3 driver costs on top of `quiche::h3`: many small requests on one
 //! connection, in memory, through bare quiche (the limit) and through quicksand's core with
-//! its `ClientDriver` / `ServerDriver`.
+//! its `ClientApplication` / `ServerApplication`.
 //!
 //! `cargo bench -p quicksand-tests --bench h3_overhead` (QUICKSAND_BENCH_REQUESTS=N, default
 //! 100,000; QUICKSAND_BENCH_IN_FLIGHT=N requests in flight, default 64, at most 256, the
@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
 use quicksand_core::quiche::h3::NameValue;
 use quicksand_core::{quiche, Application, Connection, ConnectionContext, Datagram, QuicConfig};
-use quicksand_h3::{Body, ClientDriver, Http3Settings, ServerDriver};
+use quicksand_h3::{Body, ClientApplication, Http3Settings, ServerApplication};
 
 const CLIENT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4000);
@@ -187,30 +187,30 @@ fn exchange<A: Application, B: Application>(
 }
 
 /// The server with a handler on quicksand's own `Service`.
-fn native_server() -> ServerDriver {
-    ServerDriver::with_service(Http3Settings::default(), |_req| async {
+fn native_server() -> ServerApplication {
+    ServerApplication::with_service(Http3Settings::default(), |_req| async {
         http::Response::new(Body::from(Bytes::from_static(BODY)))
     })
 }
 
 /// The same handler as a `tower::Service`, through the tower bridge.
-fn tower_server() -> ServerDriver {
+fn tower_server() -> ServerApplication {
     let service = tower::service_fn(|_req: http::Request<quicksand_h3::RecvBody>| async {
         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
             Bytes::from_static(BODY),
         )))
     });
-    ServerDriver::with_service(
+    ServerApplication::with_service(
         Http3Settings::default(),
         quicksand_h3::TowerService::new(service),
     )
 }
 
 /// CPU time and packets sent by both ends.
-fn quicksand(requests: usize, server_driver: ServerDriver) -> (Duration, usize) {
+fn quicksand(requests: usize, server_driver: ServerApplication) -> (Duration, usize) {
     let (mut cc, mut sc) = configs();
     let now = Instant::now();
-    let (client_driver, h3) = ClientDriver::new(Http3Settings::default());
+    let (client_driver, h3) = ClientApplication::new(Http3Settings::default());
     let mut client = Connection::connect(
         now,
         &mut cc,

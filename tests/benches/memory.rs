@@ -6,7 +6,7 @@
 //!
 //! 1. **Idle connections**: N pairs, each after one GET, with the same client (bare quiche +
 //!    `quiche::h3`) and two servers: bare quiche + `quiche::h3` (the limit) and quicksand's
-//!    `Connection<ServerDriver>`. Live heap per pair; the difference is what quicksand adds.
+//!    `Connection<ServerApplication>`. Live heap per pair; the difference is what quicksand adds.
 //! 2. **Stalled requests**: K GETs of a large streamed body on one connection whose client
 //!    never reads: live heap per request once nothing moves. Bounded by the client's stream
 //!    window (data sent, unacknowledged or unread) plus the driver's per-stream cap.
@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use quicksand_core::{quiche, Connection, ConnectionContext, Datagram, QuicConfig};
-use quicksand_h3::{Body, Http3Settings, ServerDriver};
+use quicksand_h3::{Body, Http3Settings, ServerApplication};
 
 /// Counts live heap bytes.
 struct Counting;
@@ -123,7 +123,7 @@ impl Server for RawServer {
 
 /// quicksand's core connection with its HTTP/3 server driver.
 struct OurServer {
-    conn: Connection<ServerDriver>,
+    conn: Connection<ServerApplication>,
 }
 
 impl Server for OurServer {
@@ -236,14 +236,18 @@ fn run(client: &mut RawClient, server: &mut dyn Server, done: impl Fn(&RawClient
     }
 }
 
-fn small_service() -> ServerDriver {
-    ServerDriver::with_service(Http3Settings::default(), |_req| async {
+fn small_service() -> ServerApplication {
+    ServerApplication::with_service(Http3Settings::default(), |_req| async {
         http::Response::new(Body::from(Bytes::from_static(&[b'x'; 100])))
     })
 }
 
 /// `ctx` is shared by every connection, as an endpoint shares it (one buffer pool).
-fn our_server(config: &mut QuicConfig, ctx: &ConnectionContext, driver: ServerDriver) -> OurServer {
+fn our_server(
+    config: &mut QuicConfig,
+    ctx: &ConnectionContext,
+    driver: ServerApplication,
+) -> OurServer {
     let now = Instant::now();
     let ctx = ctx.clone();
     let scid = ctx.cid_generator.generate();
@@ -290,7 +294,7 @@ fn idle_pairs(n: usize, ours: bool) -> f64 {
 /// most the driver queued on one stream.
 fn stalled(k: usize) -> (f64, f64, f64) {
     let (mut cc, mut sc) = configs(STALL_WINDOW);
-    let driver = ServerDriver::with_service(Http3Settings::default(), |_req| async {
+    let driver = ServerApplication::with_service(Http3Settings::default(), |_req| async {
         // 64 MiB per response, made 16 KiB at a time as the driver asks for it.
         let chunk = Bytes::from(vec![b'x'; 16 << 10]);
         let chunks =

@@ -104,7 +104,7 @@ pub fn pattern(seed: u64, len: usize) -> bytes::Bytes {
 /// Receives `n` requests on the server of an HTTP/3 pair, in arrival order (panics if one
 /// does not come within 5 s of virtual time).
 pub fn accept(
-    pair: &mut Pair<quicksand_h3::ClientDriver, quicksand_h3::ServerDriver>,
+    pair: &mut Pair<quicksand_h3::ClientApplication, quicksand_h3::ServerApplication>,
     clock: &VirtualTime,
     incoming: &mut quicksand_h3::IncomingRequests,
     n: usize,

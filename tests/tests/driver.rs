@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use quicksand_core::{CloseReason, ConnectionHandle, NoApplication, Stage};
+use quicksand_core::{CloseReason, ConnectionKey, NoApplication, Stage};
 use quicksand_tests::sim::{Sim, SimConfig};
 
 quicksand_tests::virtual_clock!();
@@ -24,7 +24,7 @@ fn running(
     seed: u64,
 ) -> (
     Sim<NoApplication, NoApplication>,
-    ConnectionHandle,
+    ConnectionKey,
     Arc<CountingWaker>,
 ) {
     let mut s = Sim::new(SimConfig::new(seed), |_| Some(NoApplication));

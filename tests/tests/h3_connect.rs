@@ -5,8 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use quicksand_h3::{
-    BodySender, ClientDriver, DatagramError, DatagramFlow, H3Client, Http3Settings,
-    IncomingRequests, Protocol, RequestError, ServerDriver,
+    BodySender, ClientApplication, DatagramError, DatagramFlow, H3Client, Http3Settings,
+    IncomingRequests, Protocol, RequestError, ServerApplication,
 };
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::h3::{block_on, configs, quic_settings, run_until};
@@ -14,7 +14,7 @@ use quicksand_tests::pair::Pair;
 
 quicksand_tests::virtual_clock!();
 
-type H3Pair = Pair<ClientDriver, ServerDriver>;
+type H3Pair = Pair<ClientApplication, ServerApplication>;
 
 fn connect_settings() -> Http3Settings {
     Http3Settings {
@@ -32,8 +32,8 @@ fn pair(
     let mut sq = quic_settings();
     sq.enable_dgram = server_dgram;
     let (mut cc, sc) = configs(quic_settings(), sq);
-    let (driver, handle) = ClientDriver::new(client);
-    let (server, incoming) = ServerDriver::new(server);
+    let (driver, handle) = ClientApplication::new(client);
+    let (server, incoming) = ServerApplication::new(server);
     let pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
     (pair, handle, incoming)
 }

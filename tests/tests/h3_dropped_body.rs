@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::Response;
 use quicksand_core::{quiche, QuicheConnection};
-use quicksand_h3::{Body, Http3Settings, ServerDriver};
+use quicksand_h3::{Body, Http3Settings, ServerApplication};
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::h3::{block_on, configs, quic_settings, run_until, BareH3, BareH3Peer};
 use quicksand_tests::pair::Pair;
@@ -93,10 +93,10 @@ impl BareH3Peer for SplitRequestClient {
 
 /// Runs one split request against a server whose handler drops the request body unread and
 /// answers 200; returns the client once it sent `late` and 200 ms more passed.
-fn run(late: &'static [u8]) -> Pair<BareH3<SplitRequestClient>, ServerDriver> {
+fn run(late: &'static [u8]) -> Pair<BareH3<SplitRequestClient>, ServerApplication> {
     let clock = VirtualTime::enter();
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
-    let (server, mut incoming) = ServerDriver::new(Http3Settings::default());
+    let (server, mut incoming) = ServerApplication::new(Http3Settings::default());
     let client = BareH3::new(SplitRequestClient::new(late));
     let mut pair = Pair::new(&mut cc, sc, client, server, Duration::from_millis(5)).unwrap();
     let incoming_request = block_on(&mut pair, &clock, Duration::from_secs(5), async {

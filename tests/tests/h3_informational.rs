@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::Request;
 use quicksand_core::{quiche, QuicheConnection};
 use quicksand_h3::{
-    ClientDriver, HeaderError, Http3Settings, InformationalResponses, RequestError,
+    ClientApplication, HeaderError, Http3Settings, InformationalResponses, RequestError,
     MAX_INFORMATIONAL,
 };
 use quicksand_tests::clock::VirtualTime;
@@ -46,7 +46,7 @@ impl BareH3Peer for EarlyHintsServer {
 fn get_with(informational: usize) -> Result<http::Response<quicksand_h3::RecvBody>, RequestError> {
     let clock = VirtualTime::enter();
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
-    let (driver, client) = ClientDriver::new(Http3Settings::default());
+    let (driver, client) = ClientApplication::new(Http3Settings::default());
     let server = BareH3::new(EarlyHintsServer { informational });
     let mut pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
     let request = Request::get("https://localhost/")

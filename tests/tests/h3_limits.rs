@@ -12,8 +12,8 @@ use http::{Request, Response, StatusCode};
 use quicksand_core::QuicheConnection;
 use quicksand_core::{quiche, CloseReason};
 use quicksand_h3::{
-    Body, ClientDriver, ErrorCode, H3Client, Http3Settings, IncomingRequests, RecvBody,
-    RequestError, ServerDriver, StreamError,
+    Body, ClientApplication, ErrorCode, H3Client, Http3Settings, IncomingRequests, RecvBody,
+    RequestError, ServerApplication, StreamError,
 };
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::h3::{
@@ -23,12 +23,12 @@ use quicksand_tests::pair::Pair;
 
 quicksand_tests::virtual_clock!();
 
-type H3Pair = Pair<ClientDriver, ServerDriver>;
+type H3Pair = Pair<ClientApplication, ServerApplication>;
 
 fn pair(client: Http3Settings, server: Http3Settings) -> (H3Pair, H3Client, IncomingRequests) {
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
-    let (driver, handle) = ClientDriver::new(client);
-    let (server, incoming) = ServerDriver::new(server);
+    let (driver, handle) = ClientApplication::new(client);
+    let (server, incoming) = ServerApplication::new(server);
     let pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
     (pair, handle, incoming)
 }
@@ -575,7 +575,7 @@ impl BareH3Peer for RawClient {
 fn malformed_request_gets_400_and_never_reaches_the_handler() {
     let clock = VirtualTime::enter();
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
-    let (server, mut incoming) = ServerDriver::new(Http3Settings::default());
+    let (server, mut incoming) = ServerApplication::new(Http3Settings::default());
     let raw = BareH3::new(RawClient::default());
     let mut pair = Pair::new(&mut cc, sc, raw, server, Duration::from_millis(5)).unwrap();
     assert!(run_until(&mut pair, &clock, Duration::from_secs(5), |p| p
@@ -606,7 +606,7 @@ impl Drop for DropCounter {
 fn a_cancelled_request_drops_its_handler() {
     let clock = VirtualTime::enter();
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
-    let (driver, client) = ClientDriver::new(Http3Settings::default());
+    let (driver, client) = ClientApplication::new(Http3Settings::default());
     let (calls, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let service = {
         let (calls, drops) = (calls.clone(), drops.clone());
@@ -620,7 +620,7 @@ fn a_cancelled_request_drops_its_handler() {
             }
         }
     };
-    let server = ServerDriver::with_service(Http3Settings::default(), service);
+    let server = ServerApplication::with_service(Http3Settings::default(), service);
     let mut pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
     let response = get(&client, "/slow");
     assert!(run_until(

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use quicksand_h3::{
-    ClientDriver, H3Client, Http3Settings, IncomingRequest, IncomingRequests, Priority,
-    ResponseFuture, ServerDriver,
+    ClientApplication, H3Client, Http3Settings, IncomingRequest, IncomingRequests, Priority,
+    ResponseFuture, ServerApplication,
 };
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::h3::{accept, block_on, configs, pattern, quic_settings};
@@ -18,15 +18,15 @@ use quicksand_tests::pair::Pair;
 
 quicksand_tests::virtual_clock!();
 
-type H3Pair = Pair<ClientDriver, ServerDriver>;
+type H3Pair = Pair<ClientApplication, ServerApplication>;
 
 /// Large enough to need many congestion windows: ordering shows in completion order.
 const LEN: usize = 1 << 20;
 
 fn pair() -> (H3Pair, H3Client, IncomingRequests) {
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
-    let (driver, handle) = ClientDriver::new(Http3Settings::default());
-    let (server, incoming) = ServerDriver::new(Http3Settings::default());
+    let (driver, handle) = ClientApplication::new(Http3Settings::default());
+    let (server, incoming) = ServerApplication::new(Http3Settings::default());
     let pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
     (pair, handle, incoming)
 }

@@ -13,7 +13,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::StreamBody;
 use quicksand_h3::http_body::Frame;
 use quicksand_h3::{
-    ClientDriver, ConnectionInfo, H3Client, Http3Settings, RecvBody, ServerDriver, TowerService,
+    ClientApplication, ConnectionInfo, H3Client, Http3Settings, RecvBody, ServerApplication,
+    TowerService,
 };
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::h3::{block_on, configs, pattern, quic_settings};
@@ -22,12 +23,12 @@ use tower::ServiceExt;
 
 quicksand_tests::virtual_clock!();
 
-type H3Pair = Pair<ClientDriver, ServerDriver>;
+type H3Pair = Pair<ClientApplication, ServerApplication>;
 
 fn pair<S: quicksand_h3::Service>(service: S) -> (H3Pair, H3Client) {
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
-    let (driver, client) = ClientDriver::new(Http3Settings::default());
-    let server = ServerDriver::with_service(Http3Settings::default(), service);
+    let (driver, client) = ClientApplication::new(Http3Settings::default());
+    let server = ServerApplication::with_service(Http3Settings::default(), service);
     let pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
     (pair, client)
 }

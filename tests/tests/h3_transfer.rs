@@ -7,8 +7,8 @@ use bytes::Bytes;
 use futures::future::join_all;
 use http::{HeaderMap, Request, Response, StatusCode};
 use quicksand_h3::{
-    Body, ClientDriver, ConnectionInfo, H3Client, Http3Settings, Informational,
-    InformationalResponses, RecvBody, ServerDriver,
+    Body, ClientApplication, ConnectionInfo, H3Client, Http3Settings, Informational,
+    InformationalResponses, RecvBody, ServerApplication,
 };
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::h3::{block_on, configs, pattern, quic_settings};
@@ -16,7 +16,7 @@ use quicksand_tests::pair::Pair;
 
 quicksand_tests::virtual_clock!();
 
-type H3Pair = Pair<ClientDriver, ServerDriver>;
+type H3Pair = Pair<ClientApplication, ServerApplication>;
 
 /// `/echo` echoes the request body (streamed, with backpressure) and its trailers;
 /// `/bytes/N` answers N pattern bytes; `/hints` sends 103 then 200; `/trailers` answers with
@@ -79,8 +79,8 @@ async fn handler(req: Request<RecvBody>) -> Response<Body> {
 
 fn pair_with(client: Http3Settings, server: Http3Settings) -> (H3Pair, H3Client) {
     let (mut cc, sc) = configs(quic_settings(), quic_settings());
-    let (driver, handle) = ClientDriver::new(client);
-    let server = ServerDriver::with_service(server, handler);
+    let (driver, handle) = ClientApplication::new(client);
+    let server = ServerApplication::with_service(server, handler);
     let pair = Pair::new(&mut cc, sc, driver, server, Duration::from_millis(5)).unwrap();
     (pair, handle)
 }

@@ -399,7 +399,7 @@ fn idle_timeout_and_restart_reset() {
 #[test]
 fn http3_parallel_requests_under_loss() {
     use futures::future::FutureExt;
-    use quicksand_h3::{Body, ClientDriver, Http3Settings, ServerDriver};
+    use quicksand_h3::{Body, ClientApplication, Http3Settings, ServerApplication};
     use std::task::{Context, Waker};
     sim::for_each_seed("http3_parallel_requests_under_loss", 3, |seed| {
         let config = SimConfig::new(seed).with_link(LinkConfig {
@@ -408,7 +408,7 @@ fn http3_parallel_requests_under_loss() {
             ..Default::default()
         });
         let mut s = Sim::new(config, |_| {
-            Some(ServerDriver::with_service(
+            Some(ServerApplication::with_service(
                 Http3Settings::default(),
                 |req: http::Request<quicksand_h3::RecvBody>| async move {
                     let n: usize = req
@@ -423,7 +423,7 @@ fn http3_parallel_requests_under_loss() {
                 },
             ))
         });
-        let (driver, client) = ClientDriver::new(Http3Settings::default());
+        let (driver, client) = ClientApplication::new(Http3Settings::default());
         s.connect(driver).unwrap();
         let mut pending: Vec<_> = (0..40usize)
             .map(|i| {
@@ -556,7 +556,9 @@ fn shared_scenarios() {
 #[test]
 fn goaway_with_requests_in_flight() {
     use futures::future::FutureExt;
-    use quicksand_h3::{Body, ClientDriver, ErrorCode, Http3Settings, RequestError, ServerDriver};
+    use quicksand_h3::{
+        Body, ClientApplication, ErrorCode, Http3Settings, RequestError, ServerApplication,
+    };
     use std::task::{Context, Waker};
     const LEN: usize = 200_000;
     sim::for_each_seed("goaway_with_requests_in_flight", 3, |seed| {
@@ -565,7 +567,7 @@ fn goaway_with_requests_in_flight() {
             ..Default::default()
         });
         let mut s = Sim::new(config, |_| {
-            Some(ServerDriver::with_service(
+            Some(ServerApplication::with_service(
                 Http3Settings::default(),
                 |_req: http::Request<quicksand_h3::RecvBody>| async move {
                     http::Response::new(Body::from(
@@ -574,7 +576,7 @@ fn goaway_with_requests_in_flight() {
                 },
             ))
         });
-        let (driver, client) = ClientDriver::new(Http3Settings::default());
+        let (driver, client) = ClientApplication::new(Http3Settings::default());
         s.connect(driver).unwrap();
         let mut pending: Vec<_> = (0..10)
             .map(|i| {

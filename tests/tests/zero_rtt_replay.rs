@@ -10,7 +10,8 @@ use http::{Request, Response};
 use quicksand_core::anti_replay::{AdmitAll, AntiReplay, SharedStrikeRegister};
 use quicksand_core::{Connection, ConnectionContext, Event, QuicConfig, QuicSettings};
 use quicksand_h3::{
-    Body, ClientDriver, EarlyData, EarlyDataRequests, Http3Settings, RecvBody, ServerDriver,
+    Body, ClientApplication, EarlyData, EarlyDataRequests, Http3Settings, RecvBody,
+    ServerApplication,
 };
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::h3::{block_on, configs, quic_settings};
@@ -21,9 +22,9 @@ quicksand_tests::virtual_clock!();
 /// What the server's handler saw: (method, path, arrived as early data) per call.
 type Calls = Arc<Mutex<Vec<(String, String, bool)>>>;
 
-fn server(settings: Http3Settings, calls: &Calls) -> ServerDriver {
+fn server(settings: Http3Settings, calls: &Calls) -> ServerApplication {
     let calls = calls.clone();
-    ServerDriver::with_service(settings, move |req: Request<RecvBody>| {
+    ServerApplication::with_service(settings, move |req: Request<RecvBody>| {
         calls.lock().unwrap().push((
             req.method().to_string(),
             req.uri().path().to_string(),
@@ -43,7 +44,7 @@ fn early_data_settings() -> QuicSettings {
 fn resumable(clock: &VirtualTime, ctx: &ConnectionContext) -> (QuicConfig, QuicConfig) {
     let (mut cc, sc) = configs(early_data_settings(), early_data_settings());
     let calls = Calls::default();
-    let (driver, client) = ClientDriver::new(Http3Settings::default());
+    let (driver, client) = ClientApplication::new(Http3Settings::default());
     let mut pair = Pair::new(
         &mut cc,
         sc,
@@ -81,7 +82,7 @@ fn early_request(
     request: Request<Bytes>,
 ) -> (u16, Vec<Vec<u8>>, QuicConfig) {
     let (mut cc, sc) = resumable(clock, ctx);
-    let (driver, client) = ClientDriver::new(Http3Settings::default());
+    let (driver, client) = ClientApplication::new(Http3Settings::default());
     let mut pair = Pair::new(
         &mut cc,
         sc,
@@ -125,7 +126,7 @@ fn replay(
     clock: &VirtualTime,
     config: &mut QuicConfig,
     ctx: &ConnectionContext,
-    app: ServerDriver,
+    app: ServerApplication,
     flight: &[Vec<u8>],
 ) -> Vec<Event> {
     let attacker = "192.0.2.66:5555".parse().unwrap();

@@ -7,13 +7,13 @@ use futures_channel::{mpsc, oneshot};
 use quicksand_core::{Application, Driver, Endpoint};
 use quicksand_udp::UdpSocket;
 
-use crate::{ClientConfig, Connect, Connection, EndpointTask, Error, Runtime};
+use crate::{ClientConfig, Connect, ConnectionHandle, EndpointTask, Error, Runtime};
 
-/// The application a [`Client`] runs when its type names none: HTTP/3's `ClientDriver` with
+/// The application a [`Client`] runs when its type names none: HTTP/3's `ClientApplication` with
 /// the `h3` feature, a bare QUIC connection without.
 #[cfg(feature = "h3")]
-pub type DefaultApplication = quicksand_h3::ClientDriver;
-/// The application a [`Client`] runs when its type names none: HTTP/3's `ClientDriver` with
+pub type DefaultApplication = quicksand_h3::ClientApplication;
+/// The application a [`Client`] runs when its type names none: HTTP/3's `ClientApplication` with
 /// the `h3` feature, a bare QUIC connection without.
 #[cfg(not(feature = "h3"))]
 pub type DefaultApplication = quicksand_core::NoApplication;
@@ -101,7 +101,7 @@ impl<R: Runtime, A: Application + Send + 'static> Client<R, A> {
         peer: SocketAddr,
         server_name: &str,
         app: A,
-    ) -> Result<Connection, Error> {
+    ) -> Result<ConnectionHandle, Error> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .unbounded_send(Connect {
@@ -112,7 +112,7 @@ impl<R: Runtime, A: Application + Send + 'static> Client<R, A> {
             })
             .map_err(|_| Error::EndpointGone)?;
         let info = rx.await.map_err(|_| Error::EndpointGone)??;
-        Ok(Connection::from(info))
+        Ok(ConnectionHandle::from(info))
     }
 }
 

@@ -4,14 +4,12 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
 
-use quicksand_core::{
-    CloseReason, CommandSender, ConnectionGone, ConnectionHandle, ConnectionStats,
-};
+use quicksand_core::{CloseReason, CommandSender, ConnectionGone, ConnectionKey, ConnectionStats};
 
 /// A connection whose handshake completed, as the endpoint task reports it.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
-    pub(crate) handle: ConnectionHandle,
+    pub(crate) key: ConnectionKey,
     pub(crate) commands: CommandSender,
     pub(crate) closed: Arc<CloseSignal>,
 }
@@ -62,14 +60,14 @@ impl CloseSignal {
 /// lives in its endpoint's task; dropping this handle does not close it (its application
 /// decides: an HTTP/3 client closes when its last `H3Client` is dropped).
 #[derive(Clone, Debug)]
-pub struct Connection {
+pub struct ConnectionHandle {
     info: ConnectionInfo,
 }
 
-impl Connection {
-    /// The connection's handle within its endpoint.
-    pub fn handle(&self) -> ConnectionHandle {
-        self.info.handle
+impl ConnectionHandle {
+    /// The connection's key within its endpoint's driver.
+    pub fn key(&self) -> ConnectionKey {
+        self.info.key
     }
 
     /// Resolves when the connection has closed, with why: the peer's or our
@@ -104,8 +102,8 @@ impl Connection {
     }
 }
 
-impl From<ConnectionInfo> for Connection {
+impl From<ConnectionInfo> for ConnectionHandle {
     fn from(info: ConnectionInfo) -> Self {
-        Connection { info }
+        ConnectionHandle { info }
     }
 }

@@ -11,10 +11,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Response, Uri};
 use quicksand_core::{Incoming, Metrics, QuicSettings};
-use quicksand_h3::{ClientDriver, H3Client, Http3Settings, ServerDriver, Service, Spawner};
+use quicksand_h3::{
+    ClientApplication, H3Client, Http3Settings, ServerApplication, Service, Spawner,
+};
 
 use crate::{
-    any_addr, listen_on, Client, ClientConfig, Connection, Error, Runtime, Server, ServerConfig,
+    any_addr, listen_on, Client, ClientConfig, ConnectionHandle, Error, Runtime, Server,
+    ServerConfig,
 };
 
 /// Transport settings with `h3` as ALPN and the core's defaults otherwise.
@@ -71,12 +74,13 @@ pub fn h3_accept<S: Service>(
     settings: Http3Settings,
     metrics: Arc<dyn Metrics>,
     spawner: Option<Spawner>,
-) -> impl Fn(&Incoming) -> Option<ServerDriver> + Send + Sync + 'static {
+) -> impl Fn(&Incoming) -> Option<ServerApplication> + Send + Sync + 'static {
     let service = Arc::new(service);
     move |_: &Incoming| {
         let service = service.clone();
-        let driver = ServerDriver::with_service(settings.clone(), move |req| service.call(req))
-            .with_metrics(metrics.clone());
+        let driver =
+            ServerApplication::with_service(settings.clone(), move |req| service.call(req))
+                .with_metrics(metrics.clone());
         Some(match &spawner {
             Some(spawn) => driver.with_spawner(spawn.clone()),
             None => driver,
@@ -84,13 +88,13 @@ pub fn h3_accept<S: Service>(
     }
 }
 
-/// An HTTP/3 connection: the [`H3Client`] that sends requests and the [`Connection`].
+/// An HTTP/3 connection: the [`H3Client`] that sends requests and the [`ConnectionHandle`].
 #[derive(Clone, Debug)]
 pub struct H3Connection {
     /// Sends requests.
     pub client: H3Client,
     /// Closes the connection, reads statistics.
-    pub connection: Connection,
+    pub connection: ConnectionHandle,
 }
 
 impl H3Connection {
@@ -100,14 +104,14 @@ impl H3Connection {
     }
 }
 
-impl<R: Runtime> Client<R, ClientDriver> {
+impl<R: Runtime> Client<R, ClientApplication> {
     /// Opens an HTTP/3 connection to `peer`.
     pub async fn connect(
         &self,
         peer: SocketAddr,
         server_name: &str,
     ) -> Result<H3Connection, Error> {
-        let (driver, client) = ClientDriver::new(self.h3.clone());
+        let (driver, client) = ClientApplication::new(self.h3.clone());
         let connection = self.connect_with(peer, server_name, driver).await?;
         Ok(H3Connection { client, connection })
     }

@@ -11,7 +11,7 @@
 //! - an [`EndpointTimer`]: set a deadline, say whether it passed;
 //! - spawning (and detaching) the endpoint task, and resolving a host name.
 //!
-//! The endpoint task talks to its handles over the channels in [`Connect`] and [`Control`].
+//! The endpoint task talks to its handles over the channels in [`Connect`] and [`WorkerCommand`].
 //! No QUIC logic lives in an adapter: the loop is here and every protocol decision is in the
 //! core.
 //!
@@ -44,8 +44,8 @@ mod server;
 pub use buffers::{SocketBuffers, SEND_QUEUE};
 pub use client::{any_addr, Client, DefaultApplication};
 pub use config::{ClientConfig, ConnectionIds, PreboundSockets, ServerConfig};
-pub use connection::{Connection, ConnectionInfo};
-pub use endpoint::{Connect, Control, EndpointTask, Siblings, WorkerReport, WorkerStats};
+pub use connection::{ConnectionHandle, ConnectionInfo};
+pub use endpoint::{Connect, EndpointTask, Siblings, WorkerCommand, WorkerReport, WorkerStats};
 pub use error::Error;
 #[cfg(feature = "metrics")]
 pub use facade::MetricsFacade;

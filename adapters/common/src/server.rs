@@ -13,8 +13,8 @@ use quicksand_core::{Application, Driver, Endpoint, Incoming, QuicConfig};
 use quicksand_udp::{SteeringRule, UdpSocket, UdpSocketConfig};
 
 use crate::{
-    forward_queues, Control, EndpointTask, Error, PreboundSockets, Runtime, ServerConfig, Siblings,
-    WorkerStats,
+    forward_queues, EndpointTask, Error, PreboundSockets, Runtime, ServerConfig, Siblings,
+    WorkerCommand, WorkerStats,
 };
 
 /// A running server: its sockets' endpoint tasks. Dropping it leaves them running (detached,
@@ -127,7 +127,7 @@ pub struct Worker<A: Application> {
     /// The endpoint and its connections.
     pub driver: Driver<A>,
     /// Shutdown, forwarded datagrams and stats requests.
-    pub control: mpsc::UnboundedReceiver<Control>,
+    pub control: mpsc::UnboundedReceiver<WorkerCommand>,
     /// The other workers, when there are several.
     pub siblings: Option<Siblings>,
 }
@@ -282,7 +282,7 @@ fn take_prebound(
 /// Starts a graceful shutdown of a server from anywhere; cloneable.
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle {
-    workers: Vec<mpsc::UnboundedSender<Control>>,
+    workers: Vec<mpsc::UnboundedSender<WorkerCommand>>,
 }
 
 impl ShutdownHandle {
@@ -294,7 +294,7 @@ impl ShutdownHandle {
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
         for w in &self.workers {
-            let _ = w.unbounded_send(Control::Shutdown { deadline });
+            let _ = w.unbounded_send(WorkerCommand::Shutdown { deadline });
         }
     }
 
@@ -303,7 +303,7 @@ impl ShutdownHandle {
         let mut out = Vec::new();
         for w in &self.workers {
             let (tx, rx) = oneshot::channel();
-            if w.unbounded_send(Control::Stats(tx)).is_ok() {
+            if w.unbounded_send(WorkerCommand::Stats(tx)).is_ok() {
                 if let Ok(s) = rx.await {
                     out.push(s);
                 }

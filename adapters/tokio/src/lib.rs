@@ -68,9 +68,9 @@ use quicksand_h3::Service;
 
 pub use io::Socket;
 pub use quicksand_adapter::{
-    any_addr, h3_settings, host_port, ClientConfig, Connection, ConnectionIds, ConnectionInfo,
-    Error, FleetKeys, H3Connection, Handlers, KeysError, PreboundSockets, ServerConfig,
-    ShutdownHandle, ShutdownReport, WorkerReport, WorkerStats,
+    any_addr, h3_settings, host_port, ClientConfig, ConnectionHandle, ConnectionIds,
+    ConnectionInfo, Error, FleetKeys, H3Connection, Handlers, KeysError, PreboundSockets,
+    ServerConfig, ShutdownHandle, ShutdownReport, WorkerReport, WorkerStats,
 };
 pub use runtime::{Task, Timer, Tokio};
 
@@ -83,7 +83,7 @@ pub use quicksand_udp;
 pub type Server = quicksand_adapter::Server<Tokio>;
 
 /// A client endpoint on tokio; see [`quicksand_adapter::Client`].
-pub type Client<A = quicksand_h3::ClientDriver> = quicksand_adapter::Client<Tokio, A>;
+pub type Client<A = quicksand_h3::ClientApplication> = quicksand_adapter::Client<Tokio, A>;
 
 /// Serves HTTP/3 on `addr`: every request is answered by `service`, any
 /// `async fn(Request<RecvBody>) -> Response<Body>`. Handlers run in a task per connection,

@@ -17,7 +17,7 @@ mod table;
 mod token;
 
 pub use header::{HeaderForm, MalformedHeader, PacketHeader};
-pub use table::ConnectionHandle;
+pub use table::ConnectionKey;
 pub use token::{AddressToken, TokenError, TokenKey, TokenKeys, TokenKind, TokenLifetimes};
 
 use std::net::SocketAddr;
@@ -141,7 +141,7 @@ impl AddressValidation {
 #[derive(Debug)]
 pub enum DatagramEvent {
     /// Feed it to this connection.
-    Connection(ConnectionHandle, Datagram),
+    Connection(ConnectionKey, Datagram),
     /// A client wants a new connection: [`Endpoint::accept`] or [`Endpoint::refuse`] it before
     /// the next datagram.
     NewConnection(Incoming),
@@ -383,7 +383,7 @@ impl Endpoint {
 
     /// Applies a connection's routing change. Call it for every event from
     /// [`Connection::poll_endpoint_event`].
-    pub fn handle_event(&mut self, handle: ConnectionHandle, event: EndpointEvent) {
+    pub fn handle_event(&mut self, handle: ConnectionKey, event: EndpointEvent) {
         match event {
             EndpointEvent::NewConnectionId(cid) => self.table.add_cid(handle, &cid),
             EndpointEvent::RetiredConnectionId(cid) => self.table.retire_cid(handle, &cid),
@@ -402,7 +402,7 @@ impl Endpoint {
         now: Instant,
         incoming: Incoming,
         app: A,
-    ) -> Result<(ConnectionHandle, Connection<A>), AcceptError> {
+    ) -> Result<(ConnectionKey, Connection<A>), AcceptError> {
         let server = self.server.as_mut().ok_or(AcceptError::NotAServer)?;
         let Incoming {
             datagram,
@@ -453,7 +453,7 @@ impl Endpoint {
         local: SocketAddr,
         peer: SocketAddr,
         app: A,
-    ) -> Result<(ConnectionHandle, Connection<A>), CreateError> {
+    ) -> Result<(ConnectionKey, Connection<A>), CreateError> {
         let conn =
             Connection::connect(now, config, server_name, local, peer, self.ctx.clone(), app)?;
         let cids = conn.source_ids();
@@ -523,7 +523,7 @@ impl Endpoint {
     }
 
     /// True if `handle` names a registered connection.
-    pub fn contains(&self, handle: ConnectionHandle) -> bool {
+    pub fn contains(&self, handle: ConnectionKey) -> bool {
         self.table.contains(handle)
     }
 

@@ -7,7 +7,7 @@ use slab::Slab;
 
 /// Names a connection within its endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionHandle(pub usize);
+pub struct ConnectionKey(pub usize);
 
 #[derive(Debug, Default)]
 struct Entry {
@@ -37,8 +37,8 @@ pub(crate) fn prefix_of(ip: IpAddr) -> IpAddr {
 /// CID → connection, with every connection's CIDs so that all go when it does.
 #[derive(Debug, Default)]
 pub(crate) struct ConnectionTable {
-    by_cid: HashMap<Vec<u8>, ConnectionHandle>,
-    by_reset_token: HashMap<u128, ConnectionHandle>,
+    by_cid: HashMap<Vec<u8>, ConnectionKey>,
+    by_reset_token: HashMap<u128, ConnectionKey>,
     entries: Slab<Entry>,
     handshaking: usize,
     /// Handshakes in progress per client address and per prefix ([`prefix_of`]); entries
@@ -51,8 +51,8 @@ impl ConnectionTable {
     /// Registers a new connection reachable by `cids`, handshaking; a server connection names
     /// its client's address (`source`) for the per-address quotas. A CID already taken keeps
     /// its owner.
-    pub(crate) fn insert(&mut self, cids: &[&[u8]], source: Option<IpAddr>) -> ConnectionHandle {
-        let handle = ConnectionHandle(self.entries.insert(Entry {
+    pub(crate) fn insert(&mut self, cids: &[&[u8]], source: Option<IpAddr>) -> ConnectionKey {
+        let handle = ConnectionKey(self.entries.insert(Entry {
             handshaking: true,
             source,
             ..Default::default()
@@ -68,7 +68,7 @@ impl ConnectionTable {
         handle
     }
 
-    pub(crate) fn add_cid(&mut self, handle: ConnectionHandle, cid: &[u8]) {
+    pub(crate) fn add_cid(&mut self, handle: ConnectionKey, cid: &[u8]) {
         let Some(entry) = self.entries.get_mut(handle.0) else {
             return;
         };
@@ -79,7 +79,7 @@ impl ConnectionTable {
         entry.cids.push(cid.to_vec());
     }
 
-    pub(crate) fn retire_cid(&mut self, handle: ConnectionHandle, cid: &[u8]) {
+    pub(crate) fn retire_cid(&mut self, handle: ConnectionKey, cid: &[u8]) {
         if self.by_cid.get(cid) != Some(&handle) {
             return;
         }
@@ -89,7 +89,7 @@ impl ConnectionTable {
         }
     }
 
-    pub(crate) fn established(&mut self, handle: ConnectionHandle, reset_token: Option<u128>) {
+    pub(crate) fn established(&mut self, handle: ConnectionKey, reset_token: Option<u128>) {
         let Some(entry) = self.entries.get_mut(handle.0) else {
             return;
         };
@@ -107,7 +107,7 @@ impl ConnectionTable {
         }
     }
 
-    pub(crate) fn remove(&mut self, handle: ConnectionHandle) {
+    pub(crate) fn remove(&mut self, handle: ConnectionKey) {
         let Some(entry) = self.entries.try_remove(handle.0) else {
             return;
         };
@@ -148,15 +148,15 @@ impl ConnectionTable {
         }
     }
 
-    pub(crate) fn get(&self, cid: &[u8]) -> Option<ConnectionHandle> {
+    pub(crate) fn get(&self, cid: &[u8]) -> Option<ConnectionKey> {
         self.by_cid.get(cid).copied()
     }
 
-    pub(crate) fn by_reset_token(&self, token: u128) -> Option<ConnectionHandle> {
+    pub(crate) fn by_reset_token(&self, token: u128) -> Option<ConnectionKey> {
         self.by_reset_token.get(&token).copied()
     }
 
-    pub(crate) fn contains(&self, handle: ConnectionHandle) -> bool {
+    pub(crate) fn contains(&self, handle: ConnectionKey) -> bool {
         self.entries.contains(handle.0)
     }
 

@@ -26,7 +26,7 @@ pub(crate) struct Pending {
     pub extended_connect: bool,
 }
 
-/// Requests queued by handles, taken by the driver.
+/// Requests queued by handles, taken by the application.
 #[derive(Default)]
 pub(crate) struct Queue {
     pub pending: Mutex<VecDeque<Pending>>,
@@ -46,12 +46,12 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.queue.handles_gone.store(true, Ordering::Release);
-        self.conn.wake_driver();
+        self.conn.wake_connection();
     }
 }
 
 /// A cloneable handle that sends requests on one connection. When every clone is dropped
-/// and no request is in flight, the driver closes the connection (H3_NO_ERROR).
+/// and no request is in flight, the application closes the connection (H3_NO_ERROR).
 #[derive(Clone)]
 pub struct H3Client {
     inner: Arc<Inner>,
@@ -110,7 +110,7 @@ impl H3Client {
             end_stream,
             extended_connect: req.extensions().get::<Protocol>().is_some(),
         });
-        inner.conn.wake_driver();
+        inner.conn.wake_connection();
         Ok(shared)
     }
 
@@ -189,14 +189,14 @@ impl ResponseFuture {
         self.shared.lock().id
     }
 
-    /// Changes the request's priority (RFC 9218): the driver sends a PRIORITY_UPDATE frame
+    /// Changes the request's priority (RFC 9218): the application sends a PRIORITY_UPDATE frame
     /// on the control stream, once the request has a stream. The server schedules the rest
     /// of the response by it. A later call replaces an update not sent yet.
     ///
     /// The initial priority is the request's `priority` header field (e.g. `u=1, i`).
     pub fn set_priority(&self, priority: crate::Priority) {
         self.shared.lock().priority_update = Some(priority);
-        self.shared.conn.wake_driver();
+        self.shared.conn.wake_connection();
     }
 }
 
@@ -243,7 +243,7 @@ impl Drop for ResponseFuture {
                 st.recv_stop = Some(ErrorCode::RequestCancelled.code());
             }
             drop(st);
-            self.shared.conn.wake_driver();
+            self.shared.conn.wake_connection();
         }
     }
 }

@@ -1,14 +1,14 @@
-//! The HTTP/3 client: [`ClientDriver`], an [`Application`] that sends the requests queued
+//! The HTTP/3 client: [`ClientApplication`], an [`Application`] that sends the requests queued
 //! through its [`H3Client`] handle.
 //!
 //! ```text
-//! let (driver, client) = ClientDriver::new(Http3Settings::default());
-//! // give `driver` to Connection::connect; then, from any task:
+//! let (application, client) = ClientApplication::new(Http3Settings::default());
+//! // give `application` to Connection::connect; then, from any task:
 //! let response = client.get("https://example.com/").await?;
 //! ```
 //!
 //! Requests wait in a queue until the connection is established, the peer's stream limit
-//! allows another stream (quiche's MAX_STREAMS handling wakes the driver, no polling), and —
+//! allows another stream (quiche's MAX_STREAMS handling wakes the application, no polling), and —
 //! for extended CONNECT — the peer's SETTINGS arrived.
 
 mod handle;
@@ -30,7 +30,7 @@ use crate::headers::{self, HeaderError};
 use crate::server::h3_error;
 use crate::shared::{lock, ConnShared};
 use crate::streams::{Entry, Streams};
-use crate::{DriverStats, Http3Settings};
+use crate::{H3Stats, Http3Settings};
 
 /// SETTINGS_MAX_FIELD_SECTION_SIZE.
 const SETTINGS_MAX_FIELD_SECTION_SIZE: u64 = 0x6;
@@ -45,7 +45,7 @@ pub const MAX_INFORMATIONAL: usize = 16;
 /// connection; `process_reads` turns quiche's events into response heads, body chunks and
 /// resets; `process_writes` opens streams for queued requests and writes request bodies;
 /// `poll_work` lets the adapter wait for handles.
-pub struct ClientDriver {
+pub struct ClientApplication {
     settings: Http3Settings,
     h3: Option<h3::Connection>,
     conn: Arc<ConnShared>,
@@ -57,18 +57,18 @@ pub struct ClientDriver {
     close_reason: Option<CloseReason>,
 }
 
-impl std::fmt::Debug for ClientDriver {
+impl std::fmt::Debug for ClientApplication {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientDriver")
+        f.debug_struct("ClientApplication")
             .field("sent", &self.sent)
             .field("in_flight", &self.streams.map.len())
             .finish_non_exhaustive()
     }
 }
 
-impl ClientDriver {
-    /// A driver and the handle that sends requests through it.
-    pub fn new(settings: Http3Settings) -> (ClientDriver, H3Client) {
+impl ClientApplication {
+    /// An application and the handle that sends requests through it.
+    pub fn new(settings: Http3Settings) -> (ClientApplication, H3Client) {
         let conn = Arc::new(ConnShared::default());
         let queue = Arc::new(handle::Queue::default());
         let client = H3Client::new(
@@ -77,7 +77,7 @@ impl ClientDriver {
             settings.stream_buffer_size,
             settings.connection_buffer_size,
         );
-        let driver = ClientDriver {
+        let app = ClientApplication {
             flows: Flows::new(settings.datagram_queue_len, settings.datagram_queue_bytes),
             settings,
             h3: None,
@@ -88,19 +88,19 @@ impl ClientDriver {
             sent: 0,
             close_reason: None,
         };
-        (driver, client)
+        (app, client)
     }
 
     /// Counters and buffer high-water marks.
-    pub fn stats(&self) -> DriverStats {
-        DriverStats {
+    pub fn stats(&self) -> H3Stats {
+        H3Stats {
             requests: self.sent,
             in_flight: self.streams.map.len(),
             recv_buffer_high_water: self.streams.recv_high_water,
             send_buffer_high_water: self.streams.send_high_water,
             datagrams_dropped: self.flows.dropped,
             goaway_received: self.goaway.is_some(),
-            ..DriverStats::default()
+            ..H3Stats::default()
         }
     }
 
@@ -317,7 +317,7 @@ impl ClientDriver {
     }
 }
 
-impl Application for ClientDriver {
+impl Application for ClientApplication {
     fn on_established(
         &mut self,
         conn: &mut QuicheConnection,

@@ -14,7 +14,7 @@ use super::request::IncomingRequest;
 use crate::shared::ConnShared;
 
 #[derive(Debug, Default)]
-pub(crate) struct Control {
+pub(crate) struct ShutdownFlags {
     /// Graceful shutdown asked: GOAWAY, finish in-flight requests, close.
     pub goaway: AtomicBool,
     /// The request stream was dropped: nobody takes new requests.
@@ -24,7 +24,7 @@ pub(crate) struct Control {
 /// A cloneable handle to one server connection.
 #[derive(Clone)]
 pub struct ServerHandle {
-    pub(crate) control: Arc<Control>,
+    pub(crate) control: Arc<ShutdownFlags>,
     pub(crate) conn: Arc<ConnShared>,
 }
 
@@ -41,7 +41,7 @@ impl ServerHandle {
     /// in-flight ones complete, then close the connection with H3_NO_ERROR.
     pub fn goaway(&self) {
         self.control.goaway.store(true, Ordering::Release);
-        self.conn.wake_driver();
+        self.conn.wake_connection();
     }
 
     /// True once the connection has ended.
@@ -50,7 +50,7 @@ impl ServerHandle {
     }
 }
 
-/// The stream of requests of one connection (see [`ServerDriver::new`](super::ServerDriver::new)).
+/// The stream of requests of one connection (see [`ServerApplication::new`](super::ServerApplication::new)).
 /// Dropping it is a graceful shutdown: GOAWAY, in-flight requests complete, then close.
 pub struct IncomingRequests {
     pub(crate) rx: mpsc::UnboundedReceiver<IncomingRequest>,
@@ -89,6 +89,6 @@ impl Drop for IncomingRequests {
             .control
             .incoming_dropped
             .store(true, Ordering::Release);
-        self.handle.conn.wake_driver();
+        self.handle.conn.wake_connection();
     }
 }

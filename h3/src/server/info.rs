@@ -7,7 +7,7 @@ use quicksand_core::{quiche, ConnectionFacts, QuicheConnection};
 
 /// Request extension: the connection a request arrived on, shared by all its requests.
 ///
-/// Addresses and statistics are those of the server driver's latest read (a peer that
+/// Addresses and statistics are those of the server application's latest read (a peer that
 /// migrates shows its new address from then on); the server name and protocol are fixed at
 /// the handshake.
 ///
@@ -53,7 +53,7 @@ impl ConnectionInfo {
         })))
     }
 
-    /// Refreshes addresses and statistics (once per driver wake-up).
+    /// Refreshes addresses and statistics (once per application wake-up).
     pub(crate) fn update(&self, conn: &QuicheConnection) {
         let path = conn.path_stats().find(|p| p.active);
         let mut live = self.live();

@@ -1,10 +1,10 @@
-//! The HTTP/3 server: [`ServerDriver`], an [`Application`] that accepts requests.
+//! The HTTP/3 server: [`ServerApplication`], an [`Application`] that accepts requests.
 //!
 //! Two ways to use it:
-//! - [`ServerDriver::new`] returns the driver and an [`IncomingRequests`] stream: take each
+//! - [`ServerApplication::new`] returns the application and an [`IncomingRequests`] stream: take each
 //!   [`IncomingRequest`] and answer it wherever you like (spawn it on your runtime);
-//! - [`ServerDriver::with_service`] runs a [`Service`] (any `async fn(Request<RecvBody>) ->
-//!   Response<Body>`) *inside* the driver: the driver owns the handler futures and polls them
+//! - [`ServerApplication::with_service`] runs a [`Service`] (any `async fn(Request<RecvBody>) ->
+//!   Response<Body>`) *inside* the application: the application owns the handler futures and polls them
 //!   from `poll_work` and `process_writes` with the waker the adapter registered. No runtime
 //!   is needed and the simulator stays deterministic; the price is that handlers share the
 //!   connection's thread, so CPU-heavy handlers should use the stream API and spawn.
@@ -41,7 +41,7 @@ use crate::headers::{self, Protocol};
 use crate::limits::RapidResetDetector;
 use crate::shared::{ConnShared, RecvEnd, StreamShared};
 use crate::streams::{Entry, Streams};
-use crate::{DriverStats, Http3Settings, Priority};
+use crate::{H3Stats, Http3Settings, Priority};
 
 enum Sink {
     Channel(mpsc::UnboundedSender<IncomingRequest>),
@@ -55,12 +55,12 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// A handler future wrapped to yield its stream id.
 type HandlerTask = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
 
-/// Runs a handler future somewhere else than inside the driver: on the runtime's other
-/// threads (the adapters pass their runtime's `spawn`). See [`ServerDriver::with_spawner`].
+/// Runs a handler future somewhere else than inside the application: on the runtime's other
+/// threads (the adapters pass their runtime's `spawn`). See [`ServerApplication::with_spawner`].
 pub type Spawner =
     Arc<dyn Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) + Send + Sync>;
 
-/// Handlers running as tasks of their own (see [`ServerDriver::with_spawner`]).
+/// Handlers running as tasks of their own (see [`ServerApplication::with_spawner`]).
 struct Spawned {
     spawn: Spawner,
     /// Feeds the connection's handler task, spawned with the first request.
@@ -98,7 +98,7 @@ impl std::future::Future for HandlerGroup {
             }
             match self.running.poll_next_unpin(cx) {
                 Poll::Ready(Some(())) => continue,
-                // Empty: done once the driver is gone, else wait for requests.
+                // Empty: done once the application is gone, else wait for requests.
                 Poll::Ready(None) if !open => return Poll::Ready(()),
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
@@ -106,18 +106,18 @@ impl std::future::Future for HandlerGroup {
     }
 }
 
-/// The server side of HTTP/3 on one connection: [`ServerDriver::new`] hands out a stream of
-/// requests, [`ServerDriver::with_service`] runs a handler inside the driver.
+/// The server side of HTTP/3 on one connection: [`ServerApplication::new`] hands out a stream of
+/// requests, [`ServerApplication::with_service`] runs a handler inside the application.
 ///
 /// Call order (done by the core's `Connection`): `on_established` creates the HTTP/3
 /// connection and sends SETTINGS; `process_reads` turns quiche's events into requests, body
 /// chunks, resets; `process_writes` runs handlers, writes queued responses and enforces
 /// shutdown; `poll_work` lets the adapter wait for handles and handlers.
-pub struct ServerDriver {
+pub struct ServerApplication {
     settings: Http3Settings,
     h3: Option<h3::Connection>,
     conn: Arc<ConnShared>,
-    control: Arc<control::Control>,
+    control: Arc<control::ShutdownFlags>,
     sink: Sink,
     /// Handler futures (`with_service`), each yielding its stream id when it ends.
     tasks: FuturesUnordered<HandlerTask>,
@@ -152,23 +152,23 @@ pub struct ServerDriver {
     close_reason: Option<CloseReason>,
 }
 
-impl std::fmt::Debug for ServerDriver {
+impl std::fmt::Debug for ServerApplication {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerDriver")
+        f.debug_struct("ServerApplication")
             .field("accepted", &self.accepted)
             .field("in_flight", &self.streams.map.len())
             .finish_non_exhaustive()
     }
 }
 
-impl ServerDriver {
+impl ServerApplication {
     fn build(
         settings: Http3Settings,
         sink: Sink,
         conn: Arc<ConnShared>,
-        control: Arc<control::Control>,
+        control: Arc<control::ShutdownFlags>,
     ) -> Self {
-        ServerDriver {
+        ServerApplication {
             rapid: RapidResetDetector::new(
                 settings.rapid_reset_threshold,
                 settings.rapid_reset_window,
@@ -199,23 +199,23 @@ impl ServerDriver {
         }
     }
 
-    /// A driver that hands requests out through the returned stream.
-    pub fn new(settings: Http3Settings) -> (ServerDriver, IncomingRequests) {
+    /// An application that hands requests out through the returned stream.
+    pub fn new(settings: Http3Settings) -> (ServerApplication, IncomingRequests) {
         let (tx, rx) = mpsc::unbounded();
         let conn = Arc::new(ConnShared::default());
-        let control = Arc::new(control::Control::default());
+        let control = Arc::new(control::ShutdownFlags::default());
         let handle = ServerHandle {
             control: control.clone(),
             conn: conn.clone(),
         };
-        let driver = Self::build(settings, Sink::Channel(tx), conn, control);
-        (driver, IncomingRequests { rx, handle })
+        let app = Self::build(settings, Sink::Channel(tx), conn, control);
+        (app, IncomingRequests { rx, handle })
     }
 
-    /// A driver that answers every request with `service`, polling the handler futures itself.
-    pub fn with_service<S: Service>(settings: Http3Settings, service: S) -> ServerDriver {
+    /// An application that answers every request with `service`, polling the handler futures itself.
+    pub fn with_service<S: Service>(settings: Http3Settings, service: S) -> ServerApplication {
         let conn = Arc::new(ConnShared::default());
-        let control = Arc::new(control::Control::default());
+        let control = Arc::new(control::ShutdownFlags::default());
         Self::build(
             settings,
             Sink::Service(service::erase(service)),
@@ -232,11 +232,11 @@ impl ServerDriver {
     }
 
     /// Runs the handlers (`with_service`) in a task of the connection's own, spawned through
-    /// `spawn` with the first request, instead of polling them inside the driver: a handler
+    /// `spawn` with the first request, instead of polling them inside the application: a handler
     /// that computes for a long time (or blocks) holds up the other handlers of its
     /// connection, but not the connection's packets nor the other connections of its
     /// endpoint. The adapters' `serve` does this by default (`ServerConfig::handlers`). The
-    /// response still goes out through the driver; a cancelled request aborts its handler
+    /// response still goes out through the application; a cancelled request aborts its handler
     /// at its next await.
     pub fn with_spawner(mut self, spawn: Spawner) -> Self {
         let (finished_tx, finished) = mpsc::unbounded();
@@ -264,8 +264,8 @@ impl ServerDriver {
     }
 
     /// Counters and buffer high-water marks.
-    pub fn stats(&self) -> DriverStats {
-        DriverStats {
+    pub fn stats(&self) -> H3Stats {
+        H3Stats {
             requests: self.accepted,
             rejected: self.rejected,
             malformed: self.malformed,
@@ -618,7 +618,7 @@ pub(crate) fn h3_error(e: h3::Error) -> ApplicationError {
     ApplicationError::new(crate::error::wire_code(&e), format!("HTTP/3: {e:?}"))
 }
 
-impl Application for ServerDriver {
+impl Application for ServerApplication {
     fn on_established(
         &mut self,
         conn: &mut QuicheConnection,

@@ -1,4 +1,4 @@
-//! The handler API: a [`Service`] answers a request with a response, and the driver runs it.
+//! The handler API: a [`Service`] answers a request with a response, and the application runs it.
 
 use std::future::Future;
 use std::sync::Arc;

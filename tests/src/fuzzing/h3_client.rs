@@ -33,7 +33,7 @@ use http::{Method, Request, Response};
 use quicksand_core::quiche::Shutdown;
 use quicksand_core::{Application, ApplicationError, QuicConfig, QuicheConnection};
 use quicksand_h3::{
-    BodySender, ClientDriver, DatagramFlow, H3Client, Http3Settings, InformationalResponses,
+    BodySender, ClientApplication, DatagramFlow, H3Client, Http3Settings, InformationalResponses,
     Priority, Protocol, RecvBody, ResponseFuture, MAX_INFORMATIONAL,
 };
 
@@ -679,7 +679,7 @@ pub fn h3_client(data: &[u8]) {
         connection_buffer_size: 32 * 1024,
         ..Http3Settings::default()
     };
-    let (driver, client) = ClientDriver::new(h3);
+    let (driver, client) = ClientApplication::new(h3);
     let server = Server {
         actions,
         end,

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use quicksand_core::driver::AcceptFn;
 use quicksand_core::{
-    Application, CloseReason, Connection, ConnectionHandle, CreateError, Datagram, Driver,
-    Endpoint, Event, QuicConfig, Transmit,
+    Application, CloseReason, Connection, ConnectionKey, CreateError, Datagram, Driver, Endpoint,
+    Event, QuicConfig, Transmit,
 };
 
 /// One host: a driver on one address, with the events it produced.
@@ -18,7 +18,7 @@ pub struct Host<A: Application> {
     /// The endpoint and its connections.
     pub driver: Driver<A>,
     /// Every connection event with its time.
-    pub events: Vec<(Instant, ConnectionHandle, Event)>,
+    pub events: Vec<(Instant, ConnectionKey, Event)>,
 }
 
 impl<A: Application> Host<A> {
@@ -40,7 +40,7 @@ impl<A: Application> Host<A> {
         config: &mut QuicConfig,
         peer: SocketAddr,
         app: A,
-    ) -> Result<ConnectionHandle, CreateError> {
+    ) -> Result<ConnectionKey, CreateError> {
         self.driver
             .connect(now, config, Some("localhost"), self.addr, peer, app)
     }
@@ -86,7 +86,7 @@ impl<A: Application> Host<A> {
     }
 
     /// Handles of the live connections.
-    pub fn handles(&self) -> Vec<ConnectionHandle> {
+    pub fn handles(&self) -> Vec<ConnectionKey> {
         self.driver.connections().map(|(h, _)| h).collect()
     }
 

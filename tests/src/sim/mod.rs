@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use quicksand_core::metrics::CountingMetrics;
 use quicksand_core::{
-    Application, CertificateKey, CertificateSource, ConnectionContext, ConnectionHandle,
+    Application, CertificateKey, CertificateSource, ConnectionContext, ConnectionKey,
     ConnectionParams, CreateError, Datagram, Endpoint, EndpointConfig, Incoming, QuicConfig,
     QuicSettings, RandomConnectionIds, StatelessResetKey, TlsSettings, Transmit,
 };
@@ -229,7 +229,7 @@ impl<C: Application, S: Application> Sim<C, S> {
     }
 
     /// Opens a client connection to the server.
-    pub fn connect(&mut self, app: C) -> Result<ConnectionHandle, CreateError> {
+    pub fn connect(&mut self, app: C) -> Result<ConnectionKey, CreateError> {
         self.client
             .connect(Instant::now(), &mut self.client_config, SERVER, app)
     }

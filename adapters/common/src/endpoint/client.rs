@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
-use quicksand_core::{Application, CloseReason, ConnectionHandle, Driver, QuicConfig};
+use quicksand_core::{Application, CloseReason, ConnectionKey, Driver, QuicConfig};
 
 use crate::connection::CloseSignal;
 use crate::{ConnectionInfo, Error};
@@ -29,9 +29,9 @@ pub(super) struct ClientRole<A: Application> {
     connects: Option<mpsc::UnboundedReceiver<Connect<A>>>,
     config: QuicConfig,
     /// Connections in their handshake, with who waits for them.
-    waiting: HashMap<ConnectionHandle, oneshot::Sender<Result<ConnectionInfo, Error>>>,
+    waiting: HashMap<ConnectionKey, oneshot::Sender<Result<ConnectionInfo, Error>>>,
     /// Established connections' close signals.
-    open: HashMap<ConnectionHandle, Arc<CloseSignal>>,
+    open: HashMap<ConnectionKey, Arc<CloseSignal>>,
 }
 
 impl<A: Application> ClientRole<A> {
@@ -74,7 +74,7 @@ impl<A: Application> ClientRole<A> {
     }
 
     /// A handshake completed: hand the connection to whoever asked for it.
-    pub(super) fn established(&mut self, handle: ConnectionHandle, driver: &Driver<A>) {
+    pub(super) fn established(&mut self, handle: ConnectionKey, driver: &Driver<A>) {
         let Some(reply) = self.waiting.remove(&handle) else {
             return;
         };
@@ -84,14 +84,14 @@ impl<A: Application> ClientRole<A> {
         let closed = Arc::new(CloseSignal::default());
         self.open.insert(handle, closed.clone());
         let _ = reply.send(Ok(ConnectionInfo {
-            handle,
+            key: handle,
             commands,
             closed,
         }));
     }
 
     /// A connection closed: tell its handles (or its caller, if it never got established).
-    pub(super) fn closed(&mut self, handle: ConnectionHandle, reason: &CloseReason) {
+    pub(super) fn closed(&mut self, handle: ConnectionKey, reason: &CloseReason) {
         if let Some(signal) = self.open.remove(&handle) {
             signal.set(Ok(reason.clone()));
         }

@@ -21,7 +21,7 @@ use quicksand_core::{Application, Datagram, Driver, Event, QuicConfig};
 use client::ClientRole;
 pub use client::Connect;
 use server::ServerRole;
-pub use server::{Control, Siblings, WorkerStats};
+pub use server::{Siblings, WorkerCommand, WorkerStats};
 
 use crate::buffers::SEND_QUEUE;
 use crate::{EndpointSocket, EndpointTimer};
@@ -68,7 +68,7 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
         driver: Driver<A>,
         socket: S,
         timer: T,
-        control: mpsc::UnboundedReceiver<Control>,
+        control: mpsc::UnboundedReceiver<WorkerCommand>,
         siblings: Option<Siblings>,
     ) -> Self {
         let role = Role::Server(ServerRole::new(control, siblings));

@@ -12,8 +12,8 @@ use quicksand_core::{Application, Datagram, Driver};
 
 use crate::Forwarder;
 
-/// Control messages of a server worker.
-pub enum Control {
+/// What a server worker is asked by its handles.
+pub enum WorkerCommand {
     /// Stop accepting, let each connection's application finish, and close what is left at
     /// `deadline` (with each application's shutdown close).
     Shutdown { deadline: Instant },
@@ -57,7 +57,7 @@ pub struct WorkerStats {
 /// What a server worker's task keeps besides its driver and socket.
 pub(super) struct ServerRole {
     /// `None` once every handle is gone.
-    control: Option<mpsc::UnboundedReceiver<Control>>,
+    control: Option<mpsc::UnboundedReceiver<WorkerCommand>>,
     siblings: Option<Siblings>,
     /// The deadline of a shutdown in progress.
     shutdown: Option<Instant>,
@@ -68,7 +68,7 @@ pub(super) struct ServerRole {
 
 impl ServerRole {
     pub(super) fn new(
-        control: mpsc::UnboundedReceiver<Control>,
+        control: mpsc::UnboundedReceiver<WorkerCommand>,
         siblings: Option<Siblings>,
     ) -> Self {
         ServerRole {
@@ -102,7 +102,7 @@ impl ServerRole {
         }
         while let Some(rx) = self.control.as_mut() {
             match Pin::new(rx).poll_next(cx) {
-                Poll::Ready(Some(Control::Stats(reply))) => {
+                Poll::Ready(Some(WorkerCommand::Stats(reply))) => {
                     let forward = self.siblings.as_ref().map(|s| &s.forward);
                     let _ = reply.send(WorkerStats {
                         forwarded_in: self.forwarded_in,
@@ -111,7 +111,7 @@ impl ServerRole {
                         ..stats(driver)
                     });
                 }
-                Poll::Ready(Some(Control::Shutdown { deadline })) => {
+                Poll::Ready(Some(WorkerCommand::Shutdown { deadline })) => {
                     self.begin_shutdown(driver, deadline)
                 }
                 Poll::Ready(None) => self.control = None,
