@@ -17,8 +17,8 @@ pub use host::Host;
 pub use network::{
     Blackhole, Direction, Fate, LinkConfig, LossModel, Network, Packet, PacketFilter, BURST_MEMORY,
 };
-pub use seeds::{for_each_seed, seed_list};
-pub use trace::Trace;
+pub use seeds::{assert_same_history, for_each_seed, seed_list};
+pub use trace::{Divergence, Trace, TraceEntry};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -53,6 +53,9 @@ pub struct SimConfig {
     pub server_endpoint: EndpointConfig,
     /// The client endpoint's policies.
     pub client_endpoint: EndpointConfig,
+    /// Keep every trace entry as text, so that a divergence can be shown (see
+    /// [`assert_same_history`]). Off by default: it costs a string per packet.
+    pub record_trace: bool,
 }
 
 impl SimConfig {
@@ -75,6 +78,7 @@ impl SimConfig {
                 seed: Some(seed ^ 0xc1),
                 ..Default::default()
             },
+            record_trace: false,
         }
     }
 
@@ -213,7 +217,11 @@ impl<C: Application, S: Application> Sim<C, S> {
                 config.seed,
                 start,
             ),
-            trace: Trace::new(start),
+            trace: if config.record_trace {
+                Trace::with_log(start)
+            } else {
+                Trace::new(start)
+            },
             server_metrics,
             client_metrics,
             observer: None,
