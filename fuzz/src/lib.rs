@@ -92,6 +92,48 @@ pub unsafe fn default_flags(
 pub const PERSISTENT_ASAN_OPTIONS: &std::ffi::CStr =
     c"detect_leaks=0:detect_stack_use_after_return=0";
 
+/// AddressSanitizer's options for the targets that play each input on a state of its own:
+/// stack use-after-return detection off (see [`PERSISTENT_ASAN_OPTIONS`]); leaks are still
+/// reported, since everything an input allocated should be gone when it ends.
+pub const ISOLATED_ASAN_OPTIONS: &std::ffi::CStr = c"detect_stack_use_after_return=0";
+
+/// A fuzz target that plays each input alone on a fresh thread (fresh seeded entropy, so an
+/// input replays exactly): `isolated_target!(path::to::body, [c"-flag=value", ...])`, with
+/// default libFuzzer flags as in [`default_flags`].
+#[macro_export]
+macro_rules! isolated_target {
+    ($body:path, [$($flag:literal),* $(,)?]) => {
+        /// libFuzzer's start-up hook: libfuzzer-sys's set-up (a panic aborts), then the
+        /// target's default flags.
+        #[no_mangle]
+        pub extern "C" fn LLVMFuzzerInitialize(
+            argc: *mut std::ffi::c_int,
+            argv: *mut *mut *mut std::ffi::c_char,
+        ) -> std::ffi::c_int {
+            libfuzzer_sys::initialize(argc as *const isize, argv as *const *const *const u8);
+            static FLAGS: &[&std::ffi::CStr] = &[$($flag),*];
+            // SAFETY: the pointers libFuzzer passed in.
+            unsafe { $crate::default_flags(argc, argv, FLAGS) };
+            0
+        }
+
+        /// One input, as libfuzzer-sys's `LLVMFuzzerTestOneInput` hands it over (a Rust
+        /// call in fact: libfuzzer-sys declares it with a slice, as its own macro defines it).
+        #[no_mangle]
+        #[allow(improper_ctypes_definitions)]
+        pub extern "C" fn rust_fuzzer_test_input(data: &[u8]) -> i32 {
+            quicksand_tests::entropy::run_isolated(|| $body(data));
+            0
+        }
+
+        /// See [`ISOLATED_ASAN_OPTIONS`]($crate::ISOLATED_ASAN_OPTIONS).
+        #[no_mangle]
+        pub extern "C" fn __asan_default_options() -> *const std::ffi::c_char {
+            $crate::ISOLATED_ASAN_OPTIONS.as_ptr()
+        }
+    };
+}
+
 /// A fuzz target whose state (`$live`, a [`persistent::Live`]) persists across inputs:
 /// `persistent_target!("name", Type, max_inputs)`, or with default libFuzzer flags (see
 /// [`default_flags`]): `persistent_target!("name", Type, max_inputs, [c"-entropic=0"])`.

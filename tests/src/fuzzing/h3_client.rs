@@ -664,7 +664,7 @@ pub fn h3_client(data: &[u8]) {
         // On a thread of its own, so that building takes nothing from this thread's seeded
         // entropy: an input then runs the same whether the configs were cached or not.
         std::thread::scope(|s| {
-            s.spawn(|| crate::h3::configs(crate::h3::quic_settings(), crate::h3::quic_settings()))
+            s.spawn(|| super::h3_configs(crate::h3::quic_settings(), crate::h3::quic_settings()))
                 .join()
                 .expect("configs")
         })
