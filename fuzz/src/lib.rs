@@ -81,6 +81,17 @@ pub unsafe fn default_flags(
     *argc = count as std::ffi::c_int;
 }
 
+/// `cargo fuzz fmt` support, as libfuzzer-sys's own macro has it: with
+/// `RUST_LIBFUZZER_DEBUG_PATH` set, the input's `Debug` form goes to that file instead of
+/// being played. True if it did.
+pub fn write_debug_input(data: &[u8]) -> bool {
+    let Some(path) = libfuzzer_sys::rust_libfuzzer_debug_path() else {
+        return false;
+    };
+    std::fs::write(path, format!("{data:?}\n")).expect("writing RUST_LIBFUZZER_DEBUG_PATH");
+    true
+}
+
 /// AddressSanitizer's options for the targets that keep a state across inputs.
 ///
 /// LeakSanitizer is off: the state outlives its inputs by design, so libFuzzer would scan the
@@ -122,7 +133,9 @@ macro_rules! isolated_target {
         #[no_mangle]
         #[allow(improper_ctypes_definitions)]
         pub extern "C" fn rust_fuzzer_test_input(data: &[u8]) -> i32 {
-            quicksand_tests::entropy::run_isolated(|| $body(data));
+            if !$crate::write_debug_input(data) {
+                quicksand_tests::entropy::run_isolated(|| $body(data));
+            }
             0
         }
 
@@ -167,7 +180,9 @@ macro_rules! persistent_target {
         #[no_mangle]
         #[allow(improper_ctypes_definitions)]
         pub extern "C" fn rust_fuzzer_test_input(data: &[u8]) -> i32 {
-            RUNNER.with_borrow_mut(|r| r.run(data));
+            if !$crate::write_debug_input(data) {
+                RUNNER.with_borrow_mut(|r| r.run(data));
+            }
             0
         }
 
