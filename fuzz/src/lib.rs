@@ -85,7 +85,8 @@ pub unsafe fn default_flags(
 /// `RUST_LIBFUZZER_DEBUG_PATH` set, the input's `Debug` form goes to that file instead of
 /// being played. True if it did.
 pub fn write_debug_input(data: &[u8]) -> bool {
-    let Some(path) = libfuzzer_sys::rust_libfuzzer_debug_path() else {
+    static PATH: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    let Some(path) = PATH.get_or_init(|| std::env::var_os("RUST_LIBFUZZER_DEBUG_PATH")) else {
         return false;
     };
     std::fs::write(path, format!("{data:?}\n")).expect("writing RUST_LIBFUZZER_DEBUG_PATH");
