@@ -63,7 +63,7 @@ impl RecvBody {
             drop(st);
             let conn_blocked = self.shared.conn.recv_blocked.swap(false, Ordering::AcqRel);
             if stream_blocked || conn_blocked {
-                self.shared.conn.wake_connection();
+                self.shared.wake();
             }
             return Poll::Ready(Some(Ok(chunk)));
         }
@@ -167,7 +167,7 @@ impl RecvBody {
             }
         }
         drop(st);
-        self.shared.conn.wake_connection();
+        self.shared.wake();
     }
 }
 
@@ -249,7 +249,7 @@ impl BodySender {
         st.send_buffered += data.len();
         st.send.push_back(Outgoing::Data(data));
         drop(st);
-        self.shared.conn.wake_connection();
+        self.shared.wake();
         Ok(())
     }
 
@@ -279,7 +279,7 @@ impl BodySender {
         st.send.push_back(last);
         st.send_closed = true;
         drop(st);
-        self.shared.conn.wake_connection();
+        self.shared.wake();
         Ok(())
     }
 
@@ -297,7 +297,7 @@ impl BodySender {
             st.fail_send(StreamError::ResetLocally { code });
         }
         drop(st);
-        self.shared.conn.wake_connection();
+        self.shared.wake();
     }
 
     /// Bytes queued and not yet accepted by QUIC.

@@ -223,6 +223,10 @@ pub(crate) struct StreamShared {
     pub cap: usize,
     /// Per-connection receive cap.
     pub conn_cap: usize,
+    /// A handle changed what the connection must write or apply on this stream since the
+    /// connection last looked: `flush_all` visits only such streams (and those with output
+    /// still queued), not every stream under its lock on every wake-up.
+    touched: AtomicBool,
 }
 
 impl StreamShared {
@@ -232,7 +236,26 @@ impl StreamShared {
             conn,
             cap: cap.max(1),
             conn_cap: conn_cap.max(1),
+            touched: AtomicBool::new(false),
         })
+    }
+
+    /// Marks the stream as touched and wakes its connection: called by handles after they
+    /// queued output or asked for a reset, STOP_SENDING or a priority update.
+    pub fn wake(&self) {
+        self.touched.store(true, Ordering::Release);
+        self.conn.wake_connection();
+    }
+
+    /// Marks the stream for the next flush without waking anyone (the connection retries
+    /// something on its next wake-up).
+    pub fn touch(&self) {
+        self.touched.store(true, Ordering::Release);
+    }
+
+    /// True (once) if a handle touched the stream since the last call.
+    pub fn take_touched(&self) -> bool {
+        self.touched.swap(false, Ordering::AcqRel)
     }
 
     pub fn lock(&self) -> MutexGuard<'_, StreamState> {

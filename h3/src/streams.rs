@@ -33,6 +33,9 @@ pub(crate) struct Entry {
     pub priority: Priority,
     /// The peer cancelled the stream (RESET_STREAM or STOP_SENDING), counted once.
     pub cancelled: bool,
+    /// Output is queued that the last flush could not write (flow control): `flush_all`
+    /// retries it. True at first, so a new stream's first flush happens.
+    pub queued: bool,
 }
 
 impl Entry {
@@ -46,6 +49,7 @@ impl Entry {
             final_head: false,
             priority: Priority::default(),
             cancelled: false,
+            queued: true,
         }
     }
 
@@ -271,11 +275,17 @@ impl Streams {
     /// congestion window of data at a time, so who writes first gets the capacity: streams
     /// write in priority order (urgency, then stream id), or a less urgent response queued
     /// earlier would hold the window and the priority would only reorder within it.
+    ///
+    /// Only streams a handle touched since the last flush, or with output still queued, are
+    /// visited (and locked): a wake-up for one response does not lock every stream in flight.
     pub fn flush_all(&mut self, h3: &mut h3::Connection, conn: &mut QuicheConnection) {
         let mut order: Vec<(u8, u64)> = Vec::new();
         for (id, entry) in self.map.iter_mut() {
-            apply_local(h3, conn, *id, entry);
-            if !entry.send_done {
+            let touched = entry.shared.take_touched();
+            if touched {
+                apply_local(h3, conn, *id, entry);
+            }
+            if (touched || entry.queued) && !entry.send_done {
                 order.push((entry.priority.urgency, *id));
             }
         }
@@ -352,6 +362,7 @@ fn apply_local(h3: &mut h3::Connection, conn: &mut QuicheConnection, id: u64, en
             // update came meanwhile.
             Err(h3::Error::StreamBlocked) | Err(h3::Error::Done) => {
                 entry.shared.lock().priority_update.get_or_insert(priority);
+                entry.shared.touch();
             }
             // Sent, or moot (the stream is gone).
             _ => {}
@@ -476,6 +487,7 @@ fn flush(
             }
         }
     }
+    entry.queued = !entry.send_done && !st.send.is_empty();
     if st.send_buffered < entry.shared.cap {
         if let Some(w) = st.send_waker.take() {
             w.wake();

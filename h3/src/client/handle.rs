@@ -196,7 +196,7 @@ impl ResponseFuture {
     /// The initial priority is the request's `priority` header field (e.g. `u=1, i`).
     pub fn set_priority(&self, priority: crate::Priority) {
         self.shared.lock().priority_update = Some(priority);
-        self.shared.conn.wake_connection();
+        self.shared.wake();
     }
 }
 
@@ -243,7 +243,7 @@ impl Drop for ResponseFuture {
                 st.recv_stop = Some(ErrorCode::RequestCancelled.code());
             }
             drop(st);
-            self.shared.conn.wake_connection();
+            self.shared.wake();
         }
     }
 }

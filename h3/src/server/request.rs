@@ -65,7 +65,7 @@ fn queue_head(
     st.final_queued = final_head;
     st.send.push_back(Outgoing::Head(fields));
     drop(st);
-    shared.conn.wake_connection();
+    shared.wake();
     Ok(())
 }
 
@@ -154,7 +154,7 @@ impl Responder {
             st.recv_stop = Some(code);
         }
         drop(st);
-        self.shared.conn.wake_connection();
+        self.shared.wake();
     }
 }
 
@@ -166,7 +166,7 @@ impl Drop for Responder {
                 st.reset = Some(ErrorCode::InternalError.code());
                 st.send_closed = true;
                 drop(st);
-                self.shared.conn.wake_connection();
+                self.shared.wake();
             }
         }
     }
