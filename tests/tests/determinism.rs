@@ -72,11 +72,11 @@ fn a_divergence_is_reported_with_its_first_differing_entry() {
         })
     }));
     let panic = outcome.expect_err("two different histories must fail the check");
-    let message = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains("diverged at entry #"), "{message}");
-    assert!(message.contains("first run:") && message.contains("second run:"), "{message}");
+    assert!(
+        message.contains("first run:") && message.contains("second run:"),
+        "{message}"
+    );
     assert!(message.contains("QUICKSAND_SEED=5"), "{message}");
 }
