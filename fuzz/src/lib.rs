@@ -109,12 +109,14 @@ pub const PERSISTENT_ASAN_OPTIONS: &std::ffi::CStr =
 /// reported, since everything an input allocated should be gone when it ends.
 pub const ISOLATED_ASAN_OPTIONS: &std::ffi::CStr = c"detect_stack_use_after_return=0";
 
-/// A fuzz target that plays each input alone on a fresh thread (fresh seeded entropy, so an
-/// input replays exactly): `isolated_target!(path::to::body, [c"-flag=value", ...])`, with
-/// default libFuzzer flags as in [`default_flags`].
+/// libFuzzer's entry points, shared by [`isolated_target!`] and [`persistent_target!`]:
+/// `LLVMFuzzerInitialize` (libfuzzer-sys's set-up, then the target's default flags) and the
+/// per-input function, which plays `$run` on `$data` unless `cargo fuzz fmt` asked for the
+/// input's `Debug` form.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! isolated_target {
-    ($body:path, [$($flag:literal),* $(,)?]) => {
+macro_rules! entry_points {
+    ([$($flag:literal),*], $data:ident => $run:expr) => {
         /// libFuzzer's start-up hook: libfuzzer-sys's set-up (a panic aborts), then the
         /// target's default flags.
         #[no_mangle]
@@ -133,12 +135,22 @@ macro_rules! isolated_target {
         /// call in fact: libfuzzer-sys declares it with a slice, as its own macro defines it).
         #[no_mangle]
         #[allow(improper_ctypes_definitions)]
-        pub extern "C" fn rust_fuzzer_test_input(data: &[u8]) -> i32 {
-            if !$crate::write_debug_input(data) {
-                quicksand_tests::entropy::run_isolated(|| $body(data));
+        pub extern "C" fn rust_fuzzer_test_input($data: &[u8]) -> i32 {
+            if !$crate::write_debug_input($data) {
+                $run;
             }
             0
         }
+    };
+}
+
+/// A fuzz target that plays each input alone on a fresh thread (fresh seeded entropy, so an
+/// input replays exactly): `isolated_target!(path::to::body, [c"-flag=value", ...])`, with
+/// default libFuzzer flags as in [`default_flags`].
+#[macro_export]
+macro_rules! isolated_target {
+    ($body:path, [$($flag:literal),* $(,)?]) => {
+        $crate::entry_points!([$($flag),*], data => quicksand_tests::entropy::run_isolated(|| $body(data)));
 
         /// See [`ISOLATED_ASAN_OPTIONS`]($crate::ISOLATED_ASAN_OPTIONS).
         #[no_mangle]
@@ -162,30 +174,7 @@ macro_rules! persistent_target {
                 const { std::cell::RefCell::new($crate::persistent::Runner::new($name, $max_inputs)) };
         }
 
-        /// libFuzzer's start-up hook: libfuzzer-sys's set-up (a panic aborts), then the
-        /// target's default flags.
-        #[no_mangle]
-        pub extern "C" fn LLVMFuzzerInitialize(
-            argc: *mut std::ffi::c_int,
-            argv: *mut *mut *mut std::ffi::c_char,
-        ) -> std::ffi::c_int {
-            libfuzzer_sys::initialize(argc as *const isize, argv as *const *const *const u8);
-            static FLAGS: &[&std::ffi::CStr] = &[$($flag),*];
-            // SAFETY: the pointers libFuzzer passed in.
-            unsafe { $crate::default_flags(argc, argv, FLAGS) };
-            0
-        }
-
-        /// One input, as libfuzzer-sys's `LLVMFuzzerTestOneInput` hands it over (a Rust
-        /// call in fact: libfuzzer-sys declares it with a slice, as its own macro defines it).
-        #[no_mangle]
-        #[allow(improper_ctypes_definitions)]
-        pub extern "C" fn rust_fuzzer_test_input(data: &[u8]) -> i32 {
-            if !$crate::write_debug_input(data) {
-                RUNNER.with_borrow_mut(|r| r.run(data));
-            }
-            0
-        }
+        $crate::entry_points!([$($flag),*], data => RUNNER.with_borrow_mut(|r| r.run(data)));
 
         /// See [`PERSISTENT_ASAN_OPTIONS`]($crate::PERSISTENT_ASAN_OPTIONS).
         #[no_mangle]

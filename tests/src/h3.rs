@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use quicksand_core::{
-    quiche, Application, ApplicationError, CertificateSource, ConnectionParams, QuicConfig,
+    quiche, Application, ApplicationError, CertificateSource, ConnectionParams, Hooks, QuicConfig,
     QuicSettings, QuicheConnection, TlsSettings,
 };
 
@@ -28,8 +28,18 @@ pub fn quic_settings() -> QuicSettings {
 
 /// A client and a server config (self-signed certificate, no verification).
 pub fn configs(client: QuicSettings, server: QuicSettings) -> (QuicConfig, QuicConfig) {
+    configs_with_hooks(client, server, Hooks::default())
+}
+
+/// [`configs`], with `hooks` on both sides' TLS contexts.
+pub fn configs_with_hooks(
+    client: QuicSettings,
+    server: QuicSettings,
+    hooks: Hooks,
+) -> (QuicConfig, QuicConfig) {
     let mut c = ConnectionParams::new(client);
     c.tls.verify_peer = false;
+    c.hooks = hooks.clone();
     let s = ConnectionParams {
         settings: server,
         tls: TlsSettings {
@@ -39,6 +49,7 @@ pub fn configs(client: QuicSettings, server: QuicSettings) -> (QuicConfig, QuicC
             ),
             ..Default::default()
         },
+        hooks,
         ..Default::default()
     };
     (

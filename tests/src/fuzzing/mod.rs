@@ -15,12 +15,9 @@ pub use tokens::tokens;
 pub use udp::udp_recv;
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use quicksand_core::boring::ssl::SslContextBuilder;
-use quicksand_core::{
-    CertificateSource, ConnectionParams, Hooks, QuicConfig, QuicSettings, TlsSettings,
-};
+use quicksand_core::{Hooks, QuicConfig, QuicSettings};
 
 /// A client and a server config for the HTTP/3 fuzz targets: as [`crate::h3::configs`]
 /// (self-signed certificate, no verification), with X25519 as the only key exchange on both
@@ -34,23 +31,5 @@ pub fn h3_configs(client: QuicSettings, server: QuicSettings) -> (QuicConfig, Qu
             ctx.set_curves_list("X25519")
         })),
     };
-    let mut c = ConnectionParams::new(client);
-    c.tls.verify_peer = false;
-    c.hooks = hooks.clone();
-    let s = ConnectionParams {
-        settings: server,
-        tls: TlsSettings {
-            certificate: Some(
-                CertificateSource::self_signed(&["localhost"], SystemTime::now())
-                    .expect("self-signed certificate"),
-            ),
-            ..Default::default()
-        },
-        hooks,
-        ..Default::default()
-    };
-    (
-        QuicConfig::client(&c).expect("client config"),
-        QuicConfig::server(&s).expect("server config"),
-    )
+    crate::h3::configs_with_hooks(client, server, hooks)
 }
