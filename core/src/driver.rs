@@ -290,14 +290,17 @@ impl<A: Application> Driver<A> {
     }
 
     /// Closes every connection still open as a shutdown deadline does
-    /// ([`Connection::close_for_shutdown`]); returns how many there were. The closes go out
-    /// with the next `poll_transmit`.
+    /// ([`Connection::close_for_shutdown`]); returns how many it closed (connections already
+    /// closing or draining are not counted). The closes go out with the next `poll_transmit`.
     pub fn close_for_shutdown(&mut self) -> usize {
+        let mut closed = 0;
         for (handle, slot) in &mut self.conns {
-            slot.conn.close_for_shutdown();
-            self.dirty.insert(*handle);
+            if slot.conn.close_for_shutdown() {
+                closed += 1;
+                self.dirty.insert(*handle);
+            }
         }
-        self.conns.len()
+        closed
     }
 
     // ---- getters ------------------------------------------------------------------------

@@ -33,14 +33,16 @@ pub enum Error {
     Handshake(CloseReason),
     /// The endpoint's task has ended (runtime shut down, or the endpoint failed).
     EndpointGone,
-    /// A URL could not be used.
+    /// A URL could not be used (the HTTP/3 helpers).
+    #[cfg(feature = "h3")]
     Url {
         /// The URL.
         url: String,
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A host name did not resolve.
+    /// A host name did not resolve (the HTTP/3 helpers).
+    #[cfg(feature = "h3")]
     Resolve {
         /// The host.
         host: String,
@@ -70,11 +72,14 @@ impl fmt::Display for Error {
             Error::Create(e) => write!(f, "creating the connection: {e}"),
             Error::Handshake(r) => write!(f, "connection closed during the handshake: {r:?}"),
             Error::EndpointGone => f.write_str("the endpoint task has ended"),
+            #[cfg(feature = "h3")]
             Error::Url { url, reason } => write!(f, "URL {url:?}: {reason}"),
+            #[cfg(feature = "h3")]
             Error::Resolve {
                 host,
                 source: Some(e),
             } => write!(f, "resolving {host}: {e}"),
+            #[cfg(feature = "h3")]
             Error::Resolve { host, source: None } => write!(f, "{host} resolved to no address"),
             #[cfg(feature = "h3")]
             Error::Request(e) => write!(f, "request failed: {e}"),
@@ -94,6 +99,7 @@ impl std::error::Error for Error {
             Error::Config(e) => Some(e),
             Error::Certificate(e) => Some(e),
             Error::Create(e) => Some(e),
+            #[cfg(feature = "h3")]
             Error::Resolve {
                 source: Some(e), ..
             } => Some(e),

@@ -451,11 +451,16 @@ impl<A: Application> Connection<A> {
 
     /// Closes the connection as a shutdown deadline does: with the application's
     /// [`shutdown_close`](Application::shutdown_close), or NO_ERROR at the transport level.
-    pub fn close_for_shutdown(&mut self) {
+    /// False if it was already closing (nothing to close).
+    pub fn close_for_shutdown(&mut self) -> bool {
+        if self.stage > Stage::Running {
+            return false;
+        }
         match self.app.shutdown_close() {
             Some(e) => self.close(true, e.code, &e.reason),
             None => self.close(false, 0, b"server shutting down"),
         }
+        true
     }
 
     /// A handle for outside code to send [`Command`]s to this connection.

@@ -24,14 +24,14 @@ pub(crate) struct ShutdownFlags {
 /// A cloneable handle to one server connection.
 #[derive(Clone)]
 pub struct ServerHandle {
-    pub(crate) control: Arc<ShutdownFlags>,
+    pub(crate) shutdown: Arc<ShutdownFlags>,
     pub(crate) conn: Arc<ConnShared>,
 }
 
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle")
-            .field("goaway", &self.control.goaway.load(Ordering::Relaxed))
+            .field("goaway", &self.shutdown.goaway.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -40,7 +40,7 @@ impl ServerHandle {
     /// Graceful shutdown: send GOAWAY, refuse new requests (H3_REQUEST_REJECTED), let the
     /// in-flight ones complete, then close the connection with H3_NO_ERROR.
     pub fn goaway(&self) {
-        self.control.goaway.store(true, Ordering::Release);
+        self.shutdown.goaway.store(true, Ordering::Release);
         self.conn.wake_connection();
     }
 
@@ -86,7 +86,7 @@ impl Stream for IncomingRequests {
 impl Drop for IncomingRequests {
     fn drop(&mut self) {
         self.handle
-            .control
+            .shutdown
             .incoming_dropped
             .store(true, Ordering::Release);
         self.handle.conn.wake_connection();

@@ -117,7 +117,7 @@ pub struct ServerApplication {
     settings: Http3Settings,
     h3: Option<h3::Connection>,
     conn: Arc<ConnShared>,
-    control: Arc<control::ShutdownFlags>,
+    shutdown: Arc<control::ShutdownFlags>,
     sink: Sink,
     /// Handler futures (`with_service`), each yielding its stream id when it ends.
     tasks: FuturesUnordered<HandlerTask>,
@@ -166,7 +166,7 @@ impl ServerApplication {
         settings: Http3Settings,
         sink: Sink,
         conn: Arc<ConnShared>,
-        control: Arc<control::ShutdownFlags>,
+        shutdown: Arc<control::ShutdownFlags>,
     ) -> Self {
         ServerApplication {
             rapid: RapidResetDetector::new(
@@ -177,7 +177,7 @@ impl ServerApplication {
             settings,
             h3: None,
             conn,
-            control,
+            shutdown,
             sink,
             tasks: FuturesUnordered::new(),
             spawned: None,
@@ -203,24 +203,24 @@ impl ServerApplication {
     pub fn new(settings: Http3Settings) -> (ServerApplication, IncomingRequests) {
         let (tx, rx) = mpsc::unbounded();
         let conn = Arc::new(ConnShared::default());
-        let control = Arc::new(control::ShutdownFlags::default());
+        let shutdown = Arc::new(control::ShutdownFlags::default());
         let handle = ServerHandle {
-            control: control.clone(),
+            shutdown: shutdown.clone(),
             conn: conn.clone(),
         };
-        let app = Self::build(settings, Sink::Channel(tx), conn, control);
+        let app = Self::build(settings, Sink::Channel(tx), conn, shutdown);
         (app, IncomingRequests { rx, handle })
     }
 
     /// An application that answers every request with `service`, polling the handler futures itself.
     pub fn with_service<S: Service>(settings: Http3Settings, service: S) -> ServerApplication {
         let conn = Arc::new(ConnShared::default());
-        let control = Arc::new(control::ShutdownFlags::default());
+        let shutdown = Arc::new(control::ShutdownFlags::default());
         Self::build(
             settings,
             Sink::Service(service::erase(service)),
             conn,
-            control,
+            shutdown,
         )
     }
 
@@ -258,7 +258,7 @@ impl ServerApplication {
     /// A handle for graceful shutdown.
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
-            control: self.control.clone(),
+            shutdown: self.shutdown.clone(),
             conn: self.conn.clone(),
         }
     }
@@ -424,7 +424,9 @@ impl ServerApplication {
                 if let Err(e) = tx.unbounded_send(IncomingRequest { request, responder }) {
                     // Nobody listens: the responder's drop resets the stream.
                     drop(e.into_inner());
-                    self.control.incoming_dropped.store(true, Ordering::Release);
+                    self.shutdown
+                        .incoming_dropped
+                        .store(true, Ordering::Release);
                 }
             }
             Sink::Service(handler) => {
@@ -517,8 +519,8 @@ impl ServerApplication {
 
     /// Shuts down when asked and closes once nothing is in flight.
     fn check_shutdown(&mut self, conn: &mut QuicheConnection, now: Instant) {
-        let asked = self.control.goaway.load(Ordering::Acquire)
-            || self.control.incoming_dropped.load(Ordering::Acquire);
+        let asked = self.shutdown.goaway.load(Ordering::Acquire)
+            || self.shutdown.incoming_dropped.load(Ordering::Acquire);
         if asked {
             self.send_goaway(conn);
         }
@@ -740,7 +742,7 @@ impl Application for ServerApplication {
         _: &mut QuicheConnection,
         _: Instant,
     ) -> Result<(), ApplicationError> {
-        self.control.goaway.store(true, Ordering::Release);
+        self.shutdown.goaway.store(true, Ordering::Release);
         Ok(())
     }
 
