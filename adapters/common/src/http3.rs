@@ -31,12 +31,13 @@ pub fn h3_settings() -> QuicSettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Handlers {
-    /// Handlers run on the runtime in a task per connection (spawned with its first request),
-    /// as a hyper or tokio-quiche server runs them apart from the socket: one that computes
-    /// for long, or blocks, delays only its own connection's other handlers — packets of its
-    /// connection and of every other connection on the socket keep flowing, and the
-    /// runtime's other threads run the other connections' handlers. Costs a spawn per
-    /// connection and a channel hop per request.
+    /// Handlers run apart from the socket, as a hyper or tokio-quiche server runs them: each
+    /// endpoint task has a runner task that polls its connections' handlers, woken once per
+    /// turn of the endpoint task (so on tokio it runs next on the same thread, without a
+    /// cross-thread wake-up per request). A handler that computes for long, or blocks,
+    /// holds only its runner: packets keep flowing, and handlers waiting behind it get a
+    /// helper runner after [`STUCK_AFTER`](crate::STUCK_AFTER) on the runtime's other
+    /// threads. Costs a hop to the runner per batch of requests.
     #[default]
     Spawned,
     /// Handlers are polled inside their connection's endpoint task: no spawn, no
@@ -58,7 +59,13 @@ pub fn serve_on<R: Runtime, S: Service>(
     let spawner = match config.handlers {
         Handlers::Spawned => {
             let runtime = runtime.clone();
-            Some(Arc::new(move |handler| runtime.spawn_handler(handler)) as Spawner)
+            // On the pool of the endpoint task that reads the request; a task of its own
+            // if an application is somehow run elsewhere.
+            Some(Arc::new(move |handler| {
+                if let Err(handler) = crate::submit_here(handler) {
+                    runtime.spawn_handler(handler)
+                }
+            }) as Spawner)
         }
         Handlers::Inline => None,
     };

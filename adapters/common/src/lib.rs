@@ -35,6 +35,7 @@ mod error;
 #[cfg(feature = "metrics")]
 mod facade;
 mod forward;
+mod handlers;
 #[cfg(feature = "h3")]
 mod http3;
 mod keys;
@@ -50,6 +51,7 @@ pub use error::Error;
 #[cfg(feature = "metrics")]
 pub use facade::MetricsFacade;
 pub use forward::{forward_queues, Forwarder, FORWARD_QUEUE};
+pub use handlers::{submit_here, BoxedHandler, STUCK_AFTER};
 #[cfg(feature = "h3")]
 pub use http3::{
     connect_on, get_on, h3_accept, h3_settings, host_port, resolve_on, serve_on, H3Connection,

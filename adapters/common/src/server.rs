@@ -108,7 +108,12 @@ where
     let mut tasks = Vec::with_capacity(workers.len());
     for w in workers {
         let socket = runtime.register(w.socket, true).map_err(Error::Register)?;
-        let task = EndpointTask::server(w.driver, socket, runtime.timer(), w.control, w.siblings);
+        let spawn = {
+            let runtime = runtime.clone();
+            Arc::new(move |runner| runtime.spawn_handler(runner)) as crate::handlers::SpawnRunner
+        };
+        let task = EndpointTask::server(w.driver, socket, runtime.timer(), w.control, w.siblings)
+            .with_handlers(crate::handlers::HandlerPool::new(spawn));
         tasks.push(runtime.spawn(task));
     }
     Ok(Server {

@@ -55,55 +55,35 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// A handler future wrapped to yield its stream id.
 type HandlerTask = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
 
-/// Runs a handler future somewhere else than inside the application: on the runtime's other
-/// threads (the adapters pass their runtime's `spawn`). See [`ServerApplication::with_spawner`].
-pub type Spawner =
-    Arc<dyn Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) + Send + Sync>;
+/// Runs a handler future somewhere else than inside the application, once per request: the
+/// adapters pass their endpoint task's handler pool (a runner task polling every handler of
+/// the socket), a plain runtime `spawn` works too. See [`ServerApplication::with_spawner`].
+pub type Spawner = Arc<dyn Fn(BoxedHandler) + Send + Sync>;
+
+/// A spawned handler: ends when its handler does (or is aborted).
+pub type BoxedHandler = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Reports a spawned handler's end to its application, also when the handler is dropped
+/// unfinished (its runtime shut down).
+struct Finished {
+    done: mpsc::UnboundedSender<u64>,
+    id: u64,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        // Err: the application is gone; nobody counts any more.
+        let _ = self.done.unbounded_send(self.id);
+    }
+}
 
 /// Handlers running as tasks of their own (see [`ServerApplication::with_spawner`]).
 struct Spawned {
     spawn: Spawner,
-    /// Feeds the connection's handler task, spawned with the first request.
-    group: Option<mpsc::UnboundedSender<BoxedHandler>>,
     /// Each handler sends its stream id when it ends.
     finished_tx: mpsc::UnboundedSender<u64>,
     finished: mpsc::UnboundedReceiver<u64>,
     running: usize,
-}
-
-type BoxedHandler = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-/// One task per connection that runs the connection's handlers: a spawn per connection, not
-/// per request, and its requests reach it in batches through one channel. A handler that
-/// blocks holds up the other handlers of its own connection only.
-struct HandlerGroup {
-    incoming: mpsc::UnboundedReceiver<BoxedHandler>,
-    running: FuturesUnordered<BoxedHandler>,
-}
-
-impl std::future::Future for HandlerGroup {
-    type Output = ();
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut open = true;
-        loop {
-            while let Poll::Ready(next) = self.incoming.poll_next_unpin(cx) {
-                match next {
-                    Some(handler) => self.running.push(handler),
-                    None => {
-                        open = false;
-                        break;
-                    }
-                }
-            }
-            match self.running.poll_next_unpin(cx) {
-                Poll::Ready(Some(())) => continue,
-                // Empty: done once the application is gone, else wait for requests.
-                Poll::Ready(None) if !open => return Poll::Ready(()),
-                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
 }
 
 /// The server side of HTTP/3 on one connection: [`ServerApplication::new`] hands out a stream of
@@ -231,18 +211,16 @@ impl ServerApplication {
         self
     }
 
-    /// Runs the handlers (`with_service`) in a task of the connection's own, spawned through
-    /// `spawn` with the first request, instead of polling them inside the application: a handler
-    /// that computes for a long time (or blocks) holds up the other handlers of its
-    /// connection, but not the connection's packets nor the other connections of its
-    /// endpoint. The adapters' `serve` does this by default (`ServerConfig::handlers`). The
-    /// response still goes out through the application; a cancelled request aborts its handler
-    /// at its next await.
+    /// Hands each handler (`with_service`) to `spawn` instead of polling it inside the
+    /// application: a handler that computes for a long time (or blocks) then holds up neither
+    /// the connection's packets nor the other connections of its endpoint. The adapters'
+    /// `serve` does this by default (`ServerConfig::handlers`), with a runner task per
+    /// endpoint task. The response still goes out through the application; a cancelled
+    /// request aborts its handler at its next await.
     pub fn with_spawner(mut self, spawn: Spawner) -> Self {
         let (finished_tx, finished) = mpsc::unbounded();
         self.spawned = Some(Spawned {
             spawn,
-            group: None,
             finished_tx,
             finished,
             running: 0,
@@ -436,28 +414,13 @@ impl ServerApplication {
                     Some(spawned) => {
                         let done = spawned.finished_tx.clone();
                         spawned.running += 1;
+                        let finished = Finished { done, id };
                         let handler: BoxedHandler = Box::pin(async move {
                             // Aborted: dropped unfinished, its request cancelled.
                             let _ = task.await;
-                            let _ = done.unbounded_send(id);
+                            drop(finished);
                         });
-                        let group = spawned.group.get_or_insert_with(|| {
-                            let (tx, incoming) = mpsc::unbounded();
-                            (spawned.spawn)(Box::pin(HandlerGroup {
-                                incoming,
-                                running: FuturesUnordered::new(),
-                            }));
-                            tx
-                        });
-                        if let Err(e) = group.unbounded_send(handler) {
-                            // The group ended (its runtime is gone): run it here instead.
-                            spawned.running -= 1;
-                            let handler = e.into_inner();
-                            self.tasks.push(Box::pin(async move {
-                                handler.await;
-                                id
-                            }));
-                        }
+                        (spawned.spawn)(handler);
                     }
                     None => self.tasks.push(Box::pin(async move {
                         let _ = task.await;
@@ -763,12 +726,9 @@ impl Application for ServerApplication {
             tx.close_channel();
         }
         self.tasks.clear();
-        // Spawned handlers end at their next await; their task once they have.
+        // Spawned handlers end at their next await.
         for (_, abort) in self.handlers.drain() {
             abort.abort();
-        }
-        if let Some(spawned) = &mut self.spawned {
-            spawned.group = None;
         }
     }
 }

@@ -24,6 +24,7 @@ use server::ServerRole;
 pub use server::{Siblings, WorkerCommand, WorkerStats};
 
 use crate::buffers::SEND_QUEUE;
+use crate::handlers::HandlerPool;
 use crate::{EndpointSocket, EndpointTimer};
 
 /// Receive batches per round before the task checks its other work.
@@ -58,6 +59,8 @@ pub struct EndpointTask<A: Application, S, T> {
     /// The last send found the socket full: reading waits until it drains.
     send_blocked: bool,
     role: Role<A>,
+    /// Runs the request handlers the connections hand off (see `Handlers::Spawned`).
+    handlers: Option<HandlerPool>,
     transmits: u64,
     datagrams_sent: u64,
 }
@@ -95,9 +98,17 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
             timer_at: None,
             send_blocked: false,
             role,
+            handlers: None,
             transmits: 0,
             datagrams_sent: 0,
         }
+    }
+
+    /// Runs the handlers that connections hand off while this task runs them (through
+    /// [`submit_here`](crate::submit_here)) on `pool`'s runners.
+    pub(crate) fn with_handlers(mut self, pool: HandlerPool) -> Self {
+        self.handlers = Some(pool);
+        self
     }
 
     /// Applies what the handles asked for: connects, or shutdown and stats requests (and
@@ -227,11 +238,16 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
     /// wake-up) per ACK. An early timer is not kept instead: its empty wake-ups, one per loss
     /// timeout, cost a worker wake-up each on tokio.
     fn arm_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = self.deadline();
-        let next = match (self.driver.poll_timeout(), deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // Handlers waiting behind a busy runner: a helper at once, or a look when the
+        // runner counts as stuck.
+        let stuck = self
+            .handlers
+            .as_ref()
+            .and_then(|h| h.poll_stuck(Instant::now()));
+        let next = [self.driver.poll_timeout(), self.deadline(), stuck]
+            .into_iter()
+            .flatten()
+            .min();
         let Some(at) = next else {
             return false;
         };
@@ -259,6 +275,8 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTas
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WorkerReport> {
         let this = self.get_mut();
+        // Handlers created in this poll (as connections read requests) go to this task's pool.
+        let _pool = this.handlers.as_ref().map(HandlerPool::enter);
         for _ in 0..ROUNDS {
             let now = Instant::now();
             this.commands(cx, now);
