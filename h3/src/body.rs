@@ -261,7 +261,7 @@ impl BodySender {
 
     /// Ends the body with a trailer section.
     pub fn send_trailers(mut self, trailers: HeaderMap) -> Result<(), SendError> {
-        let fields = headers::trailer_fields(&trailers).map_err(SendError::Invalid)?;
+        let fields = headers::trailer_fields(trailers).map_err(SendError::Invalid)?;
         self.end(Outgoing::Trailers(fields))
     }
 

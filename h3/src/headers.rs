@@ -90,15 +90,22 @@ fn is_connection_specific(name: &HeaderName, value: &[u8]) -> bool {
     ) || (name.as_str() == "te" && value != b"trailers")
 }
 
-/// Pseudo-header values, in the order of the `allowed` list given to [`split`].
-type Pseudo = Vec<Option<Vec<u8>>>;
+/// Pseudo-header values borrowed from a field list, in the order of the `allowed` list given
+/// to [`split`].
+type Pseudo<'a, const N: usize> = [Option<&'a [u8]>; N];
 
-/// Splits a field list into pseudo-headers (checked against `allowed`) and a `HeaderMap`.
-fn split(list: &[Header], allowed: &[&'static str]) -> Result<(Pseudo, HeaderMap), HeaderError> {
-    let mut pseudo: Pseudo = vec![None; allowed.len()];
-    // `with_capacity` and `append` panic past the map's limit; the `try_` forms do not.
+/// Splits a field list into pseudo-header values (checked against `allowed`, in its order,
+/// borrowed from `list`) and a `HeaderMap` of the regular fields.
+fn split<'a, const N: usize>(
+    list: &'a [Header],
+    allowed: &[&'static str; N],
+) -> Result<(Pseudo<'a, N>, HeaderMap), HeaderError> {
+    let mut pseudo = [None; N];
+    // `with_capacity` and `append` panic past the map's limit; the `try_` forms do not. Sized
+    // for the regular fields only: a head of pseudo-headers alone allocates no map.
     let too_many = || HeaderError::TooManyFields(list.len());
-    let mut map = HeaderMap::try_with_capacity(list.len()).map_err(|_| too_many())?;
+    let regular = list.iter().filter(|h| !h.name().starts_with(b":")).count();
+    let mut map = HeaderMap::try_with_capacity(regular).map_err(|_| too_many())?;
     let mut regular_seen = false;
     for h in list {
         let name = h.name();
@@ -114,7 +121,7 @@ fn split(list: &[Header], allowed: &[&'static str]) -> Result<(Pseudo, HeaderMap
             if pseudo[i].is_some() {
                 return Err(HeaderError::DuplicatePseudo(allowed[i]));
             }
-            pseudo[i] = Some(h.value().to_vec());
+            pseudo[i] = Some(h.value());
             continue;
         }
         regular_seen = true;
@@ -140,12 +147,9 @@ const REQUEST_PSEUDO: [&str; 5] = [":method", ":scheme", ":authority", ":path", 
 /// Parses and validates a request head. `extended_connect` says whether we enabled RFC 9220
 /// (else `:protocol` is malformed).
 pub fn parse_request(list: &[Header], extended_connect: bool) -> Result<Request<()>, HeaderError> {
-    let (mut p, headers) = split(list, &REQUEST_PSEUDO)?;
-    let protocol = p[4].take();
-    let method_raw = p[0].take().ok_or(HeaderError::MissingPseudo(":method"))?;
-    let method = Method::from_bytes(&method_raw).map_err(|_| HeaderError::InvalidMethod)?;
-    let (scheme, authority, path) = (p[1].take(), p[2].take(), p[3].take());
-    let mut builder = Request::builder().method(method.clone());
+    let ([method_raw, scheme, authority, path, protocol], headers) = split(list, &REQUEST_PSEUDO)?;
+    let method_raw = method_raw.ok_or(HeaderError::MissingPseudo(":method"))?;
+    let method = Method::from_bytes(method_raw).map_err(|_| HeaderError::InvalidMethod)?;
     let uri = if method == Method::CONNECT && protocol.is_none() {
         // Plain CONNECT (RFC 9114 §4.4): only :method and :authority.
         if scheme.is_some() {
@@ -172,26 +176,26 @@ pub fn parse_request(list: &[Header], extended_connect: bool) -> Result<Request<
             Some(a) => a,
             None => headers
                 .get(http::header::HOST)
-                .map(|h| h.as_bytes().to_vec())
+                .map(|h| h.as_bytes())
                 .ok_or(HeaderError::MissingPseudo(":authority"))?,
         };
         if protocol.is_some() && authority.is_empty() {
             return Err(HeaderError::MissingPseudo(":authority"));
         }
-        let mut b = Uri::builder()
-            .scheme(scheme.as_slice())
-            .path_and_query(path);
+        let mut b = Uri::builder().scheme(scheme).path_and_query(path);
         if !authority.is_empty() {
             b = b.authority(authority);
         }
         b.build().map_err(|_| HeaderError::InvalidUri)?
     };
-    builder = builder.uri(uri).version(http::Version::HTTP_3);
-    let mut req = builder.body(()).map_err(|_| HeaderError::InvalidUri)?;
+    let mut req = Request::new(());
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.version_mut() = http::Version::HTTP_3;
     *req.headers_mut() = headers;
     if let Some(proto) = protocol {
-        let proto =
-            String::from_utf8(proto).map_err(|_| HeaderError::InvalidValue(":protocol".into()))?;
+        let proto = String::from_utf8(proto.to_vec())
+            .map_err(|_| HeaderError::InvalidValue(":protocol".into()))?;
         req.extensions_mut().insert(Protocol(proto));
     }
     Ok(req)
@@ -199,12 +203,12 @@ pub fn parse_request(list: &[Header], extended_connect: bool) -> Result<Request<
 
 /// Parses a response head (any status; the caller checks 1xx versus final).
 pub fn parse_response(list: &[Header]) -> Result<Response<()>, HeaderError> {
-    let (mut p, headers) = split(list, &[":status"])?;
-    let status = p[0].take().ok_or(HeaderError::MissingPseudo(":status"))?;
+    let ([status], headers) = split(list, &[":status"])?;
+    let status = status.ok_or(HeaderError::MissingPseudo(":status"))?;
     if status.len() != 3 {
         return Err(HeaderError::InvalidStatus);
     }
-    let status = StatusCode::from_bytes(&status).map_err(|_| HeaderError::InvalidStatus)?;
+    let status = StatusCode::from_bytes(status).map_err(|_| HeaderError::InvalidStatus)?;
     let mut resp = Response::new(());
     *resp.status_mut() = status;
     *resp.version_mut() = http::Version::HTTP_3;
@@ -217,57 +221,112 @@ pub fn parse_trailers(list: &[Header]) -> Result<HeaderMap, HeaderError> {
     split(list, &[]).map(|(_, map)| map)
 }
 
-fn push_fields(out: &mut Vec<Header>, map: &HeaderMap) -> Result<(), HeaderError> {
+/// One field of a head we send, kept as `http`'s own values (reference-counted, moved out of
+/// the message), so building a head allocates nothing per field; quiche reads it through
+/// [`NameValue`].
+#[derive(Clone, Debug)]
+pub(crate) enum Field {
+    Method(Method),
+    Scheme(http::uri::Scheme),
+    Authority(http::uri::Authority),
+    /// `None`: `/`.
+    Path(Option<http::uri::PathAndQuery>),
+    Protocol(String),
+    Status(StatusCode),
+    Regular(HeaderName, HeaderValue),
+}
+
+impl NameValue for Field {
+    fn name(&self) -> &[u8] {
+        match self {
+            Field::Method(_) => b":method",
+            Field::Scheme(_) => b":scheme",
+            Field::Authority(_) => b":authority",
+            Field::Path(_) => b":path",
+            Field::Protocol(_) => b":protocol",
+            Field::Status(_) => b":status",
+            Field::Regular(name, _) => name.as_str().as_bytes(),
+        }
+    }
+
+    fn value(&self) -> &[u8] {
+        match self {
+            Field::Method(m) => m.as_str().as_bytes(),
+            Field::Scheme(s) => s.as_str().as_bytes(),
+            Field::Authority(a) => a.as_str().as_bytes(),
+            Field::Path(p) => p.as_ref().map_or("/", |p| p.as_str()).as_bytes(),
+            Field::Protocol(p) => p.as_bytes(),
+            Field::Status(s) => s.as_str().as_bytes(),
+            Field::Regular(_, v) => v.as_bytes(),
+        }
+    }
+}
+
+/// Moves the regular fields of `map` into `out`, refusing connection-specific ones.
+fn push_fields(out: &mut Vec<Field>, map: HeaderMap) -> Result<(), HeaderError> {
+    let mut last: Option<HeaderName> = None;
     for (name, value) in map {
-        if is_connection_specific(name, value.as_bytes()) {
+        // `None`: another value of the previous name (never first).
+        if name.is_some() {
+            last = name;
+        }
+        let Some(name) = last.clone() else {
+            continue;
+        };
+        if is_connection_specific(&name, value.as_bytes()) {
             return Err(HeaderError::ConnectionSpecific(name.to_string()));
         }
-        out.push(Header::new(name.as_str().as_bytes(), value.as_bytes()));
+        out.push(Field::Regular(name, value));
     }
     Ok(())
 }
 
 /// Builds the field list of a request. Relative URIs are refused: HTTP/3 needs a scheme and
 /// an authority (except plain CONNECT, which needs only the authority).
-pub fn request_fields<B>(req: &Request<B>) -> Result<Vec<Header>, HeaderError> {
-    let uri = req.uri();
+pub(crate) fn request_fields(req: http::request::Parts) -> Result<Vec<Field>, HeaderError> {
+    let http::request::Parts {
+        method,
+        uri,
+        headers,
+        extensions,
+        ..
+    } = req;
+    let uri = uri.into_parts();
     let authority = uri
-        .authority()
+        .authority
         .ok_or(HeaderError::MissingPseudo(":authority"))?;
-    let protocol = req.extensions().get::<Protocol>();
-    let mut out = Vec::with_capacity(req.headers().len() + 5);
-    out.push(Header::new(b":method", req.method().as_str().as_bytes()));
-    if req.method() == Method::CONNECT && protocol.is_none() {
-        out.push(Header::new(b":authority", authority.as_str().as_bytes()));
+    let protocol = extensions.get::<Protocol>();
+    let mut out = Vec::with_capacity(headers.len() + 5);
+    let connect = method == Method::CONNECT;
+    out.push(Field::Method(method));
+    if connect && protocol.is_none() {
+        out.push(Field::Authority(authority));
     } else {
-        let scheme = uri
-            .scheme_str()
-            .ok_or(HeaderError::MissingPseudo(":scheme"))?;
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        out.push(Header::new(b":scheme", scheme.as_bytes()));
-        out.push(Header::new(b":authority", authority.as_str().as_bytes()));
-        out.push(Header::new(b":path", path.as_bytes()));
+        let scheme = uri.scheme.ok_or(HeaderError::MissingPseudo(":scheme"))?;
+        out.push(Field::Scheme(scheme));
+        out.push(Field::Authority(authority));
+        out.push(Field::Path(uri.path_and_query));
         if let Some(Protocol(p)) = protocol {
-            if req.method() != Method::CONNECT {
+            if !connect {
                 return Err(HeaderError::UnexpectedPseudo(":protocol".into()));
             }
-            out.push(Header::new(b":protocol", p.as_bytes()));
+            out.push(Field::Protocol(p.clone()));
         }
     }
-    push_fields(&mut out, req.headers())?;
+    push_fields(&mut out, headers)?;
     Ok(out)
 }
 
 /// Builds the field list of a response head.
-pub fn response_fields<B>(resp: &Response<B>) -> Result<Vec<Header>, HeaderError> {
-    let mut out = Vec::with_capacity(resp.headers().len() + 1);
-    out.push(Header::new(b":status", resp.status().as_str().as_bytes()));
-    push_fields(&mut out, resp.headers())?;
+pub(crate) fn response_fields(resp: http::response::Parts) -> Result<Vec<Field>, HeaderError> {
+    let mut out = Vec::with_capacity(resp.headers.len() + 1);
+    out.push(Field::Status(resp.status));
+    push_fields(&mut out, resp.headers)?;
     Ok(out)
 }
 
 /// Builds the field list of a trailer section.
-pub fn trailer_fields(map: &HeaderMap) -> Result<Vec<Header>, HeaderError> {
+pub(crate) fn trailer_fields(map: HeaderMap) -> Result<Vec<Field>, HeaderError> {
     let mut out = Vec::with_capacity(map.len());
     push_fields(&mut out, map)?;
     Ok(out)
@@ -296,5 +355,73 @@ mod tests {
         // One field under the limit still parses.
         list.truncate(4 + 20_000);
         assert_eq!(parse_request(&list, false).unwrap().headers().len(), 20_000);
+    }
+
+    fn pairs(fields: &[Field]) -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|f| {
+                (
+                    String::from_utf8_lossy(f.name()).into_owned(),
+                    String::from_utf8_lossy(f.value()).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_value_of_a_repeated_field_is_sent_under_its_name() {
+        let resp = Response::builder()
+            .status(404)
+            .header("set-cookie", "a=1")
+            .header("set-cookie", "b=2")
+            .header("content-length", "0")
+            .body(())
+            .unwrap();
+        let fields = response_fields(resp.into_parts().0).unwrap();
+        assert_eq!(
+            pairs(&fields),
+            [
+                (":status", "404"),
+                ("set-cookie", "a=1"),
+                ("set-cookie", "b=2"),
+                ("content-length", "0")
+            ]
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+    }
+
+    #[test]
+    fn request_fields_round_trip_through_parse_request() {
+        let req = Request::get("https://example.com:8443/a/b?c=d")
+            .header("accept", "*/*")
+            .body(())
+            .unwrap();
+        let fields = request_fields(req.into_parts().0).unwrap();
+        let list: Vec<Header> = fields
+            .iter()
+            .map(|f| Header::new(f.name(), f.value()))
+            .collect();
+        let parsed = parse_request(&list, false).unwrap();
+        assert_eq!(parsed.method(), Method::GET);
+        assert_eq!(parsed.uri(), "https://example.com:8443/a/b?c=d");
+        assert_eq!(parsed.headers()["accept"], "*/*");
+        // Plain CONNECT carries only :method and :authority.
+        let connect = Request::connect("example.com:443").body(()).unwrap();
+        let fields = request_fields(connect.into_parts().0).unwrap();
+        assert_eq!(
+            pairs(&fields),
+            [(":method", "CONNECT"), (":authority", "example.com:443")]
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+        // Hop-by-hop fields are refused.
+        let bad = Request::get("https://example.com/")
+            .header("connection", "close")
+            .body(())
+            .unwrap();
+        assert!(matches!(
+            request_fields(bad.into_parts().0),
+            Err(HeaderError::ConnectionSpecific(_))
+        ));
     }
 }

@@ -62,8 +62,7 @@ impl Priority {
     }
 
     /// Reads the `priority` field of a field list, if present.
-    pub(crate) fn from_fields(fields: &[quiche::h3::Header]) -> Option<Priority> {
-        use quiche::h3::NameValue;
+    pub(crate) fn from_fields<T: quiche::h3::NameValue>(fields: &[T]) -> Option<Priority> {
         fields
             .iter()
             .find(|h| h.name() == b"priority")

@@ -11,7 +11,6 @@ use std::task::Waker;
 
 use bytes::Bytes;
 use http::{HeaderMap, Response};
-use quiche::h3::Header;
 use quicksand_core::CloseReason;
 
 use crate::error::StreamError;
@@ -89,11 +88,11 @@ impl ConnShared {
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     /// A response head (1xx or final; servers only).
-    Head(Vec<Header>),
+    Head(Vec<crate::headers::Field>),
     /// Body bytes.
     Data(Bytes),
     /// The trailer section; ends the stream.
-    Trailers(Vec<Header>),
+    Trailers(Vec<crate::headers::Field>),
     /// End of the stream without trailers.
     Fin,
 }

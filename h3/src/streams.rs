@@ -336,9 +336,15 @@ impl Streams {
         }
     }
 
-    /// Removes finished streams.
-    pub fn collect_done(&mut self) {
-        self.map.retain(|_, e| !e.is_done());
+    /// Removes finished streams, calling `on_done` with the id of each.
+    pub fn collect_done(&mut self, mut on_done: impl FnMut(u64)) {
+        self.map.retain(|&id, e| {
+            let done = e.is_done();
+            if done {
+                on_done(id);
+            }
+            !done
+        });
     }
 
     /// Fails every stream (the connection ended, for `reason`).
@@ -505,8 +511,7 @@ fn scratch_of(scratch: &mut Vec<u8>, chunk: usize) -> &mut [u8] {
 }
 
 /// The `:status` of a response head.
-pub(crate) fn status_of(fields: &[h3::Header]) -> Option<u16> {
-    use quiche::h3::NameValue;
+pub(crate) fn status_of<T: h3::NameValue>(fields: &[T]) -> Option<u16> {
     let f = fields.iter().find(|f| f.name() == b":status")?;
     std::str::from_utf8(f.value()).ok()?.parse().ok()
 }

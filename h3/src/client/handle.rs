@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use quiche::h3::Header;
 
 use crate::body::{BodySender, RecvBody};
 use crate::datagram::DatagramFlow;
@@ -20,7 +19,7 @@ use crate::shared::{lock, ConnShared, Outgoing, StreamShared};
 
 /// A request waiting for a stream.
 pub(crate) struct Pending {
-    pub fields: Vec<Header>,
+    pub fields: Vec<crate::headers::Field>,
     pub shared: Arc<StreamShared>,
     pub end_stream: bool,
     pub extended_connect: bool,
@@ -82,7 +81,7 @@ impl H3Client {
 
     fn queue(
         &self,
-        req: &Request<()>,
+        req: http::request::Parts,
         body: Option<Bytes>,
         end_stream: bool,
     ) -> Result<Arc<StreamShared>, RequestError> {
@@ -93,6 +92,7 @@ impl H3Client {
         if inner.queue.goaway.load(Ordering::Acquire) {
             return Err(RequestError::GoAway);
         }
+        let extended_connect = req.extensions.get::<Protocol>().is_some();
         let fields = headers::request_fields(req).map_err(RequestError::Invalid)?;
         let shared = StreamShared::new(inner.conn.clone(), inner.cap, inner.conn_cap);
         if let Some(b) = body {
@@ -108,7 +108,7 @@ impl H3Client {
             fields,
             shared: shared.clone(),
             end_stream,
-            extended_connect: req.extensions().get::<Protocol>().is_some(),
+            extended_connect,
         });
         inner.conn.wake_connection();
         Ok(shared)
@@ -124,7 +124,7 @@ impl H3Client {
         &self,
         req: Request<()>,
     ) -> Result<(BodySender, ResponseFuture), RequestError> {
-        let shared = self.queue(&req, None, false)?;
+        let shared = self.queue(req.into_parts().0, None, false)?;
         Ok((
             BodySender::new(shared.clone(), ErrorCode::RequestCancelled),
             ResponseFuture {
@@ -137,9 +137,8 @@ impl H3Client {
     /// Sends a request with a complete body (empty for none).
     pub fn request(&self, req: Request<Bytes>) -> Result<ResponseFuture, RequestError> {
         let (parts, body) = req.into_parts();
-        let req = Request::from_parts(parts, ());
         let end_stream = body.is_empty();
-        let shared = self.queue(&req, (!end_stream).then_some(body), end_stream)?;
+        let shared = self.queue(parts, (!end_stream).then_some(body), end_stream)?;
         Ok(ResponseFuture {
             shared,
             done: false,

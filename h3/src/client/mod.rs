@@ -371,17 +371,8 @@ impl Application for ClientApplication {
         }
         self.poll_h3(conn, now)?;
         self.flows.send(conn);
-        let done: Vec<u64> = self
-            .streams
-            .map
-            .iter()
-            .filter(|(_, e)| e.is_done())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done {
-            self.flows.close(id);
-        }
-        self.streams.collect_done();
+        let flows = &mut self.flows;
+        self.streams.collect_done(|id| flows.close(id));
         // Streams freed by completed requests may let queued ones go.
         self.send_pending(conn);
         if let Some(h3) = self.h3.as_mut() {

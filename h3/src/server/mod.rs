@@ -650,17 +650,8 @@ impl Application for ServerApplication {
         }
         self.poll_h3(conn, now)?;
         self.flows.send(conn);
-        let done: Vec<u64> = self
-            .streams
-            .map
-            .iter()
-            .filter(|(_, e)| e.is_done())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done {
-            self.flows.close(id);
-        }
-        self.streams.collect_done();
+        let flows = &mut self.flows;
+        self.streams.collect_done(|id| flows.close(id));
         if let Some(t) = self.settings.post_accept_timeout {
             if self.accepted == 0
                 && self.rejected == 0

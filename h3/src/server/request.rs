@@ -43,7 +43,7 @@ impl fmt::Debug for IncomingRequest {
 
 fn queue_head(
     shared: &StreamShared,
-    resp: &Response<()>,
+    resp: Response<()>,
     final_head: bool,
 ) -> Result<(), SendError> {
     let status = resp.status();
@@ -52,7 +52,7 @@ fn queue_head(
             status.as_u16(),
         )));
     }
-    let fields = headers::response_fields(resp).map_err(SendError::Invalid)?;
+    let fields = headers::response_fields(resp.into_parts().0).map_err(SendError::Invalid)?;
     let mut st = shared.lock();
     if let Some(e) = &st.send_error {
         return Err(SendError::Stream(e.clone()));
@@ -89,7 +89,7 @@ impl Informational {
 
     /// Queues a 1xx response (not 101). Fails once the final response was queued.
     pub fn send(&self, resp: Response<()>) -> Result<(), SendError> {
-        queue_head(&self.shared, &resp, false)
+        queue_head(&self.shared, resp, false)
     }
 }
 
@@ -124,13 +124,13 @@ impl Responder {
 
     /// Queues a 1xx informational response (e.g. 103 Early Hints).
     pub fn send_informational(&mut self, resp: Response<()>) -> Result<(), SendError> {
-        queue_head(&self.shared, &resp, false)
+        queue_head(&self.shared, resp, false)
     }
 
     /// Queues the final response head; send the body through the returned sender, then
     /// `finish` it or send trailers.
     pub fn send_response(mut self, resp: Response<()>) -> Result<BodySender, SendError> {
-        queue_head(&self.shared, &resp, true)?;
+        queue_head(&self.shared, resp, true)?;
         self.answered = true;
         Ok(BodySender::new(
             self.shared.clone(),
