@@ -2,7 +2,7 @@
 //! stream id of the request stream they belong to. A [`DatagramFlow`] is handed out with an
 //! extended CONNECT request (server) or its response (client).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -114,7 +114,7 @@ impl DatagramFlow {
 /// The application's side: flows by quarter stream id, and the wire format.
 #[derive(Debug)]
 pub(crate) struct Flows {
-    map: HashMap<u64, Arc<Mutex<FlowState>>>,
+    map: crate::streams::IdMap<Arc<Mutex<FlowState>>>,
     outbox: Arc<Outbox>,
     queue_len: usize,
     queue_bytes: usize,
@@ -126,7 +126,7 @@ impl Flows {
     /// Flows whose receive queues hold at most `queue_len` datagrams and `queue_bytes` bytes.
     pub fn new(queue_len: usize, queue_bytes: usize) -> Self {
         Flows {
-            map: HashMap::new(),
+            map: Default::default(),
             outbox: Arc::default(),
             queue_len: queue_len.max(1),
             queue_bytes,

@@ -64,10 +64,42 @@ impl Entry {
     }
 }
 
+/// Hashes stream ids cheaply. They are not chosen freely by the peer (quiche accepts only ids
+/// within the stream limits it granted, and they come in sequence), so a keyed hash buys
+/// nothing against collisions here, while SipHash cost about 2k instructions per request.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys use this hasher; anything else still hashes, just slowly.
+        for &b in bytes {
+            self.write_u64(self.0 ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // The low two bits name the stream type, always the same in one map; the multiply
+        // spreads the rest over the high bits, the shift folds them into the low ones, which
+        // pick the bucket.
+        let h = (id >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+/// A map keyed by stream id.
+pub(crate) type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+/// A set of stream ids.
+pub(crate) type IdSet = HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// The stream table.
 #[derive(Debug, Default)]
 pub(crate) struct Streams {
-    pub map: HashMap<u64, Entry>,
+    pub map: IdMap<Entry>,
     /// High-water mark of received body bytes buffered over the connection.
     pub recv_high_water: usize,
     /// High-water mark of queued send bytes on one stream.
@@ -77,7 +109,7 @@ pub(crate) struct Streams {
     /// 100-byte body neither costs a chunk-sized allocation nor pins one while it waits.
     scratch: Vec<u8>,
     /// Open streams whose reads once stopped at the buffer cap (see `pump_readable`).
-    capped: HashSet<u64>,
+    capped: IdSet,
     /// Told the status of every response head written (servers).
     pub metrics: Option<Arc<dyn Metrics>>,
 }
@@ -514,4 +546,24 @@ fn scratch_of(scratch: &mut Vec<u8>, chunk: usize) -> &mut [u8] {
 pub(crate) fn status_of<T: h3::NameValue>(fields: &[T]) -> Option<u16> {
     let f = fields.iter().find(|f| f.name() == b":status")?;
     std::str::from_utf8(f.value()).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use super::IdHasher;
+
+    #[test]
+    fn stream_ids_spread_over_the_low_bits_that_pick_buckets() {
+        let build = BuildHasherDefault::<IdHasher>::default();
+        for kind in 0..4u64 {
+            let buckets: std::collections::HashSet<u64> = (0..1024u64)
+                .map(|n| build.hash_one(n * 4 + kind) & 1023)
+                .collect();
+            // Sequential ids of one type must not crowd into a fraction of 1,024 buckets
+            // (an identity hash of multiples of 4 would use a quarter of them).
+            assert!(buckets.len() > 600, "type {kind}: {} buckets", buckets.len());
+        }
+    }
 }

@@ -19,7 +19,6 @@ pub use info::ConnectionInfo;
 pub use request::{EarlyData, IncomingRequest, Informational, Responder, StreamId};
 pub use service::Service;
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -104,7 +103,7 @@ pub struct ServerApplication {
     /// Set: handlers are spawned instead of polled in `tasks`.
     spawned: Option<Spawned>,
     /// How to drop each running handler early: its request was cancelled.
-    handlers: HashMap<u64, AbortHandle>,
+    handlers: crate::streams::IdMap<AbortHandle>,
     handlers_cancelled: u64,
     streams: Streams,
     flows: Flows,
@@ -161,7 +160,7 @@ impl ServerApplication {
             sink,
             tasks: FuturesUnordered::new(),
             spawned: None,
-            handlers: HashMap::new(),
+            handlers: Default::default(),
             handlers_cancelled: 0,
             streams: Streams::default(),
             established_at: None,
