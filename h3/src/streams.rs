@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use quiche::h3;
 use quicksand_core::{CloseReason, Metrics, QuicheConnection, StreamBuf};
 
@@ -104,10 +104,14 @@ pub(crate) struct Streams {
     pub recv_high_water: usize,
     /// High-water mark of queued send bytes on one stream.
     pub send_high_water: usize,
-    /// Where body bytes are read to. A read that fills it hands the buffer over whole (no copy;
-    /// a new one is made on the next read); a shorter read is copied out at its size, so a
-    /// 100-byte body neither costs a chunk-sized allocation nor pins one while it waits.
-    scratch: Vec<u8>,
+    /// Where body bytes are read to, straight into its spare capacity (not zeroed first: that
+    /// was a second pass over every byte received). A read of at least a quarter chunk is
+    /// handed over without a copy (split off; the rest of the allocation serves the next
+    /// reads); a shorter one is copied out at its size, so a 100-byte body neither costs a
+    /// chunk-sized allocation nor pins one while it waits.
+    scratch: BytesMut,
+    /// Where body bytes nobody will read are drained to.
+    discard: Vec<u8>,
     /// Open streams whose reads once stopped at the buffer cap (see `pump_readable`).
     capped: IdSet,
     /// Told the status of every response head written (servers).
@@ -136,8 +140,10 @@ impl Streams {
                 // Nobody reads: drain and discard so the FIN/reset can be seen.
                 let stop = st.recv_stop_on_data;
                 drop(st);
-                let scratch = scratch_of(&mut self.scratch, chunk);
-                match h3.recv_body(conn, id, scratch) {
+                if self.discard.len() != chunk {
+                    self.discard = vec![0; chunk];
+                }
+                match h3.recv_body(conn, id, &mut self.discard) {
                     Ok(n) => match stop {
                         // Body data nobody will read: now ask the peer to stop sending it.
                         Some(code) if n > 0 => {
@@ -176,13 +182,14 @@ impl Streams {
                 return Ok(());
             }
             let n = room.min(chunk);
-            let scratch = scratch_of(&mut self.scratch, chunk);
-            match h3.recv_body(conn, id, &mut scratch[..n]) {
+            self.scratch.clear();
+            self.scratch.reserve(n);
+            match h3.recv_body_buf(conn, id, (&mut self.scratch).limit(n)) {
                 Ok(read) => {
-                    let bytes = if read == chunk {
-                        Bytes::from(std::mem::take(&mut self.scratch))
+                    let bytes = if read >= chunk / 4 {
+                        self.scratch.split().freeze()
                     } else {
-                        Bytes::copy_from_slice(&scratch[..read])
+                        Bytes::copy_from_slice(&self.scratch)
                     };
                     st.recv_buffered += read;
                     let total = entry
@@ -533,15 +540,6 @@ fn flush(
     }
 }
 
-/// The read buffer, made `chunk` bytes long if a read handed the last one over (or the chunk
-/// size changed).
-fn scratch_of(scratch: &mut Vec<u8>, chunk: usize) -> &mut [u8] {
-    if scratch.len() != chunk {
-        *scratch = vec![0; chunk];
-    }
-    scratch
-}
-
 /// The `:status` of a response head.
 pub(crate) fn status_of<T: h3::NameValue>(fields: &[T]) -> Option<u16> {
     let f = fields.iter().find(|f| f.name() == b":status")?;
@@ -563,7 +561,11 @@ mod tests {
                 .collect();
             // Sequential ids of one type must not crowd into a fraction of 1,024 buckets
             // (an identity hash of multiples of 4 would use a quarter of them).
-            assert!(buckets.len() > 600, "type {kind}: {} buckets", buckets.len());
+            assert!(
+                buckets.len() > 600,
+                "type {kind}: {} buckets",
+                buckets.len()
+            );
         }
     }
 }
