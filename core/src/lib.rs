@@ -68,8 +68,8 @@ pub use cid::{
 };
 pub use command::{Command, CommandSender, ConnectionGone};
 pub use connection::{
-    CloseReason, Connection, ConnectionContext, ConnectionFacts, ConnectionStats, CreateError,
-    EndpointEvent, Event, PathEvent, RetryIds, Stage,
+    CloseReason, Connection, ConnectionContext, ConnectionFacts, ConnectionLogs, ConnectionStats,
+    CreateError, EndpointEvent, Event, LogTarget, LogWriter, PathEvent, RetryIds, Stage,
 };
 pub use datagram::{Datagram, Ecn, SegmentIter, Transmit};
 pub use driver::Driver;

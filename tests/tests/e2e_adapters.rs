@@ -369,6 +369,51 @@ macro_rules! suite {
                 });
             }
 
+            /// The configs' `qlog_dir` and `keylog_file`: the adapter opens the files (the
+            /// core only asks for writers), one qlog per connection side and every secret of
+            /// both sides in the key log.
+            #[test]
+            fn qlog_and_key_log_files() {
+                let dir = std::env::temp_dir().join(format!(
+                    "quicksand-logs-{}-{}",
+                    stringify!($name),
+                    std::process::id()
+                ));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                let keylog = dir.join("keys.log");
+                $run(async {
+                    let mut sc = server_config(false);
+                    sc.qlog_dir = Some(dir.clone());
+                    sc.keylog_file = Some(keylog.clone());
+                    let server = q::serve("127.0.0.1:0".parse().unwrap(), sc, service).unwrap();
+                    let mut cc = client_config();
+                    cc.qlog_dir = Some(dir.clone());
+                    let (client, conn) = q::connect(server.local_addr(), "localhost", cc)
+                        .await
+                        .unwrap();
+                    let resp = conn.get(&url(&server, "/")).await.unwrap();
+                    assert_eq!(resp.status(), 200);
+                    drop((conn, client));
+                    server.shutdown(Duration::from_secs(5)).await;
+                });
+                let mut sides: Vec<String> = std::fs::read_dir(&dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".sqlog"))
+                    .map(|n| n.rsplit('-').next().unwrap().to_string())
+                    .collect();
+                sides.sort();
+                assert_eq!(sides, ["client.sqlog", "server.sqlog"]);
+                let keys = std::fs::read_to_string(&keylog).unwrap();
+                assert!(
+                    keys.lines()
+                        .any(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")),
+                    "key log: {keys:?}"
+                );
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+
             #[test]
             fn handshake_with_retry() {
                 $run(async {

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::logs::FileLogs;
 use quicksand_core::anti_replay::{AntiReplay, SharedStrikeRegister};
 use quicksand_core::driver_workers::Workers;
 use quicksand_core::{
-    CertificateSource, ConnectionContext, ConnectionParams, EndpointConfig, Hooks, Metrics,
-    NoopMetrics, QuicConfig, QuicSettings, TlsSettings,
+    CertificateSource, ConnectionContext, ConnectionLogs, ConnectionParams, EndpointConfig, Hooks,
+    Metrics, NoopMetrics, QuicConfig, QuicSettings, TlsSettings,
 };
 use quicksand_udp::UdpSocketConfig;
 
@@ -116,8 +117,13 @@ impl PreboundSockets {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// Transport settings (ALPN, windows, congestion control, pacing, qlog directory).
+    /// Transport settings (ALPN, windows, congestion control, pacing).
     pub quic: QuicSettings,
+    /// Write a qlog file per connection into this directory. Default: `None`.
+    pub qlog_dir: Option<PathBuf>,
+    /// Append every connection's TLS secrets in NSS key-log format to this file (for
+    /// Wireshark; anyone who reads it can decrypt the traffic). Default: `None`.
+    pub keylog_file: Option<PathBuf>,
     /// Certificate and verification. Without a certificate a self-signed one is generated at
     /// start for [`self_signed_names`](Self::self_signed_names). Session-ticket keys come
     /// from [`keys`](Self::keys) unless `tls.ticket_keys` is set.
@@ -172,6 +178,8 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             quic: default_settings(),
+            qlog_dir: None,
+            keylog_file: None,
             tls: TlsSettings::default(),
             hooks: Hooks::default(),
             #[cfg(feature = "h3")]
@@ -231,8 +239,10 @@ impl ServerConfig {
         if tls.ticket_keys.is_none() {
             tls.ticket_keys = Some(keys.ticket_keys());
         }
+        let mut settings = self.quic.clone();
+        settings.log_keys |= self.keylog_file.is_some();
         Ok(ConnectionParams {
-            settings: self.quic.clone(),
+            settings,
             tls,
             hooks: self.hooks.clone(),
             session: None,
@@ -261,6 +271,8 @@ impl ServerConfig {
         ctx.metrics = self.metrics.clone();
         ctx.anti_replay = self.anti_replay.clone();
         ctx.release_horizon = self.release_horizon;
+        ctx.logs = FileLogs::of(&self.keylog_file, &self.qlog_dir)
+            .map(|l| Arc::new(l) as Arc<dyn ConnectionLogs>);
         ctx
     }
 }
@@ -271,6 +283,10 @@ impl ServerConfig {
 pub struct ClientConfig {
     /// Transport settings.
     pub quic: QuicSettings,
+    /// See [`ServerConfig::qlog_dir`]. Default: `None`.
+    pub qlog_dir: Option<PathBuf>,
+    /// See [`ServerConfig::keylog_file`]. Default: `None`.
+    pub keylog_file: Option<PathBuf>,
     /// Verification (on by default), trusted roots, client certificate.
     pub tls: TlsSettings,
     /// Adjustments of the TLS context.
@@ -295,6 +311,8 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             quic: default_settings(),
+            qlog_dir: None,
+            keylog_file: None,
             tls: TlsSettings::default(),
             hooks: Hooks::default(),
             #[cfg(feature = "h3")]
@@ -317,8 +335,10 @@ impl ClientConfig {
 
     /// The core's client config.
     pub fn quic_config(&self) -> Result<QuicConfig, Error> {
+        let mut settings = self.quic.clone();
+        settings.log_keys |= self.keylog_file.is_some();
         let params = ConnectionParams {
-            settings: self.quic.clone(),
+            settings,
             tls: self.tls.clone(),
             hooks: self.hooks.clone(),
             session: self.session.clone(),
@@ -331,6 +351,8 @@ impl ClientConfig {
         let mut ctx = ConnectionContext::default();
         ctx.metrics = self.metrics.clone();
         ctx.release_horizon = self.release_horizon;
+        ctx.logs = FileLogs::of(&self.keylog_file, &self.qlog_dir)
+            .map(|l| Arc::new(l) as Arc<dyn ConnectionLogs>);
         ctx
     }
 }

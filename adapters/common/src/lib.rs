@@ -39,6 +39,7 @@ mod handlers;
 #[cfg(feature = "h3")]
 mod http3;
 mod keys;
+mod logs;
 mod runtime;
 mod server;
 
@@ -58,6 +59,7 @@ pub use http3::{
     Handlers,
 };
 pub use keys::{FleetKeys, KeysError};
+pub use logs::FileLogs;
 pub use runtime::{Lookup, Runtime};
 pub use server::{build_workers, listen_on, Server, ShutdownHandle, ShutdownReport, Worker};
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::anti_replay::{AntiReplay, SharedStrikeRegister};
 use crate::{
-    BufferPool, ConnectionIdGenerator, Metrics, NoopMetrics, RandomConnectionIds, StatelessResetKey,
+    BufferPool, ConnectionIdGenerator, ConnectionLogs, Metrics, NoopMetrics, RandomConnectionIds,
+    StatelessResetKey,
 };
 
 /// What a connection borrows from whoever created it (normally the endpoint): the CID
@@ -38,6 +39,8 @@ pub struct ConnectionContext {
     /// handshake (see [`crate::anti_replay`]). Default: a [`SharedStrikeRegister`] of its own,
     /// shared by every clone of this context (the workers of one server share one).
     pub anti_replay: Arc<dyn AntiReplay>,
+    /// Where each connection's key log and qlog go. Default: none.
+    pub logs: Option<Arc<dyn ConnectionLogs>>,
 }
 
 impl Default for ConnectionContext {
@@ -49,6 +52,7 @@ impl Default for ConnectionContext {
             buffers: BufferPool::default(),
             release_horizon: Duration::from_millis(1),
             anti_replay: Arc::new(SharedStrikeRegister::default()),
+            logs: None,
         }
     }
 }

@@ -4,6 +4,7 @@ mod close;
 mod context;
 mod facts;
 mod lifecycle;
+mod logs;
 mod path;
 mod stats;
 mod transmit;
@@ -11,6 +12,7 @@ mod transmit;
 pub use close::{CloseReason, Stage};
 pub use context::ConnectionContext;
 pub use facts::ConnectionFacts;
+pub use logs::{ConnectionLogs, LogTarget, LogWriter};
 pub use path::PathEvent;
 pub use stats::ConnectionStats;
 
@@ -263,7 +265,9 @@ impl<A: Application> Connection<A> {
         app: A,
         peer: SocketAddr,
     ) -> Self {
-        attach_logs(&mut conn, config);
+        if let Some(logs) = &ctx.logs {
+            logs::attach(&mut conn, logs.as_ref(), config.settings.log_keys);
+        }
         // Everything logged while this connection runs (quicksand's, quiche's, the
         // application's and its handlers') carries its trace id and peer.
         let span = tracing::info_span!(
@@ -578,34 +582,5 @@ impl<A: Application> fmt::Debug for Connection<A> {
 impl<A: Application> Drop for Connection<A> {
     fn drop(&mut self) {
         self.ctx.metrics.connection_closed();
-    }
-}
-
-/// Opens the key log and qlog files the settings ask for. A file that cannot be opened is
-/// logged and skipped: diagnostics must not break a connection.
-fn attach_logs(conn: &mut QuicheConnection, config: &QuicConfig) {
-    if let Some(path) = config.keylog_file() {
-        match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            Ok(file) => conn.set_keylog(Box::new(file)),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot open key log file")
-            }
-        }
-    }
-    if let Some(dir) = config.qlog_dir() {
-        let role = if conn.is_server() { "server" } else { "client" };
-        let path = dir.join(format!("{}-{role}.sqlog", conn.trace_id()));
-        match std::fs::File::create(&path) {
-            Ok(file) => conn.set_qlog(
-                Box::new(std::io::BufWriter::new(file)),
-                format!("quicksand {role}"),
-                format!("quicksand {role} {}", conn.trace_id()),
-            ),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot create qlog file"),
-        }
     }
 }

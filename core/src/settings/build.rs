@@ -1,6 +1,5 @@
 //! Validation of settings and the `quiche::Config` they build.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::tickets::TicketClock;
@@ -121,7 +120,7 @@ impl QuicConfig {
         c.set_max_ack_delay(s.max_ack_delay.as_millis() as u64);
         c.set_initial_rtt(s.initial_rtt);
         c.grease(s.grease);
-        if s.keylog_file.is_some() {
+        if s.log_keys {
             c.log_keys();
         }
         // Servers verify clients only when given roots to verify them against.
@@ -133,14 +132,6 @@ impl QuicConfig {
             is_server,
             session: params.session.clone(),
         })
-    }
-
-    pub(crate) fn keylog_file(&self) -> Option<&PathBuf> {
-        self.settings.keylog_file.as_ref()
-    }
-
-    pub(crate) fn qlog_dir(&self) -> Option<&PathBuf> {
-        self.settings.qlog_dir.as_ref()
     }
 
     pub(crate) fn handshake_timeout(&self) -> Option<Duration> {

@@ -32,7 +32,6 @@ pub use tls::{CertificateSource, Hooks, TlsSettings};
 pub(crate) use transport_params::check_server as check_server_transport_params;
 pub use transport_params::{ServerTransportParams, QUICHE_TRANSPORT_PARAMS_CAPACITY};
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Transport settings of a connection. Every field has a documented default.
@@ -117,10 +116,10 @@ pub struct QuicSettings {
     pub initial_rtt: Duration,
     /// Send GREASE values. Default: true.
     pub grease: bool,
-    /// Append TLS secrets in NSS key-log format to this file (for Wireshark). Default: `None`.
-    pub keylog_file: Option<PathBuf>,
-    /// Write a qlog file per connection into this directory. Default: `None`.
-    pub qlog_dir: Option<PathBuf>,
+    /// Hand the TLS secrets of each connection to the context's
+    /// [`ConnectionLogs`](crate::ConnectionLogs) (NSS key-log format, for Wireshark); the
+    /// adapters set it with their configs' `keylog_file`. Default: false.
+    pub log_keys: bool,
     /// DSCP value for outgoing packets (0 ..= 63). Default: 0.
     pub dscp: u8,
 }
@@ -159,8 +158,7 @@ impl Default for QuicSettings {
             max_ack_delay: Duration::from_millis(25),
             initial_rtt: Duration::from_millis(333),
             grease: true,
-            keylog_file: None,
-            qlog_dir: None,
+            log_keys: false,
             dscp: 0,
         }
     }

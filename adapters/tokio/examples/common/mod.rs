@@ -211,8 +211,8 @@ impl ServerArgs {
                 key: key.clone(),
             });
         }
+        config.qlog_dir = self.qlog_dir.clone();
         let quic = &mut config.quic;
-        quic.qlog_dir = self.qlog_dir.clone();
         if let Some(cc) = &self.cc {
             quic.cc_algorithm = cc.clone();
         }
