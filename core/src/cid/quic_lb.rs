@@ -10,13 +10,10 @@
 //! any CID of a connection with [`QuicLbDecoder`] and forwards the packet to its owner.
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
 
 use quiche::ConnectionId;
-use rand::rngs::StdRng;
-use rand::{RngCore, SeedableRng};
 
-use super::ConnectionIdGenerator;
+use super::{ConnectionIdGenerator, KeyedRandom};
 
 /// A QUIC-LB configuration that cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,13 +98,13 @@ pub struct QuicLbConnectionIds {
     config_id: u8,
     server_id: Vec<u8>,
     nonce_len: usize,
-    rng: Mutex<StdRng>,
+    rng: KeyedRandom,
 }
 
 impl QuicLbConnectionIds {
     /// A generator for `server_id` under config `config_id`, with `nonce_len` random bytes.
     pub fn new(config_id: u8, server_id: &[u8], nonce_len: usize) -> Result<Self, QuicLbError> {
-        Self::build(config_id, server_id, nonce_len, StdRng::from_os_rng())
+        Self::build(config_id, server_id, nonce_len, KeyedRandom::from_os())
     }
 
     /// The same with a seeded nonce RNG, for reproducible simulations.
@@ -117,14 +114,19 @@ impl QuicLbConnectionIds {
         nonce_len: usize,
         seed: u64,
     ) -> Result<Self, QuicLbError> {
-        Self::build(config_id, server_id, nonce_len, StdRng::seed_from_u64(seed))
+        Self::build(
+            config_id,
+            server_id,
+            nonce_len,
+            KeyedRandom::with_seed(seed),
+        )
     }
 
     fn build(
         config_id: u8,
         server_id: &[u8],
         nonce_len: usize,
-        rng: StdRng,
+        rng: KeyedRandom,
     ) -> Result<Self, QuicLbError> {
         QuicLbDecoder::new(config_id, server_id.len())?;
         if !(4..=18).contains(&nonce_len) || server_id.len() + nonce_len > 19 {
@@ -134,7 +136,7 @@ impl QuicLbConnectionIds {
             config_id,
             server_id: server_id.to_vec(),
             nonce_len,
-            rng: Mutex::new(rng),
+            rng,
         })
     }
 
@@ -154,10 +156,7 @@ impl ConnectionIdGenerator for QuicLbConnectionIds {
         id.push((self.config_id << 5) | ((len - 1) as u8 & 0x1f));
         id.extend_from_slice(&self.server_id);
         let mut nonce = [0u8; 18];
-        self.rng
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .fill_bytes(&mut nonce[..self.nonce_len]);
+        self.rng.fill(&mut nonce[..self.nonce_len]);
         id.extend_from_slice(&nonce[..self.nonce_len]);
         ConnectionId::from_vec(id)
     }
