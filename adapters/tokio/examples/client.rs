@@ -4,10 +4,11 @@
 
 mod common;
 
-#[tokio::main]
+// One thread runs everything, as the smol client does: the downloads and the endpoint task
+// wake each other for every body chunk, and on a multi-thread runtime those wake-ups cross
+// threads (or go through block_on's thread). The fetches are sequential, so a second thread
+// would only add the crossings.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
-    // On a worker thread, not on `block_on`'s: a body chunk's wake-up then lands on the
-    // thread that runs the endpoint task (tokio's LIFO slot) instead of crossing threads.
-    let client = tokio::spawn(common::run_client(quicksand_tokio::Tokio::default()));
-    client.await.expect("the client task");
+    common::run_client(quicksand_tokio::Tokio::default()).await;
 }
