@@ -650,3 +650,84 @@ fn goaway_with_requests_in_flight() {
         }
     });
 }
+
+/// Handlers that await `sim::sleep` run on virtual time: three requests whose handlers sleep
+/// 20, 5 and 12 s finish in the order of their deadlines, each right after it (not after the
+/// others, not on real time).
+#[test]
+fn handlers_sleep_on_virtual_time() {
+    use futures::future::FutureExt;
+    use quicksand_h3::{Body, ClientApplication, Http3Settings, ServerApplication};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::task::{Context, Waker};
+    use std::time::Instant;
+    sim::for_each_seed("handlers_sleep_on_virtual_time", 2, |seed| {
+        let mut s = Sim::new(SimConfig::new(seed), |_| {
+            Some(ServerApplication::with_service(
+                Http3Settings::default(),
+                |req: http::Request<quicksand_h3::RecvBody>| async move {
+                    let secs: u64 = req.uri().path().trim_start_matches('/').parse().unwrap();
+                    sim::sleep(Duration::from_secs(secs)).await;
+                    // A second await on the same handler, shorter than a tick of anything.
+                    sim::sleep(Duration::from_millis(1)).await;
+                    http::Response::new(Body::from(format!("slept {secs}")))
+                },
+            ))
+        });
+        let start = Instant::now();
+        let (driver, client) = ClientApplication::new(Http3Settings::default());
+        s.connect(driver).unwrap();
+        let finished: Rc<RefCell<Vec<(u64, Duration)>>> = Rc::default();
+        let mut pending: Vec<_> = [20u64, 5, 12]
+            .into_iter()
+            .map(|secs| {
+                let (client, finished) = (client.clone(), finished.clone());
+                async move {
+                    let resp = client
+                        .get(&format!("https://localhost/{secs}"))
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.body().as_ref(), format!("slept {secs}").as_bytes());
+                    finished.borrow_mut().push((secs, start.elapsed()));
+                }
+                .boxed_local()
+            })
+            .collect();
+        let done = s.run_until(Duration::from_secs(60), |_| {
+            let mut cx = Context::from_waker(Waker::noop());
+            pending.retain_mut(|f| f.as_mut().poll(&mut cx).is_pending());
+            pending.is_empty()
+        });
+        assert!(done, "{} requests unfinished", pending.len());
+        let finished = finished.borrow();
+        let order: Vec<u64> = finished.iter().map(|(s, _)| *s).collect();
+        assert_eq!(order, [5, 12, 20], "finished in deadline order");
+        for (secs, at) in finished.iter() {
+            let slept = Duration::from_secs(*secs);
+            assert!(
+                *at >= slept && *at < slept + Duration::from_secs(1),
+                "the {secs} s request finished at {at:?} of virtual time"
+            );
+        }
+    });
+}
+
+/// A `sim::sleep` polled where no simulation runs says so instead of never waking.
+#[test]
+fn a_sleep_outside_a_simulation_is_a_clear_error() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let panic = std::thread::spawn(|| {
+        let mut sleep = std::pin::pin!(sim::sleep(Duration::from_secs(1)));
+        let _ = sleep.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    })
+    .join()
+    .expect_err("polling must panic");
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(message.contains("without a simulation"), "{message}");
+}

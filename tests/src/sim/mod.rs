@@ -11,6 +11,7 @@
 mod host;
 mod network;
 mod seeds;
+mod timers;
 mod trace;
 
 pub use host::Host;
@@ -18,6 +19,7 @@ pub use network::{
     Blackhole, Direction, Fate, LinkConfig, LossModel, Network, Packet, PacketFilter, BURST_MEMORY,
 };
 pub use seeds::{assert_same_history, for_each_seed, seed_list};
+pub use timers::{sleep, sleep_until, Sleep};
 pub use trace::{Divergence, Trace, TraceEntry};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -175,6 +177,8 @@ pub struct Sim<C: Application, S: Application> {
     pub observer: Option<PacketObserver>,
     config: SimConfig,
     traced_events: [usize; 2],
+    /// The table [`sleep`]s register in, on this thread while the simulation lives.
+    _timers: timers::Installed,
 }
 
 impl<C: Application, S: Application> Sim<C, S> {
@@ -228,6 +232,7 @@ impl<C: Application, S: Application> Sim<C, S> {
             config,
             clock,
             traced_events: [0, 0],
+            _timers: timers::install(),
         }
     }
 
@@ -271,6 +276,8 @@ impl<C: Application, S: Application> Sim<C, S> {
     /// Processes everything due now.
     pub fn step(&mut self) {
         let now = Instant::now();
+        // Sleeping handlers whose time came: their connections run in the polls below.
+        timers::fire(now);
         let (mut to_client, mut to_server) = (Vec::new(), Vec::new());
         while let Some(p) = self.net.pop_due(now) {
             self.trace
@@ -332,6 +339,7 @@ impl<C: Application, S: Application> Sim<C, S> {
             self.net.next_arrival(),
             self.client.next_timeout(),
             self.server.next_timeout(),
+            timers::next_deadline(),
         ]
         .into_iter()
         .flatten()
