@@ -403,6 +403,18 @@ impl<A: Application> Driver<A> {
             while let Some(e) = conn.poll_endpoint_event() {
                 self.endpoint.handle_event(handle, e);
             }
+            // Once more now that the application has run: one that started in this run
+            // (`on_established`) registers its waker only here, and a handle that woke it
+            // during the run took the waker with it; either way a later wake-up (a handle on
+            // another thread) would otherwise find nobody to wake until the next packet. Work
+            // signalled meanwhile runs on the next drive.
+            if !conn.is_closed()
+                && conn
+                    .poll_wakeup(&mut Context::from_waker(&slot.waker))
+                    .is_ready()
+            {
+                self.ready.lock().handles.insert(handle);
+            }
             if conn.is_closed() {
                 if let (Some(slot), Some(closed)) =
                     (self.conns.remove(&handle), self.closed.as_mut())

@@ -51,6 +51,9 @@ enum Sink {
 /// before closing anyway, once shutting down.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
+/// The round trip a drained connection waits after its GOAWAY when quiche has no estimate.
+const LINGER_FALLBACK: Duration = Duration::from_millis(100);
+
 /// A handler future wrapped to yield its stream id.
 type HandlerTask = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
 
@@ -118,6 +121,11 @@ pub struct ServerApplication {
     too_early: u64,
     /// Stream id sent in our GOAWAY: requests at or above it are refused.
     goaway_id: Option<u64>,
+    /// The earliest instant the drained connection may close: one RTT after GOAWAY went out,
+    /// so requests the client sent before it saw the GOAWAY arrive and are refused (the
+    /// client then reports them as not processed, `RequestError::GoAway`) instead of dying
+    /// with the connection. `true` once passed.
+    goaway_linger: Option<(Instant, bool)>,
     /// PRIORITY_UPDATE frames received.
     priority_updates: u64,
     /// Highest request stream id seen.
@@ -170,6 +178,7 @@ impl ServerApplication {
             malformed: 0,
             too_early: 0,
             goaway_id: None,
+            goaway_linger: None,
             priority_updates: 0,
             highest_id: None,
             draining: None,
@@ -486,11 +495,25 @@ impl ServerApplication {
         if asked {
             self.send_goaway(conn);
         }
-        if self.goaway_id.is_none() || !self.streams.map.is_empty() || self.handlers_running() > 0 {
+        if self.goaway_id.is_none() {
+            return;
+        }
+        let (until, passed) = self.goaway_linger.get_or_insert_with(|| {
+            let rtt = conn
+                .path_stats()
+                .find(|p| p.active)
+                .map_or(LINGER_FALLBACK, |p| p.rtt);
+            (now + rtt.min(DRAIN_GRACE), false)
+        });
+        *passed |= now >= *until;
+        let lingered = *passed;
+        if !self.streams.map.is_empty() || self.handlers_running() > 0 {
             return;
         }
         let idle_since = *self.idle_since.get_or_insert(now);
-        if delivered(conn, self.highest_id, &mut self.draining) || now >= idle_since + DRAIN_GRACE {
+        if (lingered && delivered(conn, self.highest_id, &mut self.draining))
+            || now >= idle_since + DRAIN_GRACE
+        {
             // Err: already closing.
             let _ = conn.close(true, ErrorCode::NoError.code(), b"");
         }
@@ -673,7 +696,11 @@ impl Application for ServerApplication {
             _ => None,
         };
         let drain = self.goaway_id.and(self.idle_since).map(|i| i + DRAIN_GRACE);
-        [post_accept, drain].into_iter().flatten().min()
+        let linger = match self.goaway_linger {
+            Some((until, false)) => Some(until),
+            _ => None,
+        };
+        [post_accept, drain, linger].into_iter().flatten().min()
     }
 
     fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
