@@ -170,23 +170,16 @@ impl Kv {
             .body(Bytes::copy_from_slice(value))
             .expect("a valid request");
         let client = self.client.clone();
-        let mut call = Box::pin(async move {
+        let call = async move {
             let resp = client.request(req)?.await?;
             let (parts, mut body) = resp.into_parts();
             let body = body.collect(1 << 20).await.map_err(RequestError::Stream)?;
             Ok(Response::from_parts(parts, body))
-        });
-        let mut result = None;
+        };
         // 60 s of virtual time covers the longest fault below; the idle timeout (30 s) ends a
         // connection that cannot recover.
-        s.run_until(Duration::from_secs(60), |_| {
-            let mut cx = Context::from_waker(Waker::noop());
-            if let std::task::Poll::Ready(r) = call.as_mut().poll(&mut cx) {
-                result = Some(r);
-            }
-            result.is_some()
-        });
-        result.expect("an answer or an error within 60 s of virtual time")
+        s.block_on(Duration::from_secs(60), call)
+            .expect("an answer or an error within 60 s of virtual time")
     }
 
     fn put(&mut self, s: &mut Sim<ClientApplication, ServerApplication>, key: &str, value: &str) {
@@ -307,13 +300,7 @@ fn a_goaway_drain_finishes_the_request_in_flight_and_the_client_moves_on() {
         for h in handles.lock().unwrap().iter() {
             h.goaway();
         }
-        let mut answer = None;
-        s.run_until(Duration::from_secs(30), |_| {
-            if let std::task::Poll::Ready(r) = slow.as_mut().poll(&mut cx) {
-                answer = Some(r);
-            }
-            answer.is_some()
-        });
+        let answer = s.block_on(Duration::from_secs(30), slow);
         let answer = answer.expect("the request in flight is answered");
         assert_eq!(answer.expect("answered, not refused").body().as_ref(), b"v");
         // The drained connection takes no new request; the client retries on a new one.
@@ -343,13 +330,7 @@ fn a_request_crossing_the_goaway_is_reported_as_not_processed() {
         for h in handles.lock().unwrap().iter() {
             h.goaway();
         }
-        let mut answer = None;
-        s.run_until(Duration::from_secs(30), |_| {
-            if let std::task::Poll::Ready(r) = late.as_mut().poll(&mut cx) {
-                answer = Some(r);
-            }
-            answer.is_some()
-        });
+        let answer = s.block_on(Duration::from_secs(30), late);
         match answer.expect("an answer within 30 s") {
             Err(RequestError::GoAway) => {}
             other => panic!("expected GoAway (not processed), got {other:?}"),

@@ -660,7 +660,6 @@ fn handlers_sleep_on_virtual_time() {
     use quicksand_h3::{Body, ClientApplication, Http3Settings, ServerApplication};
     use std::cell::RefCell;
     use std::rc::Rc;
-    use std::task::{Context, Waker};
     use std::time::Instant;
     sim::for_each_seed("handlers_sleep_on_virtual_time", 2, |seed| {
         let mut s = Sim::new(SimConfig::new(seed), |_| {
@@ -679,7 +678,7 @@ fn handlers_sleep_on_virtual_time() {
         let (driver, client) = ClientApplication::new(Http3Settings::default());
         s.connect(driver).unwrap();
         let finished: Rc<RefCell<Vec<(u64, Duration)>>> = Rc::default();
-        let mut pending: Vec<_> = [20u64, 5, 12]
+        let requests: Vec<_> = [20u64, 5, 12]
             .into_iter()
             .map(|secs| {
                 let (client, finished) = (client.clone(), finished.clone());
@@ -694,12 +693,12 @@ fn handlers_sleep_on_virtual_time() {
                 .boxed_local()
             })
             .collect();
-        let done = s.run_until(Duration::from_secs(60), |_| {
-            let mut cx = Context::from_waker(Waker::noop());
-            pending.retain_mut(|f| f.as_mut().poll(&mut cx).is_pending());
-            pending.is_empty()
-        });
-        assert!(done, "{} requests unfinished", pending.len());
+        let done = s.block_on(Duration::from_secs(60), futures::future::join_all(requests));
+        assert!(
+            done.is_some(),
+            "requests unfinished: {:?} done",
+            finished.borrow()
+        );
         let finished = finished.borrow();
         let order: Vec<u64> = finished.iter().map(|(s, _)| *s).collect();
         assert_eq!(order, [5, 12, 20], "finished in deadline order");

@@ -378,6 +378,27 @@ impl<C: Application, S: Application> Sim<C, S> {
         }
     }
 
+    /// Runs the simulation until `future` completes (polled once per step, so a client's
+    /// requests go out and its answers come in as the hosts run), or `limit` of virtual time
+    /// passes or nothing is left to happen (`None`). The way to drive client code:
+    /// `let resp = sim.block_on(Duration::from_secs(5), client.get(url))`.
+    pub fn block_on<F: std::future::Future>(
+        &mut self,
+        limit: Duration,
+        future: F,
+    ) -> Option<F::Output> {
+        let mut future = std::pin::pin!(future);
+        let mut output = None;
+        self.run_until(limit, |_| {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                output = Some(out);
+            }
+            output.is_some()
+        });
+        output
+    }
+
     /// Runs for `duration` of virtual time, whatever happens.
     pub fn run_for(&mut self, duration: Duration) {
         self.run_until(duration, |_| false);
