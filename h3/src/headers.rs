@@ -262,6 +262,14 @@ impl NameValue for Field {
     }
 }
 
+/// The status of a response head we send (none in a request head or trailers).
+pub(crate) fn status(fields: &[Field]) -> Option<u16> {
+    fields.iter().find_map(|f| match f {
+        Field::Status(s) => Some(s.as_u16()),
+        _ => None,
+    })
+}
+
 /// Moves the regular fields of `map` into `out`, refusing connection-specific ones.
 fn push_fields(out: &mut Vec<Field>, map: HeaderMap) -> Result<(), HeaderError> {
     let mut last: Option<HeaderName> = None;

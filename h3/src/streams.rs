@@ -469,7 +469,7 @@ fn flush(
                 match r {
                     Ok(()) => {
                         entry.head_sent = true;
-                        if let (Some(m), Some(status)) = (metrics, status_of(&fields)) {
+                        if let (Some(m), Some(status)) = (metrics, headers::status(&fields)) {
                             m.h3_response(status);
                         }
                         Ok(fin_next)
@@ -538,12 +538,6 @@ fn flush(
             w.wake();
         }
     }
-}
-
-/// The `:status` of a response head.
-pub(crate) fn status_of<T: h3::NameValue>(fields: &[T]) -> Option<u16> {
-    let f = fields.iter().find(|f| f.name() == b":status")?;
-    std::str::from_utf8(f.value()).ok()?.parse().ok()
 }
 
 #[cfg(test)]

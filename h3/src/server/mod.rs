@@ -36,7 +36,7 @@ use quicksand_core::{Application, ApplicationError, CloseReason, Metrics};
 use crate::body::RecvBody;
 use crate::datagram::Flows;
 use crate::error::ErrorCode;
-use crate::headers::{self, Protocol};
+use crate::headers::{self, Field, Protocol};
 use crate::limits::RapidResetDetector;
 use crate::shared::{ConnShared, RecvEnd, StreamShared};
 use crate::streams::{Entry, Streams};
@@ -286,13 +286,13 @@ impl ServerApplication {
         &mut self,
         conn: &mut QuicheConnection,
         id: u64,
-        status: &[u8],
+        status: http::StatusCode,
     ) -> Result<(), h3::Error> {
         let h3 = self.h3.as_mut().ok_or(h3::Error::InternalError)?;
-        let head = [h3::Header::new(b":status", status)];
+        let head = [Field::Status(status)];
         h3.send_response(conn, id, &head, true)?;
-        if let (Some(m), Some(status)) = (&self.streams.metrics, crate::streams::status_of(&head)) {
-            m.h3_response(status);
+        if let Some(m) = &self.streams.metrics {
+            m.h3_response(status.as_u16());
         }
         Ok(())
     }
@@ -347,7 +347,7 @@ impl ServerApplication {
                 tracing::debug!(stream = id, error = %e, "malformed request");
                 self.malformed += 1;
                 // Err: no room or stream gone; the read shutdown still ends it.
-                let _ = self.answer(conn, id, b"400");
+                let _ = self.answer(conn, id, http::StatusCode::BAD_REQUEST);
                 let _ = conn.stream_shutdown(
                     id,
                     quiche::Shutdown::Read,
@@ -358,7 +358,7 @@ impl ServerApplication {
         };
         if conn.is_in_early_data() && !self.settings.early_data_requests.allows(req.method()) {
             self.too_early += 1;
-            if self.answer(conn, id, b"425").is_err() {
+            if self.answer(conn, id, http::StatusCode::TOO_EARLY).is_err() {
                 // No room for the answer: refused unprocessed, which the client may retry too.
                 return self.reject(conn, id, ErrorCode::RequestRejected);
             }
