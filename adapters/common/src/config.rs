@@ -11,8 +11,8 @@ use crate::logs::FileLogs;
 use quicksand_core::anti_replay::{AntiReplay, SharedStrikeRegister};
 use quicksand_core::driver_workers::Workers;
 use quicksand_core::{
-    CertificateSource, ConnectionContext, ConnectionLogs, ConnectionParams, EndpointConfig, Hooks,
-    Metrics, NoopMetrics, QuicConfig, QuicSettings, TlsSettings,
+    CertificateSource, ConnectionContext, ConnectionParams, EndpointConfig, Hooks, Metrics,
+    NoopMetrics, QuicConfig, QuicSettings, TlsSettings,
 };
 use quicksand_udp::UdpSocketConfig;
 
@@ -239,10 +239,8 @@ impl ServerConfig {
         if tls.ticket_keys.is_none() {
             tls.ticket_keys = Some(keys.ticket_keys());
         }
-        let mut settings = self.quic.clone();
-        settings.log_keys |= self.keylog_file.is_some();
         Ok(ConnectionParams {
-            settings,
+            settings: FileLogs::settings(&self.quic, &self.keylog_file),
             tls,
             hooks: self.hooks.clone(),
             session: None,
@@ -271,8 +269,7 @@ impl ServerConfig {
         ctx.metrics = self.metrics.clone();
         ctx.anti_replay = self.anti_replay.clone();
         ctx.release_horizon = self.release_horizon;
-        ctx.logs = FileLogs::of(&self.keylog_file, &self.qlog_dir)
-            .map(|l| Arc::new(l) as Arc<dyn ConnectionLogs>);
+        ctx.logs = FileLogs::of(&self.keylog_file, &self.qlog_dir);
         ctx
     }
 }
@@ -335,10 +332,8 @@ impl ClientConfig {
 
     /// The core's client config.
     pub fn quic_config(&self) -> Result<QuicConfig, Error> {
-        let mut settings = self.quic.clone();
-        settings.log_keys |= self.keylog_file.is_some();
         let params = ConnectionParams {
-            settings,
+            settings: FileLogs::settings(&self.quic, &self.keylog_file),
             tls: self.tls.clone(),
             hooks: self.hooks.clone(),
             session: self.session.clone(),
@@ -351,8 +346,7 @@ impl ClientConfig {
         let mut ctx = ConnectionContext::default();
         ctx.metrics = self.metrics.clone();
         ctx.release_horizon = self.release_horizon;
-        ctx.logs = FileLogs::of(&self.keylog_file, &self.qlog_dir)
-            .map(|l| Arc::new(l) as Arc<dyn ConnectionLogs>);
+        ctx.logs = FileLogs::of(&self.keylog_file, &self.qlog_dir);
         ctx
     }
 }

@@ -5,8 +5,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use quicksand_core::{ConnectionLogs, LogTarget, LogWriter};
+use quicksand_core::{ConnectionLogs, LogTarget, LogWriter, QuicSettings};
 
 /// Key log and qlog files. A file that cannot be opened is logged and skipped: diagnostics
 /// must not break a connection.
@@ -19,12 +20,25 @@ pub struct FileLogs {
 }
 
 impl FileLogs {
-    /// `None` when there is nothing to write.
-    pub(crate) fn of(keylog_file: &Option<PathBuf>, qlog_dir: &Option<PathBuf>) -> Option<Self> {
-        (keylog_file.is_some() || qlog_dir.is_some()).then(|| FileLogs {
-            keylog_file: keylog_file.clone(),
-            qlog_dir: qlog_dir.clone(),
+    /// The context's logs for a config's `keylog_file` and `qlog_dir`: `None` when there is
+    /// nothing to write.
+    pub(crate) fn of(
+        keylog_file: &Option<PathBuf>,
+        qlog_dir: &Option<PathBuf>,
+    ) -> Option<Arc<dyn ConnectionLogs>> {
+        (keylog_file.is_some() || qlog_dir.is_some()).then(|| {
+            Arc::new(FileLogs {
+                keylog_file: keylog_file.clone(),
+                qlog_dir: qlog_dir.clone(),
+            }) as Arc<dyn ConnectionLogs>
         })
+    }
+
+    /// `settings` with BoringSSL told to hand out the secrets when a key log is asked for.
+    pub(crate) fn settings(settings: &QuicSettings, keylog_file: &Option<PathBuf>) -> QuicSettings {
+        let mut settings = settings.clone();
+        settings.log_keys |= keylog_file.is_some();
+        settings
     }
 }
 

@@ -38,8 +38,8 @@ pub trait Runtime: Clone + fmt::Debug + Send + Sync + 'static {
     fn spawn(&self, task: impl Future<Output = WorkerReport> + Send + 'static) -> Self::Task;
     /// Lets a task run on without anyone awaiting it.
     fn detach(&self, task: Self::Task);
-    /// Runs a connection's request handlers as a task of their own, detached (see
-    /// `Handlers::Spawned`).
+    /// Runs a task detached: a runner of an endpoint task's handler pool (see
+    /// `Handlers::Spawned`), or a request handler spawned outside an endpoint task.
     fn spawn_handler(&self, handler: Pin<Box<dyn Future<Output = ()> + Send>>);
     /// Resolves `host` to its first address for `port`.
     fn resolve(&self, host: String, port: u16) -> Lookup;
