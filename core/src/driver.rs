@@ -403,7 +403,8 @@ impl<A: Application> Driver<A> {
             while let Some(e) = conn.poll_endpoint_event() {
                 self.endpoint.handle_event(handle, e);
             }
-            // Once more now that the application has run: one that started in this run
+            // Once more now that the application has run, as a connection's documented order
+            // asks (`poll_wakeup` last, before waiting): one that started in this run
             // (`on_established`) registers its waker only here, and a handle that woke it
             // during the run took the waker with it; either way a later wake-up (a handle on
             // another thread) would otherwise find nobody to wake until the next packet. Work

@@ -201,6 +201,19 @@ impl Kv {
     }
 }
 
+/// Starts a drain (GOAWAY) on every server connection.
+fn drain(handles: &Mutex<Vec<ServerHandle>>) {
+    for h in handles.lock().unwrap().iter() {
+        h.goaway();
+    }
+}
+
+/// Polls a request future once, which queues the request (it goes out in the next step).
+fn send<F: Future + Unpin>(request: &mut F) {
+    let polled = Pin::new(request).poll(&mut Context::from_waker(Waker::noop()));
+    assert!(polled.is_pending(), "no answer before the simulation runs");
+}
+
 // ---- the tests -----------------------------------------------------------------------------
 
 #[test]
@@ -289,17 +302,15 @@ fn a_goaway_drain_finishes_the_request_in_flight_and_the_client_moves_on() {
         // A slow GET in flight (its handler waits 5 s), then the server drains: GOAWAY.
         let client = kv.client.clone();
         let mut slow = Box::pin(async move { client.get("https://localhost/slow/k").await });
-        let mut cx = Context::from_waker(Waker::noop());
-        // Polled once to send it (a request goes out when its future is first polled).
-        assert!(slow.as_mut().poll(&mut cx).is_pending());
+        send(&mut slow);
         s.run_for(Duration::from_secs(1));
         assert!(
-            slow.as_mut().poll(&mut cx).is_pending(),
+            slow.as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending(),
             "still in its handler"
         );
-        for h in handles.lock().unwrap().iter() {
-            h.goaway();
-        }
+        drain(&handles);
         let answer = s.block_on(Duration::from_secs(30), slow);
         let answer = answer.expect("the request in flight is answered");
         assert_eq!(answer.expect("answered, not refused").body().as_ref(), b"v");
@@ -324,12 +335,9 @@ fn a_request_crossing_the_goaway_is_reported_as_not_processed() {
         s.run_for(Duration::from_secs(1));
         let client = kv.client.clone();
         let mut late = Box::pin(async move { client.get("https://localhost/k").await });
-        let mut cx = Context::from_waker(Waker::noop());
         // Sent now, while the server decides to drain (no request in flight there).
-        assert!(late.as_mut().poll(&mut cx).is_pending());
-        for h in handles.lock().unwrap().iter() {
-            h.goaway();
-        }
+        send(&mut late);
+        drain(&handles);
         let answer = s.block_on(Duration::from_secs(30), late);
         match answer.expect("an answer within 30 s") {
             Err(RequestError::GoAway) => {}
@@ -352,9 +360,7 @@ fn a_drain_asked_right_after_the_first_response_starts_at_once() {
         let mut kv = Kv::connect(&mut s);
         // Returns as soon as the client has the answer: the server has not run since.
         kv.put(&mut s, "k", "v");
-        for h in handles.lock().unwrap().iter() {
-            h.goaway();
-        }
+        drain(&handles);
         s.step();
         let sent: Vec<bool> = s
             .server

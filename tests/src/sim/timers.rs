@@ -67,8 +67,8 @@ pub(crate) fn next_deadline() -> Option<Instant> {
     })
 }
 
-/// Wakes every sleep whose deadline has come. Returns how many.
-pub(crate) fn fire(now: Instant) -> usize {
+/// Wakes every sleep whose deadline has come.
+pub(crate) fn fire(now: Instant) {
     let due: Vec<Waker> = TIMERS.with(|t| {
         let mut t = t.borrow_mut();
         let Some(t) = t.as_mut() else {
@@ -86,12 +86,10 @@ pub(crate) fn fire(now: Instant) -> usize {
         }
         due
     });
-    let n = due.len();
     // Woken outside the borrow: a waker may poll and register a new sleep.
     for w in due {
         w.wake();
     }
-    n
 }
 
 /// A sleep of `duration` on the simulation's virtual time.
