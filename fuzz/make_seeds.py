@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets with a byte format of their own: `h3_client`
-and `udp_recv` (formats in the module docs of tests/src/fuzzing/h3_client.rs and udp.rs).
+and `udp_recv` (formats in the module docs of fuzz/src/h3_client/mod.rs and tests/src/fuzzing/udp.rs).
 
     python3 fuzz/make_seeds.py    # rewrites fuzz/corpus/{h3_client,udp_recv}/seed-*
 
@@ -20,15 +20,17 @@ def u16(v):
 
 # ---- h3_client -------------------------------------------------------------------------------
 
-# End of the connection (`end % 4`).
-APP_CLOSE, TRANSPORT_CLOSE, SILENCE, DROP_HANDLE = range(4)
+# How an input ends: the connection closes (0xfc to 0xff) or stays for the next input (any
+# other value).
+CONTINUE = 0
+APP_CLOSE, TRANSPORT_CLOSE, SILENCE, DROP_HANDLE = range(0xFC, 0x100)
 # Request kinds (`kind % 5`) and body reading modes (`read % 4`, bit 4: set a priority).
 GET, POST, STREAMED, CONNECT, CANCEL = range(5)
 READ_ALL, COLLECT_100, DROP_BODY, HOLD = range(4)
 PRIORITY = 0x10
 
 
-def h3_input(requests, actions, streams=100, end=APP_CLOSE, end_code=0x100):
+def h3_input(requests, actions, streams=100, end=CONTINUE, end_code=0x100):
     """requests: (kind, arg, read) tuples (1 to 6); actions: bytes from the helpers below."""
     assert 1 <= len(requests) <= 6
     out = bytes([min(streams, 255), end]) + u16(end_code) + bytes([len(requests) - 1])
@@ -100,7 +102,8 @@ def wait(ms):
 
 
 H3_SEEDS = {
-    # One GET answered properly: SETTINGS, 200, a body, FIN; then an H3_NO_ERROR close.
+    # One GET answered properly: SETTINGS, 200, a body, FIN; the connection stays (a replay
+    # closes it with H3_NO_ERROR).
     "seed-get": h3_input(
         [(GET, 0, READ_ALL)],
         [settings(), wait(5), head(0, 200), data(0, 100, fin=True), wait(20)],

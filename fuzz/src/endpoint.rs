@@ -118,6 +118,10 @@ impl Live for Endpoint {
         Endpoint { sim }
     }
 
+    fn clock(&self) -> &quicksand_tests::clock::VirtualTime {
+        &self.sim.clock
+    }
+
     fn play(&mut self, data: &[u8]) -> bool {
         let Ok(input) = Input::arbitrary(&mut Unstructured::new(data)) else {
             return true;

@@ -189,6 +189,10 @@ impl Live for H3Server {
         }
     }
 
+    fn clock(&self) -> &quicksand_tests::clock::VirtualTime {
+        &self.clock
+    }
+
     fn play(&mut self, data: &[u8]) -> bool {
         let Ok(actions) = Vec::<Action>::arbitrary(&mut Unstructured::new(data)) else {
             return true;

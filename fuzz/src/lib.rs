@@ -1,5 +1,5 @@
 //! The fuzz targets' bodies. The targets that need a TLS handshake (`endpoint_datagrams`,
-//! `h3_server`, `sim_scenario`) keep one handshaken state per process that many inputs act
+//! `h3_client`, `h3_server`, `sim_scenario`) keep one handshaken state per process that many inputs act
 //! on ([`persistent`]); the others call their bodies in `quicksand_tests::fuzzing`.
 //!
 //! `tests/tests/fuzz_corpus.rs` includes this file (`#[path]`), so `cargo test` replays every
@@ -7,6 +7,7 @@
 //! crate and `quicksand-tests`' tests depend on.
 
 pub mod endpoint;
+pub mod h3_client;
 pub mod h3_server;
 pub mod persistent;
 pub mod scenario;
@@ -23,7 +24,7 @@ pub const TARGETS: &[(&str, Target)] = &[
         persistent::replay::<endpoint::Endpoint>,
     ),
     ("gso_gro", quicksand_tests::fuzzing::gso_gro),
-    ("h3_client", quicksand_tests::fuzzing::h3_client),
+    ("h3_client", persistent::replay::<h3_client::Client>),
     ("h3_server", persistent::replay::<h3_server::H3Server>),
     ("sim_scenario", persistent::replay::<scenario::Scenario>),
     ("tokens", quicksand_tests::fuzzing::tokens),
@@ -104,12 +105,7 @@ pub fn write_debug_input(data: &[u8]) -> bool {
 pub const PERSISTENT_ASAN_OPTIONS: &std::ffi::CStr =
     c"detect_leaks=0:detect_stack_use_after_return=0";
 
-/// AddressSanitizer's options for the targets that play each input on a state of its own:
-/// stack use-after-return detection off (see [`PERSISTENT_ASAN_OPTIONS`]); leaks are still
-/// reported, since everything an input allocated should be gone when it ends.
-pub const ISOLATED_ASAN_OPTIONS: &std::ffi::CStr = c"detect_stack_use_after_return=0";
-
-/// libFuzzer's entry points, shared by [`isolated_target!`] and [`persistent_target!`]:
+/// libFuzzer's entry points for [`persistent_target!`]:
 /// `LLVMFuzzerInitialize` (libfuzzer-sys's set-up, then the target's default flags) and the
 /// per-input function, which plays `$run` on `$data` unless `cargo fuzz fmt` asked for the
 /// input's `Debug` form.
@@ -140,22 +136,6 @@ macro_rules! entry_points {
                 $run;
             }
             0
-        }
-    };
-}
-
-/// A fuzz target that plays each input alone on a fresh thread (fresh seeded entropy, so an
-/// input replays exactly): `isolated_target!(path::to::body, [c"-flag=value", ...])`, with
-/// default libFuzzer flags as in [`default_flags`].
-#[macro_export]
-macro_rules! isolated_target {
-    ($body:path, [$($flag:literal),* $(,)?]) => {
-        $crate::entry_points!([$($flag),*], data => quicksand_tests::entropy::run_isolated(|| $body(data)));
-
-        /// See [`ISOLATED_ASAN_OPTIONS`]($crate::ISOLATED_ASAN_OPTIONS).
-        #[no_mangle]
-        pub extern "C" fn __asan_default_options() -> *const std::ffi::c_char {
-            $crate::ISOLATED_ASAN_OPTIONS.as_ptr()
         }
     };
 }

@@ -14,8 +14,14 @@
 //! in order, to a directory it names in its panic (replay them in one process, in order:
 //! `cargo fuzz run <target> <dir>/*`).
 //!
-//! The state lives on a thread of its own, since it runs on virtual time and libFuzzer times
-//! its own thread's runs with the same clock calls. Targets built with
+//! The state runs on libFuzzer's own thread, on virtual time between [`VirtualTime::resume`]
+//! and [`VirtualTime::suspend`] around each input: libFuzzer times its runs with the same clock
+//! calls, so between inputs the thread sees real time again. (An earlier version kept the
+//! state on a thread of its own; handing each input over and back cost a fifth of the run.)
+//! libFuzzer's `-timeout` cannot work here, since its alarm would read virtual time in the
+//! middle of an input: `SIGALRM` stays blocked while an input plays, and a watchdog thread
+//! aborts the run (libFuzzer then saves the input as a crash) when one input has played for
+//! [`HANG_LIMIT`] of real time. Targets built with
 //! [`persistent_target!`](crate::persistent_target) run without LeakSanitizer: a state holds
 //! its allocations across inputs by design.
 //!
@@ -28,14 +34,23 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use quicksand_tests::clock::VirtualTime;
+
+/// Real time one input may play before the watchdog calls it a hang.
+pub const HANG_LIMIT: Duration = Duration::from_secs(60);
 
 /// A target's state that inputs act on.
 pub trait Live: Sized {
     /// A fresh state. `first` is the input it is built for: targets may take parameters of
     /// the whole state's life from it (the seed, the endpoint's policy).
     fn build(first: &[u8]) -> Self;
+
+    /// The virtual clock the state runs on (entered by `build`).
+    fn clock(&self) -> &VirtualTime;
 
     /// Plays one input; false when the state is spent and must be rebuilt (the connection
     /// closed, the transfers ended).
@@ -60,30 +75,26 @@ fn replay_mode() -> bool {
     *MODE.get_or_init(|| std::env::var_os("QUICKSAND_FUZZ_REPLAY").is_some_and(|v| v == "1"))
 }
 
-/// Keeps one state between inputs (see the module docs) on a thread of its own: the state
-/// runs on virtual time, which the fuzzer's own thread must not see (libFuzzer times its runs
-/// with the same clock calls), and gets its own seeded entropy.
+/// Keeps one state between inputs (see the module docs) on libFuzzer's thread.
 pub struct Runner<L: Live> {
     name: &'static str,
     max_inputs: usize,
-    worker: Option<Worker>,
+    live: Option<L>,
+    /// The inputs the current state saw, in order.
+    history: Vec<Vec<u8>>,
+    watchdog: Option<Watchdog>,
     _live: PhantomData<fn() -> L>,
 }
 
-type Outcome = Result<(), Box<dyn Any + Send>>;
-
-struct Worker {
-    inputs: SyncSender<Vec<u8>>,
-    outcomes: Receiver<Outcome>,
-}
-
-impl<L: Live + 'static> Runner<L> {
+impl<L: Live> Runner<L> {
     /// A runner for target `name` that retires a state after `max_inputs` inputs.
     pub const fn new(name: &'static str, max_inputs: usize) -> Self {
         Runner {
             name,
             max_inputs,
-            worker: None,
+            live: None,
+            history: Vec::new(),
+            watchdog: None,
             _live: PhantomData,
         }
     }
@@ -94,67 +105,32 @@ impl<L: Live + 'static> Runner<L> {
             // A fresh thread per input, as `cargo test`'s replay does: fresh seeded entropy.
             return quicksand_tests::entropy::run_isolated(|| replay::<L>(data));
         }
-        let (name, max_inputs) = (self.name, self.max_inputs);
-        let worker = self.worker.get_or_insert_with(|| {
-            let (inputs, inputs_rx) = sync_channel::<Vec<u8>>(0);
-            let (outcomes_tx, outcomes) = sync_channel(0);
-            std::thread::Builder::new()
-                .name(format!("fuzz-{name}"))
-                .stack_size(64 << 20)
-                .spawn(move || {
-                    let mut state = State::<L> {
-                        name,
-                        max_inputs,
-                        live: None,
-                        history: Vec::new(),
-                    };
-                    for data in inputs_rx {
-                        let outcome = catch_unwind(AssertUnwindSafe(|| state.run(&data)));
-                        if outcomes_tx.send(outcome).is_err() {
-                            break;
-                        }
-                    }
-                })
-                .expect("spawning the fuzz worker");
-            Worker { inputs, outcomes }
-        });
-        worker
-            .inputs
-            .send(data.to_vec())
-            .expect("fuzz worker alive");
-        if let Err(panic) = worker.outcomes.recv().expect("fuzz worker alive") {
-            // The worker's state is gone with the failure; libFuzzer stops here anyway.
-            self.worker = None;
-            resume_unwind(panic);
-        }
-    }
-}
-
-/// The worker thread's side of a [`Runner`].
-struct State<L: Live> {
-    name: &'static str,
-    max_inputs: usize,
-    live: Option<L>,
-    /// The inputs the current state saw, in order.
-    history: Vec<Vec<u8>>,
-}
-
-impl<L: Live> State<L> {
-    fn run(&mut self, data: &[u8]) {
+        let name = self.name;
+        let _playing = self
+            .watchdog
+            .get_or_insert_with(|| Watchdog::start(name))
+            .playing();
         if self.live.is_none() {
             self.history.clear();
-            self.live = Some(L::build(data));
+            let live = L::build(data);
+            live.clock().suspend();
+            self.live = Some(live);
         }
         self.history.push(data.to_vec());
         let live = self.live.as_mut().expect("built above");
+        live.clock().resume();
         let played = catch_unwind(AssertUnwindSafe(|| live.play(data)));
         let outcome = match played {
-            Ok(true) if self.history.len() < self.max_inputs => return,
+            Ok(true) if self.history.len() < self.max_inputs => {
+                live.clock().suspend();
+                return;
+            }
             Ok(_) => {
                 let live = self.live.take().expect("built above");
                 catch_unwind(AssertUnwindSafe(|| live.finish(false)))
             }
             Err(panic) => {
+                // Dropped on its own clock, as it ran.
                 self.live = None;
                 Err(panic)
             }
@@ -204,5 +180,75 @@ impl<L: Live> State<L> {
             let _ = std::fs::write(dir.join(format!("{i:05}")), input);
         }
         dir
+    }
+}
+
+/// Catches an input that never ends (see the module docs): a thread that wakes every second
+/// and aborts the process once the input being played has run for [`HANG_LIMIT`] of real
+/// time. libFuzzer's handler for the abort saves that input as a crash.
+struct Watchdog {
+    /// When the input being played began, in milliseconds since `epoch` plus one; 0 between
+    /// inputs.
+    started: Arc<AtomicU64>,
+    epoch: std::time::Instant,
+}
+
+impl Watchdog {
+    fn start(name: &'static str) -> Watchdog {
+        let started = Arc::new(AtomicU64::new(0));
+        // Outside any input, so the clock is the kernel's.
+        let epoch = std::time::Instant::now();
+        let seen = started.clone();
+        std::thread::Builder::new()
+            .name(format!("fuzz-{name}-watchdog"))
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let began = seen.load(Ordering::Relaxed);
+                let now = epoch.elapsed().as_millis() as u64 + 1;
+                if began != 0 && now.saturating_sub(began) > HANG_LIMIT.as_millis() as u64 {
+                    eprintln!(
+                        "fuzz {name}: one input has played for more than {} s of real time \
+                         (a hang); aborting so that libFuzzer saves it",
+                        HANG_LIMIT.as_secs()
+                    );
+                    std::process::abort();
+                }
+            })
+            .expect("spawning the fuzz watchdog");
+        Watchdog { started, epoch }
+    }
+
+    /// Marks an input as playing until the guard drops, with `SIGALRM` blocked on this thread
+    /// meanwhile (libFuzzer's timeout alarm would read virtual time).
+    fn playing(&self) -> Playing {
+        set_alarm_blocked(true);
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.started.store(now, Ordering::Relaxed);
+        Playing(self.started.clone())
+    }
+}
+
+/// An input playing: see [`Watchdog::playing`].
+struct Playing(Arc<AtomicU64>);
+
+impl Drop for Playing {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
+        set_alarm_blocked(false);
+    }
+}
+
+fn set_alarm_blocked(blocked: bool) {
+    // SAFETY: a sigset on the stack, initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGALRM);
+        let how = if blocked {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }

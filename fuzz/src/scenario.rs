@@ -149,6 +149,10 @@ impl Live for Scenario {
         Scenario { sim, len, n }
     }
 
+    fn clock(&self) -> &quicksand_tests::clock::VirtualTime {
+        &self.sim.clock
+    }
+
     fn play(&mut self, data: &[u8]) -> bool {
         if let Ok(input) = Input::arbitrary(&mut Unstructured::new(data)) {
             let elapsed = self.elapsed();

@@ -26,6 +26,9 @@ thread_local! {
 /// A guard: while it lives, this thread runs on virtual time.
 #[derive(Debug)]
 pub struct VirtualTime {
+    /// While [`suspend`](Self::suspend)ed: the virtual time elapsed and the entropy stream's
+    /// position, restored by [`resume`](Self::resume).
+    suspended: Cell<Option<(Duration, Option<u64>)>>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -53,12 +56,37 @@ impl VirtualTime {
             "virtual time is not installed: invoke quicksand_tests::virtual_clock!() in the test binary"
         );
         VirtualTime {
+            suspended: Cell::new(None),
             _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// Lets this thread see the kernel's clock and entropy until [`resume`](Self::resume);
+    /// virtual time and the seeded entropy stream keep their place meanwhile. For a harness
+    /// that shares its thread with code that must run on real time, such as a fuzzer's loop
+    /// between the inputs it plays on a simulation. No-op if already suspended.
+    pub fn suspend(&self) {
+        if self.suspended.get().is_none() {
+            let elapsed = ELAPSED.with(|e| e.take()).unwrap_or_default();
+            self.suspended
+                .set(Some((elapsed, crate::entropy::take_stream())));
+        }
+    }
+
+    /// Returns this thread to virtual time (and seeded entropy) where
+    /// [`suspend`](Self::suspend) left it. No-op if not suspended.
+    pub fn resume(&self) {
+        if let Some((elapsed, stream)) = self.suspended.take() {
+            crate::entropy::restore_stream(stream);
+            ELAPSED.with(|e| e.set(Some(elapsed)));
         }
     }
 
     /// Moves virtual time forward.
     pub fn advance(&self, by: Duration) {
+        if let Some((elapsed, stream)) = self.suspended.get() {
+            return self.suspended.set(Some((elapsed + by, stream)));
+        }
         ELAPSED.with(|e| e.set(Some(e.get().unwrap_or_default() + by)));
     }
 
@@ -72,6 +100,9 @@ impl VirtualTime {
 
     /// Virtual time elapsed since `enter`.
     pub fn elapsed(&self) -> Duration {
+        if let Some((elapsed, _)) = self.suspended.get() {
+            return elapsed;
+        }
         ELAPSED.with(|e| e.get().unwrap_or_default())
     }
 }

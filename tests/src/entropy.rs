@@ -22,6 +22,17 @@ pub fn set_seed(seed: u64) {
     STREAM.with(|s| s.set(Some(seed ^ 0x6a09_e667_f3bc_c908)));
 }
 
+/// Takes this thread's stream out, leaving it on the kernel's entropy: the position to hand
+/// to [`restore_stream`] later (`None`: there was no stream).
+pub(crate) fn take_stream() -> Option<u64> {
+    STREAM.with(Cell::take)
+}
+
+/// Puts a stream taken with [`take_stream`] back where it was.
+pub(crate) fn restore_stream(stream: Option<u64>) {
+    STREAM.with(|s| s.set(stream));
+}
+
 /// Returns this thread to the kernel's entropy.
 pub fn clear() {
     STREAM.with(|s| s.set(None));

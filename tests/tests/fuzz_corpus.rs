@@ -4,6 +4,9 @@
 //! each file on a fresh state here and run their end-of-state checks after it.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+use quicksand_tests::clock::VirtualTime;
 
 quicksand_tests::virtual_clock!();
 
@@ -56,6 +59,7 @@ fn corpora_replay_without_failure() {
 struct Fragile {
     seen: usize,
     fail_after: usize,
+    clock: VirtualTime,
 }
 
 impl fuzz::persistent::Live for Fragile {
@@ -63,7 +67,12 @@ impl fuzz::persistent::Live for Fragile {
         Fragile {
             seen: 0,
             fail_after: first.first().map_or(usize::MAX, |&b| usize::from(b)),
+            clock: VirtualTime::enter(),
         }
+    }
+
+    fn clock(&self) -> &VirtualTime {
+        &self.clock
     }
 
     fn play(&mut self, data: &[u8]) -> bool {
@@ -78,6 +87,56 @@ impl fuzz::persistent::Live for Fragile {
     }
 
     fn finish(self, _replay: bool) {}
+}
+
+/// A state that checks it runs on its own virtual clock: a millisecond per input, whatever
+/// happened on the thread between inputs.
+struct Ticking {
+    /// The instant of the first input and the inputs played since.
+    start: Option<(Instant, u32)>,
+    clock: VirtualTime,
+}
+
+impl fuzz::persistent::Live for Ticking {
+    fn build(_: &[u8]) -> Self {
+        Ticking {
+            start: None,
+            clock: VirtualTime::enter(),
+        }
+    }
+
+    fn clock(&self) -> &VirtualTime {
+        &self.clock
+    }
+
+    fn play(&mut self, _: &[u8]) -> bool {
+        let (start, played) = self.start.get_or_insert((Instant::now(), 0));
+        assert_eq!(
+            Instant::now() - *start,
+            Duration::from_millis(u64::from(*played)),
+            "virtual time lost its place between inputs"
+        );
+        *played += 1;
+        self.clock.advance(Duration::from_millis(1));
+        true
+    }
+
+    fn finish(self, _replay: bool) {}
+}
+
+#[test]
+fn persistent_runner_plays_on_virtual_time_and_leaves_the_thread_on_real_time() {
+    let mut runner = fuzz::persistent::Runner::<Ticking>::new("ticking", 100);
+    for _ in 0..5 {
+        runner.run(b"tick");
+        // Between inputs the thread is libFuzzer's, which times its runs: real time moves.
+        let before = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(
+            before.elapsed() >= Duration::from_millis(2),
+            "the thread stayed on virtual time between inputs"
+        );
+    }
 }
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {

@@ -4,13 +4,12 @@
 //! targets). Each function takes the fuzzer's bytes and panics only on a real bug.
 
 mod gso;
-mod h3_client;
 mod reader;
 mod tokens;
 mod udp;
 
 pub use gso::gso_gro;
-pub use h3_client::h3_client;
+pub use reader::Reader;
 pub use tokens::tokens;
 pub use udp::udp_recv;
 

@@ -2,20 +2,20 @@
 //! written by `fuzz/make_seeds.py`): reads past the end give zeros and empty slices, so every
 //! input decodes to something.
 
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     data: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
+    pub fn new(data: &'a [u8]) -> Self {
         Reader { data }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
-    pub(crate) fn u8(&mut self) -> u8 {
+    pub fn u8(&mut self) -> u8 {
         let Some((&b, rest)) = self.data.split_first() else {
             return 0;
         };
@@ -24,19 +24,19 @@ impl<'a> Reader<'a> {
     }
 
     /// Little-endian.
-    pub(crate) fn u16(&mut self) -> u16 {
+    pub fn u16(&mut self) -> u16 {
         u16::from_le_bytes([self.u8(), self.u8()])
     }
 
     /// Up to `n` bytes (fewer at the end of the input).
-    pub(crate) fn bytes(&mut self, n: usize) -> &'a [u8] {
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
         let (head, rest) = self.data.split_at(n.min(self.data.len()));
         self.data = rest;
         head
     }
 
     /// Everything left.
-    pub(crate) fn rest(&mut self) -> &'a [u8] {
+    pub fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.data)
     }
 }
