@@ -79,6 +79,8 @@ def goaway(stream_id):
 
 # CONTROL_FRAMES indexes.
 CANCEL_PUSH, GOAWAY, MAX_PUSH_ID, PRIORITY_UPDATE, PRIORITY_UPDATE_PUSH, DATA_FRAME = range(6)
+# A frame of type 0xff that opens the control stream itself (no SETTINGS before it).
+RAW_FIRST = 0xFF
 
 
 def control_frame(ty, payload):
@@ -186,6 +188,11 @@ H3_SEEDS = {
             control_frame(DATA_FRAME, b"xx"),
             uni(1, b"\x00"),
         ],
+    ),
+    # A control stream whose first frame is not SETTINGS: H3_MISSING_SETTINGS.
+    "seed-missing-settings": h3_input(
+        [(GET, 0, READ_ALL)],
+        [control_frame(RAW_FIRST, b""), wait(5)],
     ),
     # More 1xx responses than the client keeps (MAX_INFORMATIONAL is 16).
     "seed-informational": h3_input(

@@ -35,13 +35,16 @@ pub(super) enum Act {
         fin: bool,
         bytes: Vec<u8>,
     },
-    /// op 6 `n (id value:u16le)*n`: a SETTINGS frame on the control stream (opened with it if
-    /// needed); ids from `SETTING_IDS`, or the id itself from 8 on.
+    /// op 6 `n (id value:u16le)*n`: the connection's SETTINGS frame, opening the control
+    /// stream with it; ids from `SETTING_IDS`, or the id itself from 8 on. Dropped once the
+    /// connection has its SETTINGS (a second one is a `ControlFrame` of type 0x04).
     Settings(Vec<(u8, u16)>),
     /// op 7 `id`: GOAWAY with stream id `id` on the control stream.
     Goaway(u8),
     /// op 8 `ty len bytes[len]`: a frame of type `CONTROL_FRAMES[ty]` (or `ty` itself from 10
-    /// on) on the control stream.
+    /// on) on the control stream. A control stream not open yet opens with an empty SETTINGS
+    /// first, except for `ty == 0xff`: that frame then opens the stream, which closes the
+    /// connection with H3_MISSING_SETTINGS.
     ControlFrame { ty: u8, payload: Vec<u8> },
     /// op 9 `s code:u16le`: RESET_STREAM on a request stream.
     Reset { s: u8, code: u16 },
@@ -178,12 +181,21 @@ impl Actor {
     }
 
     /// Sends `bytes` on the control stream, opening it (type byte only) if needed.
-    fn on_control(&mut self, conn: &mut QuicheConnection, bytes: &[u8]) {
+    /// Sends `bytes` on the control stream. A control stream not open yet opens with them if
+    /// `first`, else with an empty SETTINGS frame before them: every input that writes a
+    /// control frame before any SETTINGS would otherwise end the connection (and cost a new
+    /// handshake), though only the exact `ControlFrame` selector is needed to test that.
+    fn on_control(&mut self, conn: &mut QuicheConnection, bytes: &[u8], first: bool) {
         match self.control {
             Some(id) => {
                 let _ = conn.stream_send(id, bytes, false);
             }
-            None => self.control = Some(self.open_uni(conn, 0x00, bytes, false)),
+            None if first => self.control = Some(self.open_uni(conn, 0x00, bytes, false)),
+            None => {
+                let mut data = frame(0x04, &[]);
+                data.extend_from_slice(bytes);
+                self.control = Some(self.open_uni(conn, 0x00, &data, false));
+            }
         }
     }
 
@@ -224,6 +236,7 @@ impl Actor {
                     let _ = conn.stream_send(id, &bytes, fin);
                 }
             }
+            Act::Settings(_) if self.control.is_some() => {}
             Act::Settings(pairs) => {
                 let mut payload = Vec::new();
                 for (id, value) in pairs {
@@ -233,20 +246,21 @@ impl Actor {
                     );
                     varint(value.into(), &mut payload);
                 }
-                self.on_control(conn, &frame(0x04, &payload));
+                self.on_control(conn, &frame(0x04, &payload), true);
             }
             Act::Goaway(id) => {
                 let mut payload = Vec::new();
                 varint(id.into(), &mut payload);
-                self.on_control(conn, &frame(0x07, &payload));
+                self.on_control(conn, &frame(0x07, &payload), false);
                 self.goaway = true;
             }
             Act::ControlFrame { ty, payload } => {
+                let raw = ty == 0xff;
                 let ty = CONTROL_FRAMES
                     .get(ty as usize)
                     .copied()
                     .unwrap_or(ty.into());
-                self.on_control(conn, &frame(ty, &payload));
+                self.on_control(conn, &frame(ty, &payload), raw);
             }
             Act::Reset { s, code } => {
                 let _ = conn.stream_shutdown(streams.stream(s), Shutdown::Write, error_code(code));

@@ -47,11 +47,11 @@ use quicksand_tests::fuzzing::Reader;
 use quicksand_tests::pair::Pair;
 
 use self::actions::{Act, Actor, Selection};
-use self::requests::{poll_tasks, start_request, Task};
+use self::requests::{start_request, Tasks};
 use super::persistent::Live;
 
 /// Actions played per input at most.
-const MAX_ACTIONS: usize = 64;
+const MAX_ACTIONS: usize = 16;
 /// Inputs one state sees at most.
 pub const MAX_INPUTS: usize = 200;
 /// Virtual time within which the client connection must have closed once the end began:
@@ -161,7 +161,7 @@ pub struct Client {
     /// The application's handle; dropped by an input that ends with `DropHandle`.
     handle: Option<H3Client>,
     /// Every request's tasks still pending, from all inputs of this state.
-    tasks: Vec<Task>,
+    tasks: Tasks,
     /// Set once the connection closed: bodies held unread are read then.
     closed: Rc<Cell<bool>>,
     actor: Actor,
@@ -209,7 +209,7 @@ impl Live for Client {
         Client {
             pair,
             handle: Some(handle),
-            tasks: Vec::new(),
+            tasks: Tasks::default(),
             closed: Rc::new(Cell::new(false)),
             actor: Actor::default(),
             made: 0,
@@ -273,10 +273,10 @@ impl Live for Client {
         // Every request must have an outcome now; held bodies are read after the close.
         self.closed.set(true);
         for _ in 0..4 {
-            poll_tasks(&mut self.tasks);
+            self.tasks.poll_all();
         }
         assert!(
-            self.tasks.is_empty(),
+            self.tasks.len() == 0,
             "{} request tasks still pending after the connection closed",
             self.tasks.len()
         );
@@ -300,7 +300,7 @@ impl Client {
         let mut spins = 0u32;
         loop {
             self.pair.step().expect("server connection");
-            poll_tasks(&mut self.tasks);
+            self.tasks.poll_woken();
             let now = Instant::now();
             if self.pair.next_wakeup().is_none_or(|t| t > now) {
                 return;
@@ -347,7 +347,7 @@ impl Client {
         let mut spins = 0u32;
         loop {
             self.pair.step().expect("server connection");
-            poll_tasks(&mut self.tasks);
+            self.tasks.poll_woken();
             if self.pair.client.is_closed() {
                 return;
             }

@@ -5,7 +5,9 @@ use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -16,7 +18,65 @@ use quicksand_h3::{
 
 /// A request's part that runs until its outcome: awaiting and reading the response, or
 /// streaming the request body.
-pub(super) type Task = Pin<Box<dyn Future<Output = ()>>>;
+struct Task {
+    future: Pin<Box<dyn Future<Output = ()>>>,
+    woken: Arc<Woken>,
+}
+
+/// A task's waker: marks it for the next poll.
+struct Woken(AtomicBool);
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Every request task of a state, polled as an executor would: once when added, then when
+/// woken. (Polling all of them after every pair step cost more than the steps once a state
+/// held a few hundred requests the hostile server never answers.)
+#[derive(Default)]
+pub(super) struct Tasks(Vec<Task>);
+
+impl Tasks {
+    fn push(&mut self, future: impl Future<Output = ()> + 'static) {
+        self.0.push(Task {
+            future: Box::pin(future),
+            woken: Arc::new(Woken(AtomicBool::new(true))),
+        });
+    }
+
+    /// Polls the tasks woken since their last poll; drops those that finished.
+    pub(super) fn poll_woken(&mut self) {
+        self.0.retain_mut(|t| {
+            if !t.woken.0.swap(false, Ordering::Relaxed) {
+                return true;
+            }
+            let waker = Waker::from(t.woken.clone());
+            t.future
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        });
+    }
+
+    /// Polls every task, woken or not: after the close, when bodies held unread are read
+    /// (nothing wakes them).
+    pub(super) fn poll_all(&mut self) {
+        for t in &self.0 {
+            t.woken.0.store(true, Ordering::Relaxed);
+        }
+        self.poll_woken();
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
 
 /// What every response the client hands out must satisfy.
 fn check_response(resp: &Response<RecvBody>) {
@@ -115,7 +175,7 @@ pub(super) fn start_request(
     i: usize,
     (kind, arg, read): (u8, u8, u8),
     closed: &Rc<Cell<bool>>,
-    tasks: &mut Vec<Task>,
+    tasks: &mut Tasks,
 ) {
     let uri = format!("https://localhost/{i}");
     let closed = closed.clone();
@@ -142,15 +202,15 @@ pub(super) fn start_request(
             let req = Request::builder().method(method).uri(uri).body(body);
             if let Ok(fut) = client.request(req.expect("a valid request")) {
                 prioritize(&fut);
-                tasks.push(Box::pin(respond(fut, read, closed, None)));
+                tasks.push(respond(fut, read, closed, None));
             }
         }
         2 => {
             let req = Request::post(uri).body(()).expect("a valid request");
             if let Ok((sender, fut)) = client.send_request(req) {
                 prioritize(&fut);
-                tasks.push(Box::pin(send_body(sender, arg)));
-                tasks.push(Box::pin(respond(fut, read, closed, None)));
+                tasks.push(send_body(sender, arg));
+                tasks.push(respond(fut, read, closed, None));
             }
         }
         3 => {
@@ -162,7 +222,7 @@ pub(super) fn start_request(
             req.extensions_mut()
                 .insert(Protocol("connect-udp".to_string()));
             if let Ok((sender, fut)) = client.send_request(req) {
-                tasks.push(Box::pin(respond(fut, read, closed, Some(sender))));
+                tasks.push(respond(fut, read, closed, Some(sender)));
             }
         }
         _ => {
@@ -172,7 +232,7 @@ pub(super) fn start_request(
             if let Ok(mut fut) = client.request(req) {
                 prioritize(&fut);
                 let mut polls = arg % 32;
-                tasks.push(Box::pin(poll_fn(move |cx| {
+                tasks.push(poll_fn(move |cx| {
                     if polls == 0 {
                         // Dropping the future here cancels the request.
                         return Poll::Ready(());
@@ -184,16 +244,14 @@ pub(super) fn start_request(
                             Poll::Ready(())
                         }
                         Poll::Ready(Err(_)) => Poll::Ready(()),
-                        Poll::Pending => Poll::Pending,
+                        Poll::Pending => {
+                            // Counts polls, not wake-ups: polled again at every step.
+                            cx.waker().wake_by_ref();
+                            Poll::Pending
+                        }
                     }
-                })));
+                }));
             }
         }
     }
-}
-
-/// Polls every task once; keeps those still pending.
-pub(super) fn poll_tasks(tasks: &mut Vec<Task>) {
-    let mut cx = Context::from_waker(Waker::noop());
-    tasks.retain_mut(|t| t.as_mut().poll(&mut cx).is_pending());
 }
