@@ -183,6 +183,16 @@ impl<L: Live> Runner<L> {
     }
 }
 
+impl<L: Live> Drop for Runner<L> {
+    fn drop(&mut self) {
+        // A state still live when libFuzzer exits (its thread's locals are torn down) drops on
+        // its own clock, as it ran.
+        if let Some(live) = self.live.take() {
+            live.clock().resume();
+        }
+    }
+}
+
 /// Catches an input that never ends (see the module docs): a thread that wakes every second
 /// and aborts the process once the input being played has run for [`HANG_LIMIT`] of real
 /// time. libFuzzer's handler for the abort saves that input as a crash.
