@@ -31,7 +31,6 @@
 //! <file>`).
 
 use std::any::Any;
-use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,7 +82,6 @@ pub struct Runner<L: Live> {
     /// The inputs the current state saw, in order.
     history: Vec<Vec<u8>>,
     watchdog: Option<Watchdog>,
-    _live: PhantomData<fn() -> L>,
 }
 
 impl<L: Live> Runner<L> {
@@ -95,7 +93,6 @@ impl<L: Live> Runner<L> {
             live: None,
             history: Vec::new(),
             watchdog: None,
-            _live: PhantomData,
         }
     }
 
