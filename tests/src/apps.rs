@@ -1,5 +1,6 @@
 //! Test applications that run on the core's [`Application`] hook.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use quicksand_core::QuicheConnection;
@@ -169,5 +170,42 @@ impl Application for FailingApp {
 
     fn on_close(&mut self, _: &QuicheConnection, reason: &quicksand_core::CloseReason) {
         self.closed = Some(reason.clone());
+    }
+}
+
+/// Reads and discards everything that arrives (stream data and datagrams) and records the
+/// client-initiated bidirectional streams in the order they first showed up: the raw peer
+/// of the HTTP/3 fuzz targets, whose harness writes on the connection itself.
+#[derive(Debug, Default)]
+pub struct Drain {
+    /// Client-initiated bidirectional streams that delivered something, in order.
+    pub requests: Vec<u64>,
+    known: HashSet<u64>,
+}
+
+impl Application for Drain {
+    fn process_reads(
+        &mut self,
+        conn: &mut QuicheConnection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        let mut buf = [0u8; 4096];
+        let readable: Vec<u64> = conn.readable().collect();
+        for s in readable {
+            if s % 4 == 0 && self.known.insert(s) {
+                self.requests.push(s);
+            }
+            while conn.stream_recv(s, &mut buf).is_ok() {}
+        }
+        while conn.dgram_recv(&mut buf).is_ok() {}
+        Ok(())
+    }
+
+    fn process_writes(
+        &mut self,
+        _: &mut QuicheConnection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        Ok(())
     }
 }

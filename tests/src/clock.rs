@@ -92,6 +92,12 @@ impl VirtualTime {
 
     /// Moves virtual time forward to `t` (no-op if `t` is in the past).
     pub fn advance_to(&self, t: std::time::Instant) {
+        if self.suspended.get().is_some() {
+            // `Instant::now()` is real time while suspended: read the virtual one.
+            self.resume();
+            self.advance_to(t);
+            return self.suspend();
+        }
         let now = std::time::Instant::now();
         if t > now {
             self.advance(t - now);

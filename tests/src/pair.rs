@@ -59,9 +59,26 @@ pub struct Pair<C: Application, S: Application> {
     woken: Arc<WakeFlag>,
 }
 
-/// A waker that records that it was woken.
+/// A waker that records that it was woken (`Waker::from(Arc<WakeFlag>)`).
 #[derive(Debug, Default)]
-struct WakeFlag(AtomicBool);
+pub struct WakeFlag(AtomicBool);
+
+impl WakeFlag {
+    /// A flag already set: what is polled with it is due at once.
+    pub fn set() -> WakeFlag {
+        WakeFlag(AtomicBool::new(true))
+    }
+
+    /// Whether it was woken since the last `take`, clearing it.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether it was woken since the last `take`.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
 
 impl Wake for WakeFlag {
     fn wake(self: Arc<Self>) {
@@ -163,7 +180,7 @@ impl<C: Application, S: Application> Pair<C, S> {
             }
         }
         // Commands and application work from outside (the core's step 4: poll_wakeup).
-        self.woken.0.store(false, Ordering::Release);
+        self.woken.take();
         let waker = Waker::from(self.woken.clone());
         let mut cx = Context::from_waker(&waker);
         let _ = self.client.poll_wakeup(&mut cx);
@@ -203,7 +220,7 @@ impl<C: Application, S: Application> Pair<C, S> {
 
     /// The next instant anything is due, if anything is (now, if a connection was woken).
     pub fn next_wakeup(&self) -> Option<Instant> {
-        if self.woken.0.load(Ordering::Acquire) {
+        if self.woken.is_set() {
             return Some(Instant::now());
         }
         [

@@ -139,6 +139,19 @@ fn persistent_runner_plays_on_virtual_time_and_leaves_the_thread_on_real_time() 
     }
 }
 
+#[test]
+fn suspended_virtual_time_moves_only_when_told() {
+    let clock = VirtualTime::enter();
+    let start = Instant::now();
+    clock.suspend();
+    clock.advance(Duration::from_millis(3));
+    // Deadlines taken on virtual time are still reached on it while suspended.
+    clock.advance_to(start + Duration::from_millis(10));
+    assert_eq!(clock.elapsed(), Duration::from_millis(10));
+    clock.resume();
+    assert_eq!(Instant::now() - start, Duration::from_millis(10));
+}
+
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<String>()

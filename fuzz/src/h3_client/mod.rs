@@ -40,8 +40,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use quicksand_core::{Application, ApplicationError, QuicConfig, QuicheConnection};
+use quicksand_core::QuicConfig;
 use quicksand_h3::{ClientApplication, H3Client, Http3Settings};
+use quicksand_tests::apps::Drain;
 use quicksand_tests::clock::VirtualTime;
 use quicksand_tests::fuzzing::Reader;
 use quicksand_tests::pair::Pair;
@@ -116,40 +117,6 @@ impl Input {
     }
 }
 
-/// The server connection's application: reads and discards everything, and records the
-/// request streams in the order they showed up. The harness acts on the connection itself.
-#[derive(Default)]
-struct Server {
-    requests: Vec<u64>,
-}
-
-impl Application for Server {
-    fn process_reads(
-        &mut self,
-        conn: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        let mut buf = [0u8; 4096];
-        let readable: Vec<u64> = conn.readable().collect();
-        for s in readable {
-            if s % 4 == 0 && !self.requests.contains(&s) {
-                self.requests.push(s);
-            }
-            while conn.stream_recv(s, &mut buf).is_ok() {}
-        }
-        while conn.dgram_recv(&mut buf).is_ok() {}
-        Ok(())
-    }
-
-    fn process_writes(
-        &mut self,
-        _: &mut QuicheConnection,
-        _: Instant,
-    ) -> Result<(), ApplicationError> {
-        Ok(())
-    }
-}
-
 thread_local! {
     /// The client and server configs between states: building them is most of a state's cost.
     static CONFIGS: Cell<Option<(QuicConfig, QuicConfig)>> = const { Cell::new(None) };
@@ -157,7 +124,7 @@ thread_local! {
 
 /// The state inputs act on: a client connection and its driver facing the hostile server.
 pub struct Client {
-    pair: Pair<ClientApplication, Server>,
+    pair: Pair<ClientApplication, Drain>,
     /// The application's handle; dropped by an input that ends with `DropHandle`.
     handle: Option<H3Client>,
     /// Every request's tasks still pending, from all inputs of this state.
@@ -202,7 +169,7 @@ impl Live for Client {
             &mut client_config,
             server_config,
             driver,
-            Server::default(),
+            Drain::default(),
             Duration::ZERO,
         )
         .expect("client connection");

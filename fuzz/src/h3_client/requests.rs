@@ -5,9 +5,8 @@ use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -15,25 +14,13 @@ use quicksand_h3::{
     BodySender, DatagramFlow, H3Client, InformationalResponses, Priority, Protocol, RecvBody,
     ResponseFuture, MAX_INFORMATIONAL,
 };
+use quicksand_tests::pair::WakeFlag;
 
 /// A request's part that runs until its outcome: awaiting and reading the response, or
 /// streaming the request body.
 struct Task {
     future: Pin<Box<dyn Future<Output = ()>>>,
-    woken: Arc<Woken>,
-}
-
-/// A task's waker: marks it for the next poll.
-struct Woken(AtomicBool);
-
-impl Wake for Woken {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::Relaxed);
-    }
+    woken: Arc<WakeFlag>,
 }
 
 /// Every request task of a state, polled as an executor would: once when added, then when
@@ -46,14 +33,14 @@ impl Tasks {
     fn push(&mut self, future: impl Future<Output = ()> + 'static) {
         self.0.push(Task {
             future: Box::pin(future),
-            woken: Arc::new(Woken(AtomicBool::new(true))),
+            woken: Arc::new(WakeFlag::set()),
         });
     }
 
     /// Polls the tasks woken since their last poll; drops those that finished.
     pub(super) fn poll_woken(&mut self) {
         self.0.retain_mut(|t| {
-            if !t.woken.0.swap(false, Ordering::Relaxed) {
+            if !t.woken.take() {
                 return true;
             }
             let waker = Waker::from(t.woken.clone());
@@ -68,7 +55,7 @@ impl Tasks {
     /// (nothing wakes them).
     pub(super) fn poll_all(&mut self) {
         for t in &self.0 {
-            t.woken.0.store(true, Ordering::Relaxed);
+            Waker::from(t.woken.clone()).wake();
         }
         self.poll_woken();
     }
