@@ -75,7 +75,7 @@ pub use datagram::{Datagram, Ecn, SegmentIter, Transmit};
 pub use driver::Driver;
 pub use endpoint::{
     AcceptError, AddressValidation, ConnectionKey, DatagramEvent, Endpoint, EndpointConfig,
-    EndpointStats, Incoming,
+    EndpointStats, Incoming, WALL_CLOCK_TOLERANCE,
 };
 pub use log::capture_quiche_logs;
 pub use metrics::{Metrics, NoopMetrics};

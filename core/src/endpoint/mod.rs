@@ -40,6 +40,12 @@ use table::ConnectionTable;
 /// The smallest UDP payload that may carry a client's first Initial (RFC 9000 §14.1).
 pub const MIN_INITIAL_LEN: usize = 1200;
 
+/// How far the system's wall clock may drift from an endpoint's before
+/// [`Endpoint::handle_wall_clock`] re-anchors it: well below the lifetimes of what the wall
+/// clock stamps (address tokens: minutes; ticket-key periods: hours), well above the jitter
+/// of reading two clocks.
+pub const WALL_CLOCK_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Endpoint-wide limits and policies. Every field has a documented default.
 ///
 /// The limits and rates are per endpoint, i.e. per socket: a server with `workers` sockets
@@ -491,6 +497,24 @@ impl Endpoint {
     pub fn set_wall_clock(&mut self, now: Instant, wall_now: SystemTime) {
         self.wall_anchor = (now, wall_now);
         self.update_ticket_time(now);
+    }
+
+    /// Tells the endpoint what the system's wall clock reads at `now`: if it stepped more
+    /// than [`WALL_CLOCK_TOLERANCE`] away from the endpoint's own (anchored at creation and
+    /// moved by `now`), the endpoint re-anchors, so address tokens and session-ticket keys
+    /// follow the system clock (an NTP step after boot, an operator's correction), and
+    /// returns true. Runtimes call it now and then, e.g. once a second.
+    pub fn handle_wall_clock(&mut self, now: Instant, wall_now: SystemTime) -> bool {
+        let ours = self.wall_time(now);
+        let drift = match wall_now.duration_since(ours) {
+            Ok(ahead) => ahead,
+            Err(behind) => behind.duration(),
+        };
+        if drift <= WALL_CLOCK_TOLERANCE {
+            return false;
+        }
+        self.set_wall_clock(now, wall_now);
+        true
     }
 
     /// The server config, to change knobs for future connections.

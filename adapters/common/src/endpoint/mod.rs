@@ -13,7 +13,7 @@ mod server;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_channel::mpsc;
 use quicksand_core::{Application, Datagram, Driver, Event, QuicConfig};
@@ -33,6 +33,8 @@ const RECV_ROUNDS: usize = 16;
 const SEND_BUDGET: usize = 1024;
 /// Rounds per poll before the task yields to the runtime.
 const ROUNDS: usize = 8;
+/// How often the task compares the system's wall clock with its endpoint's.
+const WALL_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 /// How a task ended.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,6 +65,8 @@ pub struct EndpointTask<A: Application, S, T> {
     handlers: Option<HandlerPool>,
     transmits: u64,
     datagrams_sent: u64,
+    /// When the system's wall clock is next compared with the endpoint's.
+    wall_check_at: Instant,
 }
 
 impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> {
@@ -101,6 +105,7 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
             handlers: None,
             transmits: 0,
             datagrams_sent: 0,
+            wall_check_at: Instant::now() + WALL_CHECK_PERIOD,
         }
     }
 
@@ -279,6 +284,14 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTas
         let _pool = this.handlers.as_ref().map(HandlerPool::enter);
         for _ in 0..ROUNDS {
             let now = Instant::now();
+            if now >= this.wall_check_at {
+                // A step of the system clock (NTP after boot, an operator) reaches the
+                // endpoint's tokens and ticket keys within a second of traffic.
+                this.wall_check_at = now + WALL_CHECK_PERIOD;
+                this.driver
+                    .endpoint_mut()
+                    .handle_wall_clock(now, SystemTime::now());
+            }
             this.commands(cx, now);
             // While the socket cannot send, datagrams stay in the kernel's receive buffer
             // (which drops beyond its size) instead of becoming work, and answers, that
