@@ -11,9 +11,10 @@
 //! that heals, and a GOAWAY drain. The store's operations are idempotent, so the client
 //! retries a failed request on a new connection, as a production client would.
 //!
-//! What the test binary needs: `quicksand_tests::virtual_clock!()` (below) makes every clock
-//! read in the binary — std's, quiche's, BoringSSL's — answer from the simulation on its
-//! thread. x86-64 Linux only.
+//! What the test binary needs: `quicksand-sim` as a dev-dependency, and
+//! `quicksand_sim::virtual_clock!()` (below), which makes every clock read in the binary —
+//! std's, quiche's, BoringSSL's — answer from the simulation on its thread. x86-64 Linux only
+//! (see the crate's docs for the limits).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,9 +29,9 @@ use quicksand_h3::{
     Body, ClientApplication, H3Client, Http3Settings, RecvBody, RequestError, ServerApplication,
     ServerHandle,
 };
-use quicksand_tests::sim::{self, Blackhole, Direction, LinkConfig, LossModel, Sim, SimConfig};
+use quicksand_sim::{self as sim, LinkConfig, LossModel, Sim, SimConfig, SimEvent};
 
-quicksand_tests::virtual_clock!();
+quicksand_sim::virtual_clock!();
 
 // ---- the service under test ----------------------------------------------------------------
 
@@ -269,16 +270,11 @@ fn a_request_sent_into_a_partition_completes_once_it_heals() {
         let mut s = simulation(SimConfig::new(seed), &store, &Arc::default());
         let mut kv = Kv::connect(&mut s);
         kv.put(&mut s, "k", "v1");
-        // Both directions dark for 10 s, starting now: shorter than the idle timeout, so the
-        // connection survives it.
-        let outage = Blackhole {
-            start: Instant::now() - s.start,
-            on: Duration::from_secs(10),
-            off: Duration::MAX,
-        };
-        for direction in [Direction::ToServer, Direction::ToClient] {
-            s.net.link_mut(direction).blackholes.push(outage);
-        }
+        // The network partitions now and heals 10 s later: shorter than the idle timeout, so
+        // the connection survives it.
+        let now = Instant::now() - s.start;
+        s.schedule(now, SimEvent::Partition);
+        s.schedule(now + Duration::from_secs(10), SimEvent::Heal);
         let sent = Instant::now();
         kv.put(&mut s, "k", "v2");
         let took = sent.elapsed();

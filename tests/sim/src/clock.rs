@@ -21,6 +21,9 @@ const REALTIME_START: Duration = Duration::from_secs(1_767_225_600);
 thread_local! {
     // `None`: this thread sees real time. `Some(d)`: virtual time elapsed since start.
     static ELAPSED: Cell<Option<Duration>> = const { Cell::new(None) };
+    // Nanoseconds the wall clock was stepped by (`VirtualTime::step_wall_clock`), on top of
+    // virtual time.
+    static WALL_STEP: Cell<i128> = const { Cell::new(0) };
 }
 
 /// A guard: while it lives, this thread runs on virtual time.
@@ -45,6 +48,7 @@ impl VirtualTime {
     /// seed, std's hash keys) a stream derived from `seed`; see [`crate::entropy`].
     pub fn enter_seeded(seed: u64) -> VirtualTime {
         crate::entropy::set_seed(seed);
+        WALL_STEP.with(|w| w.set(0));
         ELAPSED.with(|e| e.set(Some(Duration::ZERO)));
         let a = std::time::Instant::now();
         ELAPSED.with(|e| e.set(Some(Duration::from_nanos(1))));
@@ -53,7 +57,7 @@ impl VirtualTime {
         assert_eq!(
             b.duration_since(a),
             Duration::from_nanos(1),
-            "virtual time is not installed: invoke quicksand_tests::virtual_clock!() in the test binary"
+            "virtual time is not installed: invoke quicksand_sim::virtual_clock!() in the test binary"
         );
         VirtualTime {
             suspended: Cell::new(None),
@@ -104,6 +108,17 @@ impl VirtualTime {
         }
     }
 
+    /// Steps the wall clock (`SystemTime`, `gettimeofday`, `CLOCK_REALTIME`) of this thread's
+    /// virtual time; monotonic time does not move. Steps add up.
+    pub fn step_wall_clock(&self, step: crate::ClockStep) {
+        let nanos = |d: Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+        let delta = match step {
+            crate::ClockStep::Forward(d) => nanos(d),
+            crate::ClockStep::Backward(d) => -nanos(d),
+        };
+        WALL_STEP.with(|w| w.set(w.get().saturating_add(delta)));
+    }
+
     /// Virtual time elapsed since `enter`.
     pub fn elapsed(&self) -> Duration {
         if let Some((elapsed, _)) = self.suspended.get() {
@@ -116,6 +131,7 @@ impl VirtualTime {
 impl Drop for VirtualTime {
     fn drop(&mut self) {
         ELAPSED.with(|e| e.set(None));
+        WALL_STEP.with(|w| w.set(0));
         crate::entropy::clear();
     }
 }
@@ -139,7 +155,14 @@ pub unsafe fn clock_gettime_impl(clock: libc::clockid_t, tp: *mut libc::timespec
             | libc::CLOCK_MONOTONIC_RAW
             | libc::CLOCK_MONOTONIC_COARSE
             | libc::CLOCK_BOOTTIME => Some(MONOTONIC_START),
-            libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE => Some(REALTIME_START),
+            libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE => {
+                let step = WALL_STEP.try_with(Cell::get).unwrap_or(0);
+                let nanos = i128::try_from(REALTIME_START.as_nanos()).unwrap_or(0) + step;
+                // Before 1970 is not a time a wall clock shows: stop at the epoch.
+                Some(Duration::from_nanos(
+                    u64::try_from(nanos.max(0)).unwrap_or(u64::MAX),
+                ))
+            }
             _ => None,
         };
         if let (Some(base), false) = (base, tp.is_null()) {
@@ -176,7 +199,7 @@ pub unsafe fn gettimeofday_impl(tv: *mut libc::timeval, _tz: *mut libc::c_void) 
 #[macro_export]
 macro_rules! virtual_clock {
     () => {
-        /// Virtual-time `clock_gettime`; see `quicksand_tests::clock`.
+        /// Virtual-time `clock_gettime`; see `quicksand_sim::clock`.
         ///
         /// # Safety
         /// As libc's `clock_gettime`.
@@ -188,7 +211,7 @@ macro_rules! virtual_clock {
             $crate::clock::clock_gettime_impl(clock, tp)
         }
 
-        /// Seeded-entropy `getrandom`; see `quicksand_tests::entropy`.
+        /// Seeded-entropy `getrandom`; see `quicksand_sim::entropy`.
         ///
         /// # Safety
         /// As libc's `getrandom`.
@@ -220,7 +243,7 @@ macro_rules! virtual_clock {
         #[link_section = ".init_array"]
         static QUICKSAND_DISABLE_RDRAND: extern "C" fn() = $crate::entropy::disable_rdrand;
 
-        /// Virtual-time `gettimeofday`; see `quicksand_tests::clock`.
+        /// Virtual-time `gettimeofday`; see `quicksand_sim::clock`.
         ///
         /// # Safety
         /// As libc's `gettimeofday`.

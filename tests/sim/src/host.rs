@@ -99,6 +99,26 @@ impl<A: Application> Host<A> {
         }
     }
 
+    /// True while the connection `key` is live and its handshake completed.
+    pub fn is_established(&self, key: ConnectionKey) -> bool {
+        self.driver
+            .connections()
+            .any(|(k, c)| k == key && c.quiche().is_established())
+    }
+
+    /// Why the connection `key` closed; `None` while it is live (or if it never existed).
+    pub fn close_reason(&self, key: ConnectionKey) -> Option<&CloseReason> {
+        self.events.iter().find_map(|(_, k, e)| match e {
+            Event::Closed(reason) if *k == key => Some(reason),
+            _ => None,
+        })
+    }
+
+    /// True once the connection `key` closed.
+    pub fn is_closed(&self, key: ConnectionKey) -> bool {
+        self.close_reason(key).is_some()
+    }
+
     /// Closed connections, kept for inspection.
     pub fn finished(&self) -> impl Iterator<Item = &Connection<A>> {
         self.driver.closed().iter().map(|(_, c)| c)

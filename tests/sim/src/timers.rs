@@ -7,9 +7,9 @@
 //! (`std::thread::sleep`, blocking IO: the simulation stops for real while virtual time stands
 //! still), or await a runtime's own timers and sockets (`tokio::time::sleep` panics without a
 //! tokio runtime; a future that nothing in the simulation wakes leaves the request unfinished
-//! until the run's limit, which [`Sim::run_until`](super::Sim::run_until) reports).
+//! until the run's limit, which [`Sim::run_until`](crate::Sim::run_until) reports).
 //!
-//! The timers live in a thread-local table that [`Sim::new`](super::Sim::new) installs on its
+//! The timers live in a thread-local table that [`Sim::new`](crate::Sim::new) installs on its
 //! thread; a [`Sleep`] polled on a thread without a simulation panics with a message that says
 //! so, rather than never waking.
 
@@ -133,7 +133,7 @@ impl Future for Sleep {
             let mut t = t.borrow_mut();
             let Some(t) = t.as_mut() else {
                 panic!(
-                    "quicksand_tests::sim::sleep polled on a thread without a simulation: under the \
+                    "quicksand_sim::sleep polled on a thread without a simulation: under the \
                      simulator, handlers run inside their connection on the simulator's thread \
                      (ServerApplication::with_service, no spawner); elsewhere use your runtime's sleep"
                 );

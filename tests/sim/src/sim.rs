@@ -1,31 +1,10 @@
-//! The deterministic network simulator: a third driver of the core, beside the tokio and smol
-//! adapters. One thread, no sockets, virtual time that quiche sees too (see
-//! [`crate::clock`]), and one `u64` seed for everything random in the network and endpoints.
-//!
-//! A [`Sim`] has a client host and a server host joined by a [`Network`]. Each step delivers the
-//! packets that are due, lets both hosts run in the core's documented order, and puts their
-//! transmits on the wire (GSO transmits split into their segments). Everything that happens —
-//! every packet's fate and size, every connection event — goes into a [`Trace`] whose digest
-//! two runs of one seed must share.
-
-mod host;
-mod network;
-mod seeds;
-mod timers;
-mod trace;
-
-pub use host::Host;
-pub use network::{
-    Blackhole, Direction, Fate, LinkConfig, LossModel, Network, Packet, PacketFilter, BURST_MEMORY,
-};
-pub use seeds::{assert_same_history, for_each_seed, seed_list};
-pub use timers::{sleep, sleep_until, Sleep};
-pub use trace::{Divergence, Trace, TraceEntry};
+//! [`Sim`]: a client host and a server host over a [`Network`], on virtual time.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use quicksand_core::driver::AcceptFn;
 use quicksand_core::metrics::CountingMetrics;
 use quicksand_core::{
     Application, CertificateKey, CertificateSource, ConnectionContext, ConnectionKey,
@@ -34,6 +13,9 @@ use quicksand_core::{
 };
 
 use crate::clock::VirtualTime;
+use crate::network::{Direction, Fate, Network};
+use crate::trace::Trace;
+use crate::{timers, Blackhole, Host, LinkConfig, Restart, SimEvent};
 
 /// The client host's address.
 pub const CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50_000);
@@ -56,7 +38,8 @@ pub struct SimConfig {
     /// The client endpoint's policies.
     pub client_endpoint: EndpointConfig,
     /// Keep every trace entry as text, so that a divergence can be shown (see
-    /// [`assert_same_history`]). Off by default: it costs a string per packet.
+    /// [`assert_same_history`](crate::assert_same_history)). Off by default: it costs a
+    /// string per packet.
     pub record_trace: bool,
 }
 
@@ -177,6 +160,12 @@ pub struct Sim<C: Application, S: Application> {
     pub observer: Option<PacketObserver>,
     config: SimConfig,
     traced_events: [usize; 2],
+    /// Scheduled events, in the order they were scheduled (fired earliest first).
+    scheduled: Vec<(Instant, SimEvent<S>)>,
+    /// While a [`SimEvent::Pause`] lasts: when the hosts run again.
+    paused_until: Option<Instant>,
+    /// Server restarts so far (each restart without keys draws new ones from the seed).
+    restarts: u64,
     /// The table [`sleep`]s register in, on this thread while the simulation lives.
     _timers: timers::Installed,
 }
@@ -232,6 +221,9 @@ impl<C: Application, S: Application> Sim<C, S> {
             config,
             clock,
             traced_events: [0, 0],
+            scheduled: Vec::new(),
+            paused_until: None,
+            restarts: 0,
             _timers: timers::install(),
         }
     }
@@ -260,22 +252,36 @@ impl<C: Application, S: Application> Sim<C, S> {
         ctx: ConnectionContext,
         accept: impl FnMut(&Incoming) -> Option<S> + Send + 'static,
     ) {
+        self.start_server(self.config.server_endpoint.clone(), ctx, Box::new(accept));
+    }
+
+    fn start_server(
+        &mut self,
+        endpoint_config: EndpointConfig,
+        ctx: ConnectionContext,
+        accept: AcceptFn<S>,
+    ) {
         let (_, server_quic) = configs(&self.config.settings);
         let endpoint = Endpoint::new(
-            self.config.server_endpoint.clone(),
+            endpoint_config,
             Some(server_quic),
             ctx,
             Instant::now(),
             SystemTime::now(),
         )
         .expect("the simulator's settings fit quiche's transport parameters");
-        self.server = Host::new(SERVER, endpoint, Some(Box::new(accept)));
+        self.server = Host::new(SERVER, endpoint, Some(accept));
         self.traced_events[1] = 0;
     }
 
     /// Processes everything due now.
     pub fn step(&mut self) {
         let now = Instant::now();
+        self.fire_scheduled(now);
+        if self.paused_until.is_some_and(|t| t > now) {
+            return;
+        }
+        self.paused_until = None;
         // Sleeping handlers whose time came: their connections run in the polls below.
         timers::fire(now);
         let (mut to_client, mut to_server) = (Vec::new(), Vec::new());
@@ -335,7 +341,8 @@ impl<C: Application, S: Application> Sim<C, S> {
 
     /// The next instant anything is due.
     pub fn next_wakeup(&mut self) -> Option<Instant> {
-        [
+        let next_event = self.scheduled.iter().map(|(at, _)| *at).min();
+        let hosts = [
             self.net.next_arrival(),
             self.client.next_timeout(),
             self.server.next_timeout(),
@@ -344,6 +351,100 @@ impl<C: Application, S: Application> Sim<C, S> {
         .into_iter()
         .flatten()
         .min()
+        // Paused hosts run when the pause ends, whatever came due meanwhile.
+        .map(|t| self.paused_until.map_or(t, |p| t.max(p)));
+        [next_event, hosts].into_iter().flatten().min()
+    }
+
+    /// Schedules `event` for `at` after the simulation started (an instant already past: the
+    /// next step). Events at one instant happen in the order they were scheduled, before the
+    /// hosts run at that instant.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use quicksand_core::NoApplication;
+    /// # use quicksand_sim::{Sim, SimConfig, SimEvent};
+    /// # quicksand_sim::virtual_clock!();
+    /// # fn main() {
+    /// let mut sim: Sim<NoApplication, NoApplication> =
+    ///     Sim::new(SimConfig::new(1), |_| Some(NoApplication));
+    /// sim.schedule(Duration::from_secs(2), SimEvent::Partition);
+    /// sim.schedule(Duration::from_secs(9), SimEvent::Heal);
+    /// # }
+    /// ```
+    pub fn schedule(&mut self, at: Duration, event: SimEvent<S>) {
+        self.scheduled.push((self.start + at, event));
+    }
+
+    /// Events scheduled and not yet happened.
+    pub fn pending_events(&self) -> usize {
+        self.scheduled.len()
+    }
+
+    fn fire_scheduled(&mut self, now: Instant) {
+        while let Some(i) = self
+            .scheduled
+            .iter()
+            .enumerate()
+            .filter(|(_, (at, _))| *at <= now)
+            .min_by_key(|(i, (at, _))| (*at, *i))
+            .map(|(i, _)| i)
+        {
+            let (_, event) = self.scheduled.remove(i);
+            self.trace.record(now, ("event", format!("{event:?}")));
+            self.apply(now, event);
+        }
+    }
+
+    fn apply(&mut self, now: Instant, event: SimEvent<S>) {
+        match event {
+            SimEvent::Partition => self.net.partitioned = true,
+            SimEvent::Heal => self.net.partitioned = false,
+            SimEvent::Blackhole(direction, length) => {
+                self.net.link_mut(direction).blackholes.push(Blackhole {
+                    start: now - self.start,
+                    on: length,
+                    off: Duration::MAX,
+                })
+            }
+            SimEvent::SetLink(direction, link) => *self.net.link_mut(direction) = link,
+            SimEvent::Rebind(addr) => self.net.nat = Some(addr),
+            SimEvent::RestartServer(Restart { keep_keys, accept }) => {
+                self.restarts += 1;
+                let ctx = if keep_keys {
+                    self.server.endpoint().context().clone()
+                } else {
+                    let mut ctx = self.server.endpoint().context().clone();
+                    let (fresh, _) = context(self.config.seed ^ 0x5e5e ^ (self.restarts << 32));
+                    ctx.cid_generator = fresh.cid_generator;
+                    ctx.reset_key = fresh.reset_key;
+                    ctx
+                };
+                let mut endpoint_config = self.config.server_endpoint.clone();
+                if !keep_keys {
+                    // The endpoint's own seed makes its address-token keys.
+                    endpoint_config.seed = endpoint_config
+                        .seed
+                        .map(|seed| seed ^ self.restarts.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                }
+                self.start_server(endpoint_config, ctx, accept);
+            }
+            SimEvent::WallClock(step) => {
+                self.clock.step_wall_clock(step);
+                // What the adapters do once a second: compare with the system clock.
+                let wall = SystemTime::now();
+                for endpoint in [
+                    self.client.driver.endpoint_mut(),
+                    self.server.driver.endpoint_mut(),
+                ] {
+                    endpoint.handle_wall_clock(now, wall);
+                }
+            }
+            SimEvent::Pause(length) => {
+                let until = now + length;
+                self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+            }
+        }
     }
 
     /// Steps until `done(self)` (true), or `limit` of virtual time passes or nothing is left to

@@ -1,0 +1,99 @@
+//! Scheduled events: what happens to a simulation at a chosen virtual instant
+//! ([`Sim::schedule`](crate::Sim::schedule)), beside what its links do to each packet.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use quicksand_core::driver::AcceptFn;
+use quicksand_core::{Application, Incoming};
+
+use crate::{Direction, LinkConfig};
+
+/// Something that happens to the network, the server or the clock at a scheduled instant.
+pub enum SimEvent<S: Application> {
+    /// Nothing gets through in either direction until [`Heal`](SimEvent::Heal).
+    Partition,
+    /// Ends a [`Partition`](SimEvent::Partition).
+    Heal,
+    /// One direction drops everything for this long, from the event on (the other direction
+    /// keeps working: an asymmetric outage).
+    Blackhole(Direction, Duration),
+    /// One direction's link becomes this one (latency, loss, bandwidth, ...), from the event on.
+    SetLink(Direction, LinkConfig),
+    /// The client's NAT maps it to a new public address: from the event on, the server sees
+    /// the client's packets come from this address (connection migration by rebinding).
+    Rebind(SocketAddr),
+    /// The server process restarts: its connections and every other in-memory state are gone,
+    /// and it serves new connections with the restart's accept function.
+    RestartServer(Restart<S>),
+    /// The wall clock (`SystemTime`, what address tokens, session tickets and certificates
+    /// are checked against) steps, as an NTP correction or an operator would step it;
+    /// monotonic time (`Instant`, what QUIC's timers run on) does not. Both endpoints are
+    /// told of the step through `Endpoint::handle_wall_clock`, as the adapters tell theirs.
+    WallClock(ClockStep),
+    /// Both hosts stop for this long (a VM paused, a stop-the-world pause): virtual time
+    /// passes, packets keep arriving and wait in the hosts' sockets, nothing runs; then every
+    /// timer and packet that came due is handled at once.
+    Pause(Duration),
+}
+
+impl<S: Application> fmt::Debug for SimEvent<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimEvent::Partition => f.write_str("Partition"),
+            SimEvent::Heal => f.write_str("Heal"),
+            SimEvent::Blackhole(d, t) => f.debug_tuple("Blackhole").field(d).field(t).finish(),
+            SimEvent::SetLink(d, l) => f.debug_tuple("SetLink").field(d).field(l).finish(),
+            SimEvent::Rebind(a) => f.debug_tuple("Rebind").field(a).finish(),
+            SimEvent::RestartServer(r) => f.debug_tuple("RestartServer").field(r).finish(),
+            SimEvent::WallClock(s) => f.debug_tuple("WallClock").field(s).finish(),
+            SimEvent::Pause(t) => f.debug_tuple("Pause").field(t).finish(),
+        }
+    }
+}
+
+/// A server restart: whether the new process has the old one's keys, and what it serves.
+pub struct Restart<S: Application> {
+    pub(crate) keep_keys: bool,
+    pub(crate) accept: AcceptFn<S>,
+}
+
+impl<S: Application> Restart<S> {
+    /// The restarted server has the old one's keys (stateless-reset key, connection-ID
+    /// generator, address-token keys), as a server that loads them from a file does: clients
+    /// of the old process get a stateless reset they recognise and fail fast.
+    pub fn with_keys(accept: impl FnMut(&Incoming) -> Option<S> + Send + 'static) -> Self {
+        Restart {
+            keep_keys: true,
+            accept: Box::new(accept),
+        }
+    }
+
+    /// The restarted server made new keys (a server with random per-process keys): its
+    /// stateless resets mean nothing to clients of the old process, which wait for their idle
+    /// timeout, and address tokens of the old process are refused.
+    pub fn without_keys(accept: impl FnMut(&Incoming) -> Option<S> + Send + 'static) -> Self {
+        Restart {
+            keep_keys: false,
+            accept: Box::new(accept),
+        }
+    }
+}
+
+impl<S: Application> fmt::Debug for Restart<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Restart")
+            .field("keep_keys", &self.keep_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A step of the wall clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClockStep {
+    /// The wall clock jumps ahead by this much.
+    Forward(Duration),
+    /// The wall clock jumps back by this much.
+    Backward(Duration),
+}
