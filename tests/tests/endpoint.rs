@@ -462,7 +462,10 @@ fn nat_rebinding_keeps_the_connection() {
         s.connect(BulkTransfer::new(false, LEN)).unwrap();
         assert!(s.run_until(Duration::from_secs(2), |s| all_running(s, 1)));
         s.run_for(Duration::from_millis(30));
-        s.net.nat = Some("10.0.0.99:61000".parse().unwrap());
+        s.net.rebind(
+            quicksand_sim::ClientId::FIRST,
+            "10.0.0.99:61000".parse().unwrap(),
+        );
         assert!(s.run_until(Duration::from_secs(30), |s| {
             s.client.conns().all(|c| c.application().is_complete(LEN))
                 && s.server.conns().all(|c| c.application().is_complete(LEN))
@@ -500,7 +503,10 @@ fn retry_tokens_from_another_address_are_refused() {
         .stats()
         .retries
         >= 1));
-    s.net.nat = Some("10.0.0.77:4242".parse().unwrap());
+    s.net.rebind(
+        quicksand_sim::ClientId::FIRST,
+        "10.0.0.77:4242".parse().unwrap(),
+    );
     s.run_for(Duration::from_millis(500));
     assert!(s.server_metrics.rejected(RejectReason::WrongAddress) >= 1);
     assert!(s.server.is_empty());

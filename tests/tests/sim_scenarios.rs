@@ -256,7 +256,10 @@ fn nat_rebinding_every_five_seconds() {
                 break;
             }
             port += 1;
-            s.net.nat = Some(std::net::SocketAddr::from(([10, 0, 0, 99], port)));
+            s.net.rebind(
+                quicksand_sim::ClientId::FIRST,
+                std::net::SocketAddr::from(([10, 0, 0, 99], port)),
+            );
         }
         assert!(done, "transfer across rebindings did not complete");
         // Every rebinding shows up as a new path at the server. (Whether quiche completes the
@@ -301,7 +304,10 @@ fn nat_rebinding_every_two_seconds_for_two_minutes() {
                 if !done {
                     rebinds += 1;
                     let port = 40_000 + rebinds;
-                    s.net.nat = Some(std::net::SocketAddr::from(([10, 0, 0, 99], port)));
+                    s.net.rebind(
+                        quicksand_sim::ClientId::FIRST,
+                        std::net::SocketAddr::from(([10, 0, 0, 99], port)),
+                    );
                 }
             }
             let closed = s.client.closed_reasons();

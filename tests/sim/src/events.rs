@@ -8,7 +8,7 @@ use std::time::Duration;
 use quicksand_core::driver::AcceptFn;
 use quicksand_core::{Application, Incoming};
 
-use crate::{Direction, LinkConfig};
+use crate::{ClientId, Direction, LinkConfig};
 
 /// Something that happens to the network, the server or the clock at a scheduled instant.
 pub enum SimEvent<S: Application> {
@@ -16,14 +16,15 @@ pub enum SimEvent<S: Application> {
     Partition,
     /// Ends a [`Partition`](SimEvent::Partition).
     Heal,
-    /// One direction drops everything for this long, from the event on (the other direction
-    /// keeps working: an asymmetric outage).
-    Blackhole(Direction, Duration),
-    /// One direction's link becomes this one (latency, loss, bandwidth, ...), from the event on.
-    SetLink(Direction, LinkConfig),
-    /// The client's NAT maps it to a new public address: from the event on, the server sees
-    /// the client's packets come from this address (connection migration by rebinding).
-    Rebind(SocketAddr),
+    /// One direction of a client host's links drops everything for this long, from the event
+    /// on (the other direction and the other hosts keep working).
+    Blackhole(ClientId, Direction, Duration),
+    /// One direction of a client host's links becomes this one (latency, loss, bandwidth,
+    /// ...), from the event on.
+    SetLink(ClientId, Direction, LinkConfig),
+    /// A client host's NAT maps it to a new public address: from the event on, the server
+    /// sees its packets come from this address (connection migration by rebinding).
+    Rebind(ClientId, SocketAddr),
     /// The server process restarts: its connections and every other in-memory state are gone,
     /// and it serves new connections with the restart's accept function.
     RestartServer(Restart<S>),
@@ -43,9 +44,16 @@ impl<S: Application> fmt::Debug for SimEvent<S> {
         match self {
             SimEvent::Partition => f.write_str("Partition"),
             SimEvent::Heal => f.write_str("Heal"),
-            SimEvent::Blackhole(d, t) => f.debug_tuple("Blackhole").field(d).field(t).finish(),
-            SimEvent::SetLink(d, l) => f.debug_tuple("SetLink").field(d).field(l).finish(),
-            SimEvent::Rebind(a) => f.debug_tuple("Rebind").field(a).finish(),
+            SimEvent::Blackhole(c, d, t) => f
+                .debug_tuple("Blackhole")
+                .field(c)
+                .field(d)
+                .field(t)
+                .finish(),
+            SimEvent::SetLink(c, d, l) => {
+                f.debug_tuple("SetLink").field(c).field(d).field(l).finish()
+            }
+            SimEvent::Rebind(c, a) => f.debug_tuple("Rebind").field(c).field(a).finish(),
             SimEvent::RestartServer(r) => f.debug_tuple("RestartServer").field(r).finish(),
             SimEvent::WallClock(s) => f.debug_tuple("WallClock").field(s).finish(),
             SimEvent::Pause(t) => f.debug_tuple("Pause").field(t).finish(),

@@ -99,7 +99,8 @@ pub use clock::VirtualTime;
 pub use events::{ClockStep, Restart, SimEvent};
 pub use host::Host;
 pub use network::{
-    Blackhole, Direction, Fate, LinkConfig, LossModel, Network, Packet, PacketFilter, BURST_MEMORY,
+    Blackhole, ClientId, Direction, Fate, LinkConfig, LossModel, Network, Packet, PacketFilter,
+    BURST_MEMORY,
 };
 pub use seeds::{assert_same_history, for_each_seed, seed_list};
 pub use sim::{

@@ -1,6 +1,7 @@
-//! The virtual network: per-direction links with latency, jitter, bandwidth, loss (random and
-//! Gilbert–Elliott bursts), duplication, reordering, corruption, MTU, blackholes, partitions,
-//! and a NAT that can rebind the client's public address.
+//! The virtual network: one server and one or more client hosts, each client with its own
+//! per-direction links (latency, jitter, bandwidth, loss (random and Gilbert–Elliott bursts),
+//! duplication, reordering, corruption, MTU, blackholes) and a NAT that can rebind its public
+//! address; partitions cut everything.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -158,6 +159,22 @@ pub enum Fate {
     Filtered,
 }
 
+/// One client host of a simulation (and its place on the network); the first is the one
+/// every simulation has ([`Sim::client`](crate::Sim::client)), more come from
+/// [`Sim::add_client`](crate::Sim::add_client).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub(crate) usize);
+
+impl ClientId {
+    /// The simulation's first client host.
+    pub const FIRST: ClientId = ClientId(0);
+
+    /// Its index, in the order the hosts were added (the first is 0).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// A datagram in flight.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Packet {
@@ -166,6 +183,8 @@ pub struct Packet {
     seq: u64,
     /// Direction.
     pub direction: Direction,
+    /// The client host at the other end from the server.
+    pub client: ClientId,
     /// Source address as the receiver sees it.
     pub from: SocketAddr,
     /// Destination address.
@@ -186,8 +205,8 @@ impl PartialOrd for Packet {
     }
 }
 
-/// A test's hook to drop chosen packets: `(direction, index of the packet in that direction
-/// counting from 0, bytes) -> drop?`
+/// A test's hook to drop chosen packets: `(direction, index of the packet on its link
+/// counting from 0, bytes) -> drop?` (each client host has its own links, so its own count).
 pub type PacketFilter = Box<dyn FnMut(Direction, u64, &[u8]) -> bool>;
 
 struct LinkState {
@@ -205,24 +224,20 @@ struct LinkState {
 /// without this, a sparse flow (probes minutes apart) stayed in one "burst" for half an hour.
 pub const BURST_MEMORY: Duration = Duration::from_secs(1);
 
-/// Both directions between client and server, with the NAT in front of the client.
-pub struct Network {
+/// A client host's place on the network.
+struct Attachment {
+    /// The host's own address.
+    addr: SocketAddr,
+    /// To the server, from the server.
     links: [LinkState; 2],
-    rng: StdRng,
-    start: Instant,
-    queue: BinaryHeap<Reverse<Packet>>,
-    seq: u64,
-    /// The client's address as the server sees it (`None`: no NAT, the real one).
-    pub nat: Option<SocketAddr>,
-    /// While true, nothing gets through in either direction.
-    pub partitioned: bool,
-    /// Drops chosen packets.
-    pub filter: Option<PacketFilter>,
+    /// The address the server sees the host's packets come from (`None`: its own).
+    public: Option<SocketAddr>,
+    /// Every public address it had: answers the server still sends to one arrive.
+    former: Vec<SocketAddr>,
 }
 
-impl Network {
-    /// A network with these links, seeded.
-    pub fn new(to_server: LinkConfig, to_client: LinkConfig, seed: u64, start: Instant) -> Self {
+impl Attachment {
+    fn new(addr: SocketAddr, to_server: LinkConfig, to_client: LinkConfig) -> Self {
         let link = |config| LinkState {
             config,
             bad: false,
@@ -230,21 +245,94 @@ impl Network {
             busy_until: None,
             count: 0,
         };
-        Network {
+        Attachment {
+            addr,
             links: [link(to_server), link(to_client)],
+            public: None,
+            former: Vec::new(),
+        }
+    }
+
+    fn answers_to(&self, addr: SocketAddr) -> bool {
+        self.addr == addr || self.public == Some(addr) || self.former.contains(&addr)
+    }
+}
+
+/// The links between the server and each client host, with a NAT in front of each client.
+pub struct Network {
+    clients: Vec<Attachment>,
+    rng: StdRng,
+    start: Instant,
+    queue: BinaryHeap<Reverse<Packet>>,
+    seq: u64,
+    /// While true, nothing gets through in either direction, for any host.
+    pub partitioned: bool,
+    /// Drops chosen packets.
+    pub filter: Option<PacketFilter>,
+}
+
+impl Network {
+    /// A network with these links to the first client host ([`crate::CLIENT`]), seeded.
+    pub fn new(to_server: LinkConfig, to_client: LinkConfig, seed: u64, start: Instant) -> Self {
+        Network {
+            clients: vec![Attachment::new(crate::CLIENT, to_server, to_client)],
             rng: StdRng::seed_from_u64(seed),
             start,
             queue: BinaryHeap::new(),
             seq: 0,
-            nat: None,
             partitioned: false,
             filter: None,
         }
     }
 
-    /// The link configuration of one direction, to change mid-run.
+    /// Attaches another client host at `addr` with its own links.
+    pub fn attach(
+        &mut self,
+        addr: SocketAddr,
+        to_server: LinkConfig,
+        to_client: LinkConfig,
+    ) -> ClientId {
+        self.clients
+            .push(Attachment::new(addr, to_server, to_client));
+        ClientId(self.clients.len() - 1)
+    }
+
+    /// The first client host's link in one direction, to change mid-run.
     pub fn link_mut(&mut self, direction: Direction) -> &mut LinkConfig {
-        &mut self.links[direction as usize].config
+        self.client_link_mut(ClientId::FIRST, direction)
+    }
+
+    /// A client host's link in one direction, to change mid-run.
+    ///
+    /// Panics if `client` is not a host of this network.
+    pub fn client_link_mut(&mut self, client: ClientId, direction: Direction) -> &mut LinkConfig {
+        &mut self.clients[client.0].links[direction as usize].config
+    }
+
+    /// The client host's NAT maps it to `public` from now on: the server sees its packets
+    /// come from there (a NAT rebinding; QUIC migrates the connection).
+    pub fn rebind(&mut self, client: ClientId, public: SocketAddr) {
+        let host = &mut self.clients[client.0];
+        if let Some(old) = host.public.replace(public) {
+            host.former.push(old);
+        }
+    }
+
+    /// The address the server sees the client host's packets come from.
+    pub fn public_addr(&self, client: ClientId) -> SocketAddr {
+        let host = &self.clients[client.0];
+        host.public.unwrap_or(host.addr)
+    }
+
+    /// The client host a datagram between `from` and `to` goes to or comes from.
+    fn client_of(&self, direction: Direction, from: SocketAddr, to: SocketAddr) -> usize {
+        let found = match direction {
+            Direction::ToServer => self.clients.iter().position(|c| c.addr == from),
+            Direction::ToClient => self.clients.iter().position(|c| c.answers_to(to)),
+        };
+        // A datagram for an address no host has goes to the first host, as a NAT that maps
+        // everything to one machine would.
+        found.unwrap_or(0)
     }
 
     /// Puts one datagram on the wire at `now`; returns what became of it.
@@ -256,7 +344,9 @@ impl Network {
         to: SocketAddr,
         mut bytes: Vec<u8>,
     ) -> Fate {
-        let link = &mut self.links[direction as usize];
+        let client = self.client_of(direction, from, to);
+        let public = self.clients[client].public;
+        let link = &mut self.clients[client].links[direction as usize];
         let index = link.count;
         link.count += 1;
         let c = &link.config;
@@ -325,20 +415,23 @@ impl Network {
             bytes[bit / 8] ^= 1 << (bit % 8);
         }
         let duplicate = c.duplicate > 0.0 && self.rng.random_bool(c.duplicate.clamp(0.0, 1.0));
-        let from = match (direction, self.nat) {
+        let from = match (direction, public) {
             (Direction::ToServer, Some(public)) => public,
             _ => from,
         };
+        let client = ClientId(client);
         if duplicate {
+            let copy = bytes.clone();
             self.push(
                 at + Duration::from_micros(1),
                 direction,
+                client,
                 from,
                 to,
-                bytes.clone(),
+                copy,
             );
         }
-        self.push(at, direction, from, to, bytes);
+        self.push(at, direction, client, from, to, bytes);
         Fate::Sent
     }
 
@@ -346,6 +439,7 @@ impl Network {
         &mut self,
         at: Instant,
         direction: Direction,
+        client: ClientId,
         from: SocketAddr,
         to: SocketAddr,
         bytes: Vec<u8>,
@@ -355,6 +449,7 @@ impl Network {
             at,
             seq: self.seq,
             direction,
+            client,
             from,
             to,
             bytes,

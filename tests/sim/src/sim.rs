@@ -13,7 +13,7 @@ use quicksand_core::{
 };
 
 use crate::clock::VirtualTime;
-use crate::network::{Direction, Fate, Network};
+use crate::network::{ClientId, Direction, Fate, Network};
 use crate::trace::Trace;
 use crate::{timers, Blackhole, Host, LinkConfig, Restart, SimEvent};
 
@@ -142,7 +142,7 @@ pub struct Sim<C: Application, S: Application> {
     pub clock: VirtualTime,
     /// When the simulation started.
     pub start: Instant,
-    /// The client host.
+    /// The first client host ([`ClientId::FIRST`]; more: [`add_client`](Self::add_client)).
     pub client: Host<C>,
     /// The server host.
     pub server: Host<S>,
@@ -154,12 +154,15 @@ pub struct Sim<C: Application, S: Application> {
     pub trace: Trace,
     /// The server's metrics.
     pub server_metrics: Arc<CountingMetrics>,
-    /// The client's metrics.
+    /// The client hosts' metrics (all of them together).
     pub client_metrics: Arc<CountingMetrics>,
     /// Called for every datagram put on the wire, with its fate.
     pub observer: Option<PacketObserver>,
     config: SimConfig,
-    traced_events: [usize; 2],
+    /// Client hosts after the first, `ClientId(1)` onwards.
+    more_clients: Vec<Host<C>>,
+    /// Per host (first client, server, further clients): events already in the trace.
+    traced_events: Vec<usize>,
     /// Scheduled events, in the order they were scheduled (fired earliest first).
     scheduled: Vec<(Instant, SimEvent<S>)>,
     /// While a [`SimEvent::Pause`] lasts: when the hosts run again.
@@ -220,7 +223,8 @@ impl<C: Application, S: Application> Sim<C, S> {
             observer: None,
             config,
             clock,
-            traced_events: [0, 0],
+            more_clients: Vec::new(),
+            traced_events: vec![0, 0],
             scheduled: Vec::new(),
             paused_until: None,
             restarts: 0,
@@ -233,10 +237,98 @@ impl<C: Application, S: Application> Sim<C, S> {
         &self.config
     }
 
-    /// Opens a client connection to the server.
+    /// Opens a connection from the first client host to the server.
     pub fn connect(&mut self, app: C) -> Result<ConnectionKey, CreateError> {
-        self.client
-            .connect(Instant::now(), &mut self.client_config, SERVER, app)
+        self.connect_from(ClientId::FIRST, app)
+    }
+
+    /// Opens a connection from a client host to the server.
+    ///
+    /// Panics if `client` is not a host of this simulation.
+    pub fn connect_from(&mut self, client: ClientId, app: C) -> Result<ConnectionKey, CreateError> {
+        let config = &mut self.client_config;
+        let host = match client.0 {
+            0 => &mut self.client,
+            n => &mut self.more_clients[n - 1],
+        };
+        host.connect(Instant::now(), config, SERVER, app)
+    }
+
+    /// Adds a client host at `addr` (a machine of its own: its own endpoint, connection IDs
+    /// and keys from the simulation's seed) with its own links to and from the server; its
+    /// metrics count in [`client_metrics`](Self::client_metrics).
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use std::time::Duration;
+    /// # use quicksand_core::NoApplication;
+    /// # use quicksand_sim::{LinkConfig, LossModel, Sim, SimConfig};
+    /// # quicksand_sim::virtual_clock!();
+    /// # fn main() {
+    /// let mut sim: Sim<NoApplication, NoApplication> =
+    ///     Sim::new(SimConfig::new(3), |_| Some(NoApplication));
+    /// // A second client far away on a lossy link.
+    /// let far = LinkConfig { loss: LossModel::Random(0.1), ..LinkConfig::with_latency(Duration::from_millis(150)) };
+    /// let addr: SocketAddr = "10.0.1.1:50000".parse().unwrap();
+    /// let b = sim.add_client(addr, far.clone(), far);
+    /// let near = sim.connect(NoApplication).unwrap();
+    /// let distant = sim.connect_from(b, NoApplication).unwrap();
+    /// sim.run_until(Duration::from_secs(10), |s| {
+    ///     s.client.is_established(near) && s.client_host(b).is_established(distant)
+    /// });
+    /// assert_eq!(sim.server.len(), 2);
+    /// # }
+    /// ```
+    pub fn add_client(
+        &mut self,
+        addr: SocketAddr,
+        to_server: LinkConfig,
+        to_client: LinkConfig,
+    ) -> ClientId {
+        let id = self.net.attach(addr, to_server, to_client);
+        let n = id.0 as u64;
+        let (mut ctx, _) = context(self.config.seed ^ 0xc1c1 ^ (n << 40));
+        ctx.metrics = self.client_metrics.clone();
+        let mut endpoint_config = self.config.client_endpoint.clone();
+        endpoint_config.seed = endpoint_config
+            .seed
+            .map(|seed| seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let endpoint = Endpoint::new(
+            endpoint_config,
+            None,
+            ctx,
+            Instant::now(),
+            SystemTime::now(),
+        )
+        .expect("the simulator's settings fit quiche's transport parameters");
+        self.more_clients.push(Host::new(addr, endpoint, None));
+        self.traced_events.push(0);
+        id
+    }
+
+    /// A client host.
+    ///
+    /// Panics if `client` is not a host of this simulation.
+    pub fn client_host(&self, client: ClientId) -> &Host<C> {
+        match client.0 {
+            0 => &self.client,
+            n => &self.more_clients[n - 1],
+        }
+    }
+
+    /// A client host, to act on its connections.
+    ///
+    /// Panics if `client` is not a host of this simulation.
+    pub fn client_host_mut(&mut self, client: ClientId) -> &mut Host<C> {
+        match client.0 {
+            0 => &mut self.client,
+            n => &mut self.more_clients[n - 1],
+        }
+    }
+
+    /// Every client host's id, the first one included.
+    pub fn client_ids(&self) -> impl Iterator<Item = ClientId> {
+        (0..=self.more_clients.len()).map(ClientId)
     }
 
     /// Replaces the server with one that has lost all state (a restart) but keeps its static
@@ -298,13 +390,17 @@ impl<C: Application, S: Application> Sim<C, S> {
                 Direction::ToClient => {
                     // Through the NAT: whatever public address the server used, the client's
                     // socket receives it on its own address.
-                    let d = Datagram::new(&p.bytes[..], p.from, self.client.addr, now);
-                    self.client.receive(now, d);
+                    let host = self.client_host_mut(p.client);
+                    let d = Datagram::new(&p.bytes[..], p.from, host.addr, now);
+                    host.receive(now, d);
                 }
             }
         }
         self.server.poll(now, &mut to_client);
         self.client.poll(now, &mut to_server);
+        for host in &mut self.more_clients {
+            host.poll(now, &mut to_server);
+        }
         self.trace_events(now);
         for t in to_client {
             self.transmit(now, Direction::ToClient, t);
@@ -328,10 +424,10 @@ impl<C: Application, S: Application> Sim<C, S> {
     }
 
     fn trace_events(&mut self, now: Instant) {
-        for (i, events) in [&self.client.events, &self.server.events]
+        let hosts = [&self.client.events, &self.server.events]
             .into_iter()
-            .enumerate()
-        {
+            .chain(self.more_clients.iter().map(|h| &h.events));
+        for (i, events) in hosts.enumerate() {
             for (_, handle, event) in &events[self.traced_events[i]..] {
                 self.trace.record(now, (i, handle.0, format!("{event:?}")));
             }
@@ -349,6 +445,7 @@ impl<C: Application, S: Application> Sim<C, S> {
             timers::next_deadline(),
         ]
         .into_iter()
+        .chain(self.more_clients.iter_mut().map(Host::next_timeout))
         .flatten()
         .min()
         // Paused hosts run when the pause ends, whatever came due meanwhile.
@@ -400,15 +497,19 @@ impl<C: Application, S: Application> Sim<C, S> {
         match event {
             SimEvent::Partition => self.net.partitioned = true,
             SimEvent::Heal => self.net.partitioned = false,
-            SimEvent::Blackhole(direction, length) => {
-                self.net.link_mut(direction).blackholes.push(Blackhole {
+            SimEvent::Blackhole(client, direction, length) => {
+                let outage = Blackhole {
                     start: now - self.start,
                     on: length,
                     off: Duration::MAX,
-                })
+                };
+                let link = self.net.client_link_mut(client, direction);
+                link.blackholes.push(outage);
             }
-            SimEvent::SetLink(direction, link) => *self.net.link_mut(direction) = link,
-            SimEvent::Rebind(addr) => self.net.nat = Some(addr),
+            SimEvent::SetLink(client, direction, link) => {
+                *self.net.client_link_mut(client, direction) = link;
+            }
+            SimEvent::Rebind(client, addr) => self.net.rebind(client, addr),
             SimEvent::RestartServer(Restart { keep_keys, accept }) => {
                 self.restarts += 1;
                 let ctx = if keep_keys {
@@ -433,12 +534,14 @@ impl<C: Application, S: Application> Sim<C, S> {
                 self.clock.step_wall_clock(step);
                 // What the adapters do once a second: compare with the system clock.
                 let wall = SystemTime::now();
-                for endpoint in [
-                    self.client.driver.endpoint_mut(),
-                    self.server.driver.endpoint_mut(),
-                ] {
-                    endpoint.handle_wall_clock(now, wall);
+                let clients = std::iter::once(&mut self.client).chain(&mut self.more_clients);
+                for host in clients {
+                    host.driver.endpoint_mut().handle_wall_clock(now, wall);
                 }
+                self.server
+                    .driver
+                    .endpoint_mut()
+                    .handle_wall_clock(now, wall);
             }
             SimEvent::Pause(length) => {
                 let until = now + length;

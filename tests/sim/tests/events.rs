@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use quicksand_core::{CloseReason, ConnectionKey, Event, NoApplication, PathEvent};
-use quicksand_sim::{ClockStep, Direction, Fate, Restart, Sim, SimConfig, SimEvent};
+use quicksand_sim::{ClientId, ClockStep, Direction, Fate, Restart, Sim, SimConfig, SimEvent};
 
 quicksand_sim::virtual_clock!();
 
@@ -130,7 +130,7 @@ fn a_blackhole_darkens_one_direction_only_for_its_length() {
     let at = since_start(&sim) + Duration::from_millis(100);
     sim.schedule(
         at,
-        SimEvent::Blackhole(Direction::ToServer, Duration::from_secs(1)),
+        SimEvent::Blackhole(ClientId::FIRST, Direction::ToServer, Duration::from_secs(1)),
     );
     sim.run_for(Duration::from_millis(200));
     ping(&mut sim);
@@ -162,7 +162,10 @@ fn a_blackhole_darkens_one_direction_only_for_its_length() {
 fn a_nat_rebinding_migrates_the_connection() {
     let (mut sim, key) = established(5);
     let new_addr = "10.0.9.9:40000".parse().unwrap();
-    sim.schedule(since_start(&sim), SimEvent::Rebind(new_addr));
+    sim.schedule(
+        since_start(&sim),
+        SimEvent::Rebind(ClientId::FIRST, new_addr),
+    );
     sim.step();
     ping(&mut sim);
     sim.run_for(Duration::from_secs(3));
