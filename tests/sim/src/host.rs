@@ -65,8 +65,13 @@ impl<A: Application> Host<A> {
         }
     }
 
-    /// The earliest connection timer.
+    /// The earliest connection timer; now, if an application or a command woke a
+    /// connection since the host last ran.
     pub fn next_timeout(&mut self) -> Option<Instant> {
+        let mut cx = Context::from_waker(Waker::noop());
+        if self.driver.poll_wakeup(&mut cx).is_ready() {
+            return Some(Instant::now());
+        }
         self.driver.poll_timeout()
     }
 

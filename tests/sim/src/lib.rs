@@ -92,6 +92,7 @@ mod host;
 mod network;
 mod seeds;
 mod sim;
+mod tasks;
 mod timers;
 mod trace;
 
@@ -106,5 +107,6 @@ pub use seeds::{assert_same_history, for_each_seed, seed_list};
 pub use sim::{
     configs, context, server_certificate, PacketObserver, Sim, SimConfig, CLIENT, SERVER,
 };
+pub use tasks::Task;
 pub use timers::{sleep, sleep_until, Sleep};
 pub use trace::{Divergence, Trace, TraceEntry};

@@ -14,6 +14,7 @@ use quicksand_core::{
 
 use crate::clock::VirtualTime;
 use crate::network::{ClientId, Direction, Fate, Network};
+use crate::tasks::{Task, Tasks};
 use crate::trace::Trace;
 use crate::{timers, Blackhole, Host, LinkConfig, Restart, SimEvent};
 
@@ -169,6 +170,8 @@ pub struct Sim<C: Application, S: Application> {
     paused_until: Option<Instant>,
     /// Server restarts so far (each restart without keys draws new ones from the seed).
     restarts: u64,
+    /// Client code spawned with [`spawn`](Self::spawn).
+    tasks: Tasks,
     /// The table [`sleep`]s register in, on this thread while the simulation lives.
     _timers: timers::Installed,
 }
@@ -228,6 +231,7 @@ impl<C: Application, S: Application> Sim<C, S> {
             scheduled: Vec::new(),
             paused_until: None,
             restarts: 0,
+            tasks: Tasks::default(),
             _timers: timers::install(),
         }
     }
@@ -376,6 +380,9 @@ impl<C: Application, S: Application> Sim<C, S> {
         self.paused_until = None;
         // Sleeping handlers whose time came: their connections run in the polls below.
         timers::fire(now);
+        // Client tasks woken (by a response, a sleep, or because they are new) act before
+        // the hosts run, so what they send goes out at this instant.
+        self.tasks.poll_woken();
         let (mut to_client, mut to_server) = (Vec::new(), Vec::new());
         while let Some(p) = self.net.pop_due(now) {
             self.trace
@@ -446,11 +453,32 @@ impl<C: Application, S: Application> Sim<C, S> {
         ]
         .into_iter()
         .chain(self.more_clients.iter_mut().map(Host::next_timeout))
+        .chain(std::iter::once(self.tasks.any_woken().then(Instant::now)))
         .flatten()
         .min()
         // Paused hosts run when the pause ends, whatever came due meanwhile.
         .map(|t| self.paused_until.map_or(t, |p| t.max(p)));
         [next_event, hosts].into_iter().flatten().min()
+    }
+
+    /// Runs `future` as client code of the simulation: it is polled at the instant it is
+    /// spawned and whenever it is woken (a response arrived, a [`sleep`](crate::sleep)
+    /// ended), before the hosts run at that instant. The returned [`Task`] has its output and
+    /// the virtual time it finished: per-request results of a run.
+    ///
+    /// ```ignore
+    /// let tasks: Vec<_> = (0..10)
+    ///     .map(|i| sim.spawn(client.get(format!("https://localhost/item/{i}"))))
+    ///     .collect();
+    /// sim.run_until(Duration::from_secs(30), |_| tasks.iter().all(|t| t.is_finished()));
+    /// ```
+    pub fn spawn<F: std::future::Future + 'static>(&mut self, future: F) -> Task<F::Output> {
+        self.tasks.spawn(self.start, future)
+    }
+
+    /// Spawned tasks that have not finished.
+    pub fn running_tasks(&self) -> usize {
+        self.tasks.len()
     }
 
     /// Schedules `event` for `at` after the simulation started (an instant already past: the

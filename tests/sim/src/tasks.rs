@@ -1,0 +1,125 @@
+//! Client code as tasks of the simulation: [`Sim::spawn`](crate::Sim::spawn) runs a future
+//! (requests through an `H3Client`, a retry loop, a load generator) on virtual time beside the
+//! hosts, and its [`Task`] handle tells when it finished and with what.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+/// What a task's future left: its output and when it finished.
+struct Outcome<T> {
+    output: Option<T>,
+    finished_at: Option<Duration>,
+}
+
+/// A spawned future's handle: its output once it finished, and the virtual time it took.
+pub struct Task<T> {
+    outcome: Rc<RefCell<Outcome<T>>>,
+}
+
+impl<T> Task<T> {
+    /// True once the future completed.
+    pub fn is_finished(&self) -> bool {
+        self.outcome.borrow().finished_at.is_some()
+    }
+
+    /// When the future completed, as virtual time since the simulation started.
+    pub fn finished_at(&self) -> Option<Duration> {
+        self.outcome.borrow().finished_at
+    }
+
+    /// The future's output, once (`None` before it finished, or after it was taken).
+    pub fn take(&self) -> Option<T> {
+        self.outcome.borrow_mut().output.take()
+    }
+}
+
+impl<T: Clone> Task<T> {
+    /// A copy of the future's output, if it finished.
+    pub fn output(&self) -> Option<T> {
+        self.outcome.borrow().output.clone()
+    }
+}
+
+impl<T> std::fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("finished_at", &self.finished_at())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A task's wake-up flag: its waker sets it, the simulation polls the task once it is set.
+#[derive(Default)]
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+struct Entry {
+    future: Pin<Box<dyn Future<Output = ()>>>,
+    flag: Arc<Flag>,
+    waker: Waker,
+}
+
+/// The tasks of one simulation.
+#[derive(Default)]
+pub(crate) struct Tasks {
+    live: Vec<Entry>,
+}
+
+impl Tasks {
+    pub fn spawn<F: Future + 'static>(&mut self, start: Instant, future: F) -> Task<F::Output> {
+        let outcome = Rc::new(RefCell::new(Outcome {
+            output: None,
+            finished_at: None,
+        }));
+        let slot = outcome.clone();
+        let future = Box::pin(async move {
+            let output = future.await;
+            let mut slot = slot.borrow_mut();
+            slot.output = Some(output);
+            slot.finished_at = Some(Instant::now() - start);
+        });
+        let flag = Arc::new(Flag(AtomicBool::new(true)));
+        self.live.push(Entry {
+            future,
+            waker: Waker::from(flag.clone()),
+            flag,
+        });
+        Task { outcome }
+    }
+
+    /// Polls every task that was woken (or is new); drops the finished ones.
+    pub fn poll_woken(&mut self) {
+        self.live.retain_mut(|entry| {
+            if !entry.flag.0.swap(false, Ordering::AcqRel) {
+                return true;
+            }
+            let mut cx = Context::from_waker(&entry.waker);
+            entry.future.as_mut().poll(&mut cx) == Poll::Pending
+        });
+    }
+
+    /// True if a task waits to be polled.
+    pub fn any_woken(&self) -> bool {
+        self.live.iter().any(|e| e.flag.0.load(Ordering::Acquire))
+    }
+
+    /// Tasks not finished.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+}
