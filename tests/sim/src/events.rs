@@ -3,12 +3,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use quicksand_core::driver::AcceptFn;
 use quicksand_core::{Application, Incoming};
 
-use crate::{ClientId, Direction, LinkConfig};
+use crate::{context, Blackhole, ClientId, Direction, LinkConfig, Sim};
 
 /// Something that happens to the network, the server or the clock at a scheduled instant.
 pub enum SimEvent<S: Application> {
@@ -104,4 +104,103 @@ pub enum ClockStep {
     Forward(Duration),
     /// The wall clock jumps back by this much.
     Backward(Duration),
+}
+
+impl<C: Application, S: Application> Sim<C, S> {
+    /// Schedules `event` for `at` after the simulation started (an instant already past: the
+    /// next step). Events at one instant happen in the order they were scheduled, before the
+    /// hosts run at that instant.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use quicksand_core::NoApplication;
+    /// # use quicksand_sim::{Sim, SimConfig, SimEvent};
+    /// # quicksand_sim::virtual_clock!();
+    /// # fn main() {
+    /// let mut sim: Sim<NoApplication, NoApplication> =
+    ///     Sim::new(SimConfig::new(1), |_| Some(NoApplication));
+    /// sim.schedule(Duration::from_secs(2), SimEvent::Partition);
+    /// sim.schedule(Duration::from_secs(9), SimEvent::Heal);
+    /// # }
+    /// ```
+    pub fn schedule(&mut self, at: Duration, event: SimEvent<S>) {
+        self.scheduled.push((self.start + at, event));
+    }
+
+    /// Events scheduled and not yet happened.
+    pub fn pending_events(&self) -> usize {
+        self.scheduled.len()
+    }
+
+    pub(crate) fn fire_scheduled(&mut self, now: Instant) {
+        while let Some(i) = self
+            .scheduled
+            .iter()
+            .enumerate()
+            .filter(|(_, (at, _))| *at <= now)
+            .min_by_key(|(i, (at, _))| (*at, *i))
+            .map(|(i, _)| i)
+        {
+            let (_, event) = self.scheduled.remove(i);
+            self.trace.record(now, ("event", format!("{event:?}")));
+            self.apply(now, event);
+        }
+    }
+
+    fn apply(&mut self, now: Instant, event: SimEvent<S>) {
+        match event {
+            SimEvent::Partition => self.net.partitioned = true,
+            SimEvent::Heal => self.net.partitioned = false,
+            SimEvent::Blackhole(client, direction, length) => {
+                let outage = Blackhole {
+                    start: now - self.start,
+                    on: length,
+                    off: Duration::MAX,
+                };
+                let link = self.net.client_link_mut(client, direction);
+                link.blackholes.push(outage);
+            }
+            SimEvent::SetLink(client, direction, link) => {
+                *self.net.client_link_mut(client, direction) = link;
+            }
+            SimEvent::Rebind(client, addr) => self.net.rebind(client, addr),
+            SimEvent::RestartServer(Restart { keep_keys, accept }) => {
+                self.restarts += 1;
+                let ctx = if keep_keys {
+                    self.server.endpoint().context().clone()
+                } else {
+                    let mut ctx = self.server.endpoint().context().clone();
+                    let (fresh, _) = context(self.config.seed ^ 0x5e5e ^ (self.restarts << 32));
+                    ctx.cid_generator = fresh.cid_generator;
+                    ctx.reset_key = fresh.reset_key;
+                    ctx
+                };
+                let mut endpoint_config = self.config.server_endpoint.clone();
+                if !keep_keys {
+                    // The endpoint's own seed makes its address-token keys.
+                    endpoint_config.seed = endpoint_config
+                        .seed
+                        .map(|seed| seed ^ self.restarts.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                }
+                self.start_server(endpoint_config, ctx, accept);
+            }
+            SimEvent::WallClock(step) => {
+                self.clock.step_wall_clock(step);
+                // What the adapters do once a second: compare with the system clock.
+                let wall = SystemTime::now();
+                let clients = std::iter::once(&mut self.client).chain(&mut self.more_clients);
+                for host in clients {
+                    host.driver.endpoint_mut().handle_wall_clock(now, wall);
+                }
+                self.server
+                    .driver
+                    .endpoint_mut()
+                    .handle_wall_clock(now, wall);
+            }
+            SimEvent::Pause(length) => {
+                let until = now + length;
+                self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+            }
+        }
+    }
 }

@@ -16,7 +16,7 @@ use crate::clock::VirtualTime;
 use crate::network::{ClientId, Direction, Fate, Network};
 use crate::tasks::{Task, Tasks};
 use crate::trace::Trace;
-use crate::{timers, Blackhole, Host, LinkConfig, Restart, SimEvent};
+use crate::{timers, Host, LinkConfig, SimEvent};
 
 /// The client host's address.
 pub const CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50_000);
@@ -159,17 +159,17 @@ pub struct Sim<C: Application, S: Application> {
     pub client_metrics: Arc<CountingMetrics>,
     /// Called for every datagram put on the wire, with its fate.
     pub observer: Option<PacketObserver>,
-    config: SimConfig,
+    pub(crate) config: SimConfig,
     /// Client hosts after the first, `ClientId(1)` onwards.
-    more_clients: Vec<Host<C>>,
+    pub(crate) more_clients: Vec<Host<C>>,
     /// Per host (first client, server, further clients): events already in the trace.
     traced_events: Vec<usize>,
     /// Scheduled events, in the order they were scheduled (fired earliest first).
-    scheduled: Vec<(Instant, SimEvent<S>)>,
+    pub(crate) scheduled: Vec<(Instant, SimEvent<S>)>,
     /// While a [`SimEvent::Pause`] lasts: when the hosts run again.
-    paused_until: Option<Instant>,
+    pub(crate) paused_until: Option<Instant>,
     /// Server restarts so far (each restart without keys draws new ones from the seed).
-    restarts: u64,
+    pub(crate) restarts: u64,
     /// Client code spawned with [`spawn`](Self::spawn).
     tasks: Tasks,
     /// The table [`sleep`]s register in, on this thread while the simulation lives.
@@ -351,7 +351,7 @@ impl<C: Application, S: Application> Sim<C, S> {
         self.start_server(self.config.server_endpoint.clone(), ctx, Box::new(accept));
     }
 
-    fn start_server(
+    pub(crate) fn start_server(
         &mut self,
         endpoint_config: EndpointConfig,
         ctx: ConnectionContext,
@@ -479,103 +479,6 @@ impl<C: Application, S: Application> Sim<C, S> {
     /// Spawned tasks that have not finished.
     pub fn running_tasks(&self) -> usize {
         self.tasks.len()
-    }
-
-    /// Schedules `event` for `at` after the simulation started (an instant already past: the
-    /// next step). Events at one instant happen in the order they were scheduled, before the
-    /// hosts run at that instant.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use quicksand_core::NoApplication;
-    /// # use quicksand_sim::{Sim, SimConfig, SimEvent};
-    /// # quicksand_sim::virtual_clock!();
-    /// # fn main() {
-    /// let mut sim: Sim<NoApplication, NoApplication> =
-    ///     Sim::new(SimConfig::new(1), |_| Some(NoApplication));
-    /// sim.schedule(Duration::from_secs(2), SimEvent::Partition);
-    /// sim.schedule(Duration::from_secs(9), SimEvent::Heal);
-    /// # }
-    /// ```
-    pub fn schedule(&mut self, at: Duration, event: SimEvent<S>) {
-        self.scheduled.push((self.start + at, event));
-    }
-
-    /// Events scheduled and not yet happened.
-    pub fn pending_events(&self) -> usize {
-        self.scheduled.len()
-    }
-
-    fn fire_scheduled(&mut self, now: Instant) {
-        while let Some(i) = self
-            .scheduled
-            .iter()
-            .enumerate()
-            .filter(|(_, (at, _))| *at <= now)
-            .min_by_key(|(i, (at, _))| (*at, *i))
-            .map(|(i, _)| i)
-        {
-            let (_, event) = self.scheduled.remove(i);
-            self.trace.record(now, ("event", format!("{event:?}")));
-            self.apply(now, event);
-        }
-    }
-
-    fn apply(&mut self, now: Instant, event: SimEvent<S>) {
-        match event {
-            SimEvent::Partition => self.net.partitioned = true,
-            SimEvent::Heal => self.net.partitioned = false,
-            SimEvent::Blackhole(client, direction, length) => {
-                let outage = Blackhole {
-                    start: now - self.start,
-                    on: length,
-                    off: Duration::MAX,
-                };
-                let link = self.net.client_link_mut(client, direction);
-                link.blackholes.push(outage);
-            }
-            SimEvent::SetLink(client, direction, link) => {
-                *self.net.client_link_mut(client, direction) = link;
-            }
-            SimEvent::Rebind(client, addr) => self.net.rebind(client, addr),
-            SimEvent::RestartServer(Restart { keep_keys, accept }) => {
-                self.restarts += 1;
-                let ctx = if keep_keys {
-                    self.server.endpoint().context().clone()
-                } else {
-                    let mut ctx = self.server.endpoint().context().clone();
-                    let (fresh, _) = context(self.config.seed ^ 0x5e5e ^ (self.restarts << 32));
-                    ctx.cid_generator = fresh.cid_generator;
-                    ctx.reset_key = fresh.reset_key;
-                    ctx
-                };
-                let mut endpoint_config = self.config.server_endpoint.clone();
-                if !keep_keys {
-                    // The endpoint's own seed makes its address-token keys.
-                    endpoint_config.seed = endpoint_config
-                        .seed
-                        .map(|seed| seed ^ self.restarts.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                }
-                self.start_server(endpoint_config, ctx, accept);
-            }
-            SimEvent::WallClock(step) => {
-                self.clock.step_wall_clock(step);
-                // What the adapters do once a second: compare with the system clock.
-                let wall = SystemTime::now();
-                let clients = std::iter::once(&mut self.client).chain(&mut self.more_clients);
-                for host in clients {
-                    host.driver.endpoint_mut().handle_wall_clock(now, wall);
-                }
-                self.server
-                    .driver
-                    .endpoint_mut()
-                    .handle_wall_clock(now, wall);
-            }
-            SimEvent::Pause(length) => {
-                let until = now + length;
-                self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
-            }
-        }
     }
 
     /// Steps until `done(self)` (true), or `limit` of virtual time passes or nothing is left to
