@@ -76,6 +76,25 @@
 //! # }
 //! ```
 //!
+//! # Handler and client code
+//!
+//! A request handler runs inside its connection on the simulation's thread (give
+//! `ServerApplication::with_service` no spawner), and client code runs as a task
+//! ([`Sim::spawn`]) or under [`Sim::block_on`]. Code that waits awaits [`sleep`] or
+//! [`sleep_until`], which end on virtual time; everything else it awaits must be woken by
+//! something in the simulation (a response, a body, a channel another handler fills). What it
+//! must not do:
+//!
+//! - **block the thread** (`std::thread::sleep`, blocking IO, a lock held by another thread):
+//!   the simulation stops for real while virtual time stands still;
+//! - **await a runtime's timers or sockets**: they are not part of the simulation
+//!   (`tokio::time::sleep` panics without a tokio runtime: "there is no reactor running").
+//!
+//! The mistakes fail visibly rather than hang: a [`sleep`] polled on a thread without a
+//! simulation panics and says so; a future that nothing in the simulation wakes leaves its
+//! request unfinished, and [`Sim::run_until`] returns `false` (and [`Sim::block_on`] `None`)
+//! once its limit of virtual time passed, which costs no wall time when nothing else is due.
+//!
 //! # Driving it
 //!
 //! [`Sim::step`] processes everything due at the current instant: due [`sleep`]s fire, due
