@@ -25,7 +25,17 @@ fn steps_beyond_the_tolerance_re_anchor_and_jitter_does_not() {
     );
     // An NTP step of an hour forward: re-anchored once; the same reading again is no step.
     let stepped = wall + Duration::from_secs(30 + 3600);
+    assert_eq!(endpoint.wall_time(later), wall + Duration::from_secs(30));
     assert!(endpoint.handle_wall_clock(later, stepped));
+    assert_eq!(
+        endpoint.wall_time(later),
+        stepped,
+        "tokens are stamped by the new clock"
+    );
+    assert_eq!(
+        endpoint.wall_time(later + Duration::from_secs(5)),
+        stepped + Duration::from_secs(5)
+    );
     assert!(!endpoint.handle_wall_clock(later, stepped));
     assert!(!endpoint.handle_wall_clock(
         later + Duration::from_secs(5),
@@ -33,4 +43,5 @@ fn steps_beyond_the_tolerance_re_anchor_and_jitter_does_not() {
     ));
     // And back.
     assert!(endpoint.handle_wall_clock(later, wall));
+    assert_eq!(endpoint.wall_time(later), wall);
 }

@@ -578,7 +578,9 @@ impl Endpoint {
             .map(|left| now + left);
     }
 
-    fn wall_time(&self, now: Instant) -> SystemTime {
+    /// The wall-clock time the endpoint stamps address tokens and picks ticket keys by at
+    /// `now`: its anchor moved by monotonic time (see [`handle_wall_clock`](Self::handle_wall_clock)).
+    pub fn wall_time(&self, now: Instant) -> SystemTime {
         let (anchor, wall) = self.wall_anchor;
         match now.checked_duration_since(anchor) {
             Some(d) => wall + d,

@@ -150,23 +150,27 @@ fn to_timespec(d: Duration) -> libc::timespec {
 #[doc(hidden)]
 pub unsafe fn clock_gettime_impl(clock: libc::clockid_t, tp: *mut libc::timespec) -> libc::c_int {
     if let Some(elapsed) = ELAPSED.try_with(Cell::get).ok().flatten() {
-        let base = match clock {
+        let now = match clock {
             libc::CLOCK_MONOTONIC
             | libc::CLOCK_MONOTONIC_RAW
             | libc::CLOCK_MONOTONIC_COARSE
-            | libc::CLOCK_BOOTTIME => Some(MONOTONIC_START),
+            | libc::CLOCK_BOOTTIME => Some(MONOTONIC_START + elapsed),
             libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE => {
                 let step = WALL_STEP.try_with(Cell::get).unwrap_or(0);
-                let nanos = i128::try_from(REALTIME_START.as_nanos()).unwrap_or(0) + step;
-                // Before 1970 is not a time a wall clock shows: stop at the epoch.
+                let nanos = |d: Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+                let wall = nanos(REALTIME_START)
+                    .saturating_add(nanos(elapsed))
+                    .saturating_add(step);
+                // Before 1970 is not a time a wall clock shows: it stops at the epoch (and
+                // beyond `u64` nanoseconds, in 2554).
                 Some(Duration::from_nanos(
-                    u64::try_from(nanos.max(0)).unwrap_or(u64::MAX),
+                    u64::try_from(wall.max(0)).unwrap_or(u64::MAX),
                 ))
             }
             _ => None,
         };
-        if let (Some(base), false) = (base, tp.is_null()) {
-            *tp = to_timespec(base + elapsed);
+        if let (Some(now), false) = (now, tp.is_null()) {
+            *tp = to_timespec(now);
             return 0;
         }
     }

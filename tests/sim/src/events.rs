@@ -25,17 +25,20 @@ pub enum SimEvent<S: Application> {
     /// A client host's NAT maps it to a new public address: from the event on, the server
     /// sees its packets come from this address (connection migration by rebinding).
     Rebind(ClientId, SocketAddr),
-    /// The server process restarts: its connections and every other in-memory state are gone,
-    /// and it serves new connections with the restart's accept function.
+    /// The server process restarts: its connections and every other in-memory state (the
+    /// 0-RTT strike register, buffers) are gone, and it serves new connections with the
+    /// restart's accept function; whether its keys survive is the [`Restart`]'s choice.
     RestartServer(Restart<S>),
     /// The wall clock (`SystemTime`, what address tokens, session tickets and certificates
     /// are checked against) steps, as an NTP correction or an operator would step it;
     /// monotonic time (`Instant`, what QUIC's timers run on) does not. Both endpoints are
     /// told of the step through `Endpoint::handle_wall_clock`, as the adapters tell theirs.
     WallClock(ClockStep),
-    /// Both hosts stop for this long (a VM paused, a stop-the-world pause): virtual time
-    /// passes, packets keep arriving and wait in the hosts' sockets, nothing runs; then every
-    /// timer and packet that came due is handled at once.
+    /// Every host stops for this long (a VM paused, a stop-the-world pause): virtual time
+    /// passes, packets keep arriving and wait in the hosts' sockets, the hosts and spawned
+    /// tasks do not run; then every timer and packet that came due is handled at once. The
+    /// network and later scheduled events go on meanwhile, and a [`Sim::block_on`] future is
+    /// still polled (it is the test's own code, not a host's).
     Pause(Duration),
 }
 
@@ -132,6 +135,35 @@ impl<C: Application, S: Application> Sim<C, S> {
         self.scheduled.len()
     }
 
+    /// The endpoint config and context of a restarted server process: the current process's
+    /// keys (stateless-reset key, connection-ID generator, the endpoint seed its address-token
+    /// keys come from) or new ones drawn from the simulation's seed; in-memory state (the 0-RTT
+    /// strike register, the buffer pool) is always new. Metrics keep counting in
+    /// [`server_metrics`](Sim::server_metrics).
+    pub(crate) fn restarted_server(
+        &mut self,
+        keep_keys: bool,
+    ) -> (
+        quicksand_core::EndpointConfig,
+        quicksand_core::ConnectionContext,
+    ) {
+        self.restarts += 1;
+        let mut config = self.server.endpoint().config().clone();
+        let mut ctx = self.server.endpoint().context().clone();
+        let fresh = quicksand_core::ConnectionContext::default();
+        ctx.anti_replay = fresh.anti_replay;
+        ctx.buffers = fresh.buffers;
+        if !keep_keys {
+            let (keys, _) = context(self.config.seed ^ 0x5e5e ^ (self.restarts << 32));
+            ctx.cid_generator = keys.cid_generator;
+            ctx.reset_key = keys.reset_key;
+            config.seed = config
+                .seed
+                .map(|seed| seed ^ self.restarts.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        }
+        (config, ctx)
+    }
+
     pub(crate) fn fire_scheduled(&mut self, now: Instant) {
         while let Some(i) = self
             .scheduled
@@ -165,28 +197,12 @@ impl<C: Application, S: Application> Sim<C, S> {
             }
             SimEvent::Rebind(client, addr) => self.net.rebind(client, addr),
             SimEvent::RestartServer(Restart { keep_keys, accept }) => {
-                self.restarts += 1;
-                let ctx = if keep_keys {
-                    self.server.endpoint().context().clone()
-                } else {
-                    let mut ctx = self.server.endpoint().context().clone();
-                    let (fresh, _) = context(self.config.seed ^ 0x5e5e ^ (self.restarts << 32));
-                    ctx.cid_generator = fresh.cid_generator;
-                    ctx.reset_key = fresh.reset_key;
-                    ctx
-                };
-                let mut endpoint_config = self.config.server_endpoint.clone();
-                if !keep_keys {
-                    // The endpoint's own seed makes its address-token keys.
-                    endpoint_config.seed = endpoint_config
-                        .seed
-                        .map(|seed| seed ^ self.restarts.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                }
+                let (endpoint_config, ctx) = self.restarted_server(keep_keys);
                 self.start_server(endpoint_config, ctx, accept);
             }
             SimEvent::WallClock(step) => {
                 self.clock.step_wall_clock(step);
-                // What the adapters do once a second: compare with the system clock.
+                // What the adapters do when a second has passed: compare with the system clock.
                 let wall = SystemTime::now();
                 let clients = std::iter::once(&mut self.client).chain(&mut self.more_clients);
                 for host in clients {

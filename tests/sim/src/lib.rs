@@ -1,7 +1,8 @@
 //! Deterministic simulation of quicksand QUIC and HTTP/3 endpoints, for `cargo test`.
 //!
-//! A [`Sim`] runs a client host and a server host — each a `quicksand_core` [`Driver`], the same
-//! loop the tokio and smol adapters run — over a simulated [`Network`] on one thread:
+//! A [`Sim`] runs a server host and one or more client hosts — each a `quicksand_core`
+//! [`Driver`], the same loop the tokio and smol adapters run — over a simulated [`Network`]
+//! on one thread:
 //!
 //! - **Virtual time that quiche and BoringSSL see too.** quiche reads `Instant::now()` itself,
 //!   so a simulator that only passes `now` around would still run quiche's loss-recovery and
@@ -20,8 +21,8 @@
 //!   — `quicksand_h3`'s `ServerApplication` running your `Service`, its `ClientApplication`
 //!   and `H3Client` — runs inside the simulated hosts. Handlers that wait use [`sleep`] (virtual
 //!   time) instead of a runtime's timer.
-//! - **What happened**: every connection event of both hosts ([`Host::events`]), counting
-//!   metrics of both endpoints, and a [`Trace`] of every packet's fate whose digest two runs
+//! - **What happened**: every connection event of every host ([`Host::events`]), counting
+//!   metrics of the server and the clients, and a [`Trace`] of every packet's fate whose digest two runs
 //!   of one seed share.
 //!
 //! # Setup: one macro
@@ -98,7 +99,7 @@
 //! # Driving it
 //!
 //! [`Sim::step`] processes everything due at the current instant: due [`sleep`]s fire, due
-//! packets are delivered, both hosts run (timers, applications, transmits, events) and their
+//! packets are delivered, the hosts run (timers, applications, transmits, events) and their
 //! transmits go on the wire. [`Sim::run_until`], [`Sim::run_for`] and [`Sim::block_on`] step
 //! and jump virtual time to the next thing due, so idle time costs nothing.
 //!

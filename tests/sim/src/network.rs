@@ -286,12 +286,19 @@ impl Network {
     }
 
     /// Attaches another client host at `addr` with its own links.
+    ///
+    /// Panics if a host of this network already has `addr` (own or public): datagrams are
+    /// routed by address.
     pub fn attach(
         &mut self,
         addr: SocketAddr,
         to_server: LinkConfig,
         to_client: LinkConfig,
     ) -> ClientId {
+        assert!(
+            !self.clients.iter().any(|c| c.answers_to(addr)),
+            "a client host already has {addr}"
+        );
         self.clients
             .push(Attachment::new(addr, to_server, to_client));
         ClientId(self.clients.len() - 1)
@@ -310,7 +317,9 @@ impl Network {
     }
 
     /// The client host's NAT maps it to `public` from now on: the server sees its packets
-    /// come from there (a NAT rebinding; QUIC migrates the connection).
+    /// come from there (a NAT rebinding; QUIC migrates the connection). The NAT keeps its
+    /// former mappings: what the server still sends to an old address arrives, so the test
+    /// of a migration is the server's `PeerMigrated` event, not lost answers.
     pub fn rebind(&mut self, client: ClientId, public: SocketAddr) {
         let host = &mut self.clients[client.0];
         if let Some(old) = host.public.replace(public) {

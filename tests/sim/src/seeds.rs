@@ -45,7 +45,9 @@ fn reproduce(test_name: &str, seed: u64) -> String {
                 .map_or(s.clone(), |(name, _)| name.to_string())
         })
         .unwrap_or_else(|| "<test binary>".into());
-    format!("QUICKSAND_SEED={seed} cargo test -p quicksand-tests --test {binary} -- --exact {test_name}")
+    // Cargo tells a test binary its package when it runs it.
+    let package = std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "<package>".into());
+    format!("QUICKSAND_SEED={seed} cargo test -p {package} --test {binary} -- --exact {test_name}")
 }
 
 /// Runs `run` twice with the same seed, each on a fresh thread with the seed's entropy

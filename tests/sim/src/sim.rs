@@ -1,4 +1,4 @@
-//! [`Sim`]: a client host and a server host over a [`Network`], on virtual time.
+//! [`Sim`]: a server host and one or more client hosts over a [`Network`], on virtual time.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -137,7 +137,7 @@ pub fn context(seed: u64) -> (ConnectionContext, Arc<CountingMetrics>) {
 /// Sees every datagram put on the wire: `(now, direction, destination, bytes, fate)`.
 pub type PacketObserver = Box<dyn FnMut(Instant, Direction, SocketAddr, &[u8], Fate)>;
 
-/// A client host and a server host over a simulated network, on virtual time.
+/// A server host and one or more client hosts over a simulated network, on virtual time.
 pub struct Sim<C: Application, S: Application> {
     /// Virtual time; dropped with the simulation.
     pub clock: VirtualTime,
@@ -338,8 +338,8 @@ impl<C: Application, S: Application> Sim<C, S> {
     /// Replaces the server with one that has lost all state (a restart) but keeps its static
     /// keys, as a real restart with persisted keys would.
     pub fn restart_server(&mut self, accept: impl FnMut(&Incoming) -> Option<S> + Send + 'static) {
-        let ctx = self.server.endpoint().context().clone();
-        self.replace_server(ctx, accept);
+        let (config, ctx) = self.restarted_server(true);
+        self.start_server(config, ctx, Box::new(accept));
     }
 
     /// Replaces the server with a fresh one using `ctx` (e.g. another CID generator).
@@ -348,7 +348,8 @@ impl<C: Application, S: Application> Sim<C, S> {
         ctx: ConnectionContext,
         accept: impl FnMut(&Incoming) -> Option<S> + Send + 'static,
     ) {
-        self.start_server(self.config.server_endpoint.clone(), ctx, Box::new(accept));
+        let config = self.server.endpoint().config().clone();
+        self.start_server(config, ctx, Box::new(accept));
     }
 
     pub(crate) fn start_server(

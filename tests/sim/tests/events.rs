@@ -5,7 +5,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use quicksand_core::{CloseReason, ConnectionKey, Event, NoApplication, PathEvent};
-use quicksand_sim::{ClientId, ClockStep, Direction, Fate, Restart, Sim, SimConfig, SimEvent};
+use quicksand_sim::{
+    ClientId, ClockStep, Direction, Fate, LinkConfig, Restart, Sim, SimConfig, SimEvent,
+};
 
 quicksand_sim::virtual_clock!();
 
@@ -189,6 +191,9 @@ fn a_wall_clock_step_moves_system_time_only_and_connections_live_on() {
     assert_eq!(Instant::now(), mono, "monotonic time did not move");
     let stepped = SystemTime::now().duration_since(wall).unwrap();
     assert_eq!(stepped, 10 * day);
+    // Both endpoints follow: what they stamp tokens with is the stepped clock.
+    assert_eq!(sim.server.endpoint().wall_time(mono), SystemTime::now());
+    assert_eq!(sim.client.endpoint().wall_time(mono), SystemTime::now());
     ping(&mut sim);
     sim.run_for(Duration::from_secs(1));
     sim.schedule(
@@ -200,12 +205,39 @@ fn a_wall_clock_step_moves_system_time_only_and_connections_live_on() {
         wall.duration_since(SystemTime::now()).unwrap(),
         10 * day - Duration::from_secs(1)
     );
+    assert_eq!(
+        sim.server.endpoint().wall_time(Instant::now()),
+        SystemTime::now()
+    );
     ping(&mut sim);
     sim.run_for(Duration::from_secs(1));
     assert!(sim.client.is_established(key));
     // New connections are unaffected too.
     let again = sim.connect(NoApplication).unwrap();
     assert!(sim.run_until(Duration::from_secs(2), |s| s.client.is_established(again)));
+}
+
+#[test]
+fn a_new_link_applies_from_the_event_on() {
+    let (mut sim, first) = established(8);
+    let slow = LinkConfig::with_latency(Duration::from_millis(100));
+    let at = since_start(&sim) + Duration::from_millis(10);
+    for direction in [Direction::ToServer, Direction::ToClient] {
+        sim.schedule(
+            at,
+            SimEvent::SetLink(ClientId::FIRST, direction, slow.clone()),
+        );
+    }
+    sim.run_for(Duration::from_millis(20));
+    let started = Instant::now();
+    let key = sim.connect(NoApplication).unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.client.is_established(key)));
+    let took = Instant::now() - started;
+    assert!(
+        took >= Duration::from_millis(200),
+        "the handshake takes the new 200 ms round trip: {took:?}"
+    );
+    assert!(sim.client.is_established(first));
 }
 
 #[test]

@@ -98,7 +98,9 @@ fn concurrent_requests_finish_in_the_order_of_their_handlers_waits() {
 #[test]
 fn a_request_goes_out_at_once_from_a_task_or_from_block_on() {
     let (mut sim, client) = h3_sim(22);
-    // Let the connection idle first: nothing is due for a long while.
+    // Let the connection idle first: nothing is due for a long while. A spawned task is
+    // polled before the hosts run, so its request goes out in that step; the `block_on` half
+    // below is the one that needs a woken connection to count as due.
     sim.run_for(Duration::from_secs(5));
     let spawned = Instant::now() - sim.start;
     let task = sim.spawn(get(&client, "/wait/0"));
