@@ -6,9 +6,8 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use quicksand_core::{
@@ -59,36 +58,8 @@ pub struct Pair<C: Application, S: Application> {
     woken: Arc<WakeFlag>,
 }
 
-/// A waker that records that it was woken (`Waker::from(Arc<WakeFlag>)`).
-#[derive(Debug, Default)]
-pub struct WakeFlag(AtomicBool);
-
-impl WakeFlag {
-    /// A flag already set: what is polled with it is due at once.
-    pub fn set() -> WakeFlag {
-        WakeFlag(AtomicBool::new(true))
-    }
-
-    /// Whether it was woken since the last `take`, clearing it.
-    pub fn take(&self) -> bool {
-        self.0.swap(false, Ordering::AcqRel)
-    }
-
-    /// Whether it was woken since the last `take`.
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
-
-impl Wake for WakeFlag {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::Release);
-    }
-}
+/// The wake flag the pair's applications are polled with (one type with the simulator's tasks).
+pub use quicksand_sim::WakeFlag;
 
 impl<C: Application, S: Application> Pair<C, S> {
     /// Creates the client connection now; the server's is created on first contact.

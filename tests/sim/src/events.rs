@@ -159,7 +159,7 @@ impl<C: Application, S: Application> Sim<C, S> {
             ctx.reset_key = keys.reset_key;
             config.seed = config
                 .seed
-                .map(|seed| seed ^ self.restarts.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                .map(|seed| crate::sim::derived_seed(seed, self.restarts));
         }
         (config, ctx)
     }

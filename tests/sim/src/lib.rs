@@ -127,6 +127,6 @@ pub use seeds::{assert_same_history, for_each_seed, seed_list};
 pub use sim::{
     configs, context, server_certificate, PacketObserver, Sim, SimConfig, CLIENT, SERVER,
 };
-pub use tasks::Task;
+pub use tasks::{Task, WakeFlag};
 pub use timers::{sleep, sleep_until, Sleep};
 pub use trace::{Divergence, Trace, TraceEntry};

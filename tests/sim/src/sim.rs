@@ -134,6 +134,21 @@ pub fn context(seed: u64) -> (ConnectionContext, Arc<CountingMetrics>) {
     (ctx, metrics)
 }
 
+/// An endpoint made now, on the simulation's clocks.
+fn endpoint(
+    config: EndpointConfig,
+    server: Option<QuicConfig>,
+    ctx: ConnectionContext,
+) -> Endpoint {
+    Endpoint::new(config, server, ctx, Instant::now(), SystemTime::now())
+        .expect("the simulator's settings fit quiche's transport parameters")
+}
+
+/// The `n`th seed derived from `seed`, for another host or process of one simulation.
+pub(crate) fn derived_seed(seed: u64, n: u64) -> u64 {
+    seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 /// Sees every datagram put on the wire: `(now, direction, destination, bytes, fate)`.
 pub type PacketObserver = Box<dyn FnMut(Instant, Direction, SocketAddr, &[u8], Fate)>;
 
@@ -188,23 +203,12 @@ impl<C: Application, S: Application> Sim<C, S> {
         let (client_config, server_quic) = configs(&config.settings);
         let (server_ctx, server_metrics) = context(config.seed ^ 0x5e5e);
         let (client_ctx, client_metrics) = context(config.seed ^ 0xc1c1);
-        let wall = SystemTime::now();
-        let server_endpoint = Endpoint::new(
+        let server_endpoint = endpoint(
             config.server_endpoint.clone(),
             Some(server_quic),
             server_ctx,
-            start,
-            wall,
-        )
-        .expect("the simulator's settings fit quiche's transport parameters");
-        let client_endpoint = Endpoint::new(
-            config.client_endpoint.clone(),
-            None,
-            client_ctx,
-            start,
-            wall,
-        )
-        .expect("the simulator's settings fit quiche's transport parameters");
+        );
+        let client_endpoint = endpoint(config.client_endpoint.clone(), None, client_ctx);
         Sim {
             start,
             client: Host::new(CLIENT, client_endpoint, None),
@@ -294,17 +298,8 @@ impl<C: Application, S: Application> Sim<C, S> {
         let (mut ctx, _) = context(self.config.seed ^ 0xc1c1 ^ (n << 40));
         ctx.metrics = self.client_metrics.clone();
         let mut endpoint_config = self.config.client_endpoint.clone();
-        endpoint_config.seed = endpoint_config
-            .seed
-            .map(|seed| seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let endpoint = Endpoint::new(
-            endpoint_config,
-            None,
-            ctx,
-            Instant::now(),
-            SystemTime::now(),
-        )
-        .expect("the simulator's settings fit quiche's transport parameters");
+        endpoint_config.seed = endpoint_config.seed.map(|seed| derived_seed(seed, n));
+        let endpoint = endpoint(endpoint_config, None, ctx);
         self.more_clients.push(Host::new(addr, endpoint, None));
         self.traced_events.push(0);
         id
@@ -359,14 +354,7 @@ impl<C: Application, S: Application> Sim<C, S> {
         accept: AcceptFn<S>,
     ) {
         let (_, server_quic) = configs(&self.config.settings);
-        let endpoint = Endpoint::new(
-            endpoint_config,
-            Some(server_quic),
-            ctx,
-            Instant::now(),
-            SystemTime::now(),
-        )
-        .expect("the simulator's settings fit quiche's transport parameters");
+        let endpoint = endpoint(endpoint_config, Some(server_quic), ctx);
         self.server = Host::new(SERVER, endpoint, Some(accept));
         self.traced_events[1] = 0;
     }

@@ -54,11 +54,29 @@ impl<T> std::fmt::Debug for Task<T> {
     }
 }
 
-/// A task's wake-up flag: its waker sets it, the simulation polls the task once it is set.
-#[derive(Default)]
-struct Flag(AtomicBool);
+/// A waker that records that it was woken (`Waker::from(Arc<WakeFlag>)`): how the simulation
+/// knows a task is due, and how a harness that polls futures itself can know it too.
+#[derive(Debug, Default)]
+pub struct WakeFlag(AtomicBool);
 
-impl Wake for Flag {
+impl WakeFlag {
+    /// A flag already set: what is polled with it is due at once.
+    pub fn set() -> WakeFlag {
+        WakeFlag(AtomicBool::new(true))
+    }
+
+    /// Whether it was woken since the last `take`, clearing it.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether it was woken since the last `take`.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl Wake for WakeFlag {
     fn wake(self: Arc<Self>) {
         self.0.store(true, Ordering::Release);
     }
@@ -70,7 +88,7 @@ impl Wake for Flag {
 
 struct Entry {
     future: Pin<Box<dyn Future<Output = ()>>>,
-    flag: Arc<Flag>,
+    flag: Arc<WakeFlag>,
     waker: Waker,
 }
 
@@ -93,7 +111,7 @@ impl Tasks {
             slot.output = Some(output);
             slot.finished_at = Some(Instant::now() - start);
         });
-        let flag = Arc::new(Flag(AtomicBool::new(true)));
+        let flag = Arc::new(WakeFlag::set());
         self.live.push(Entry {
             future,
             waker: Waker::from(flag.clone()),
@@ -105,7 +123,7 @@ impl Tasks {
     /// Polls every task that was woken (or is new); drops the finished ones.
     pub fn poll_woken(&mut self) {
         self.live.retain_mut(|entry| {
-            if !entry.flag.0.swap(false, Ordering::AcqRel) {
+            if !entry.flag.take() {
                 return true;
             }
             let mut cx = Context::from_waker(&entry.waker);
@@ -115,7 +133,7 @@ impl Tasks {
 
     /// True if a task waits to be polled.
     pub fn any_woken(&self) -> bool {
-        self.live.iter().any(|e| e.flag.0.load(Ordering::Acquire))
+        self.live.iter().any(|e| e.flag.is_set())
     }
 
     /// Tasks not finished.
