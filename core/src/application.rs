@@ -1,9 +1,8 @@
 //! The application hook: what runs on top of a QUIC connection (HTTP/3, or your own protocol).
 
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::{CloseReason, QuicheConnection};
+use crate::{CloseReason, ConnectionWake, QuicheConnection};
 
 /// An error from the application that closes the connection with an application error code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,8 +51,9 @@ impl std::error::Error for ApplicationError {}
 /// [`shutdown_close`](Application::shutdown_close).
 ///
 /// An application that gets work from outside (a request handler answering on another task)
-/// returns `Poll::Ready` from [`poll_work`](Application::poll_work) and keeps the waker, so an
-/// adapter can wait on socket, timer and application at once.
+/// keeps the [`ConnectionWake`] it is given in [`set_wake`](Application::set_wake) and calls
+/// [`wake`](ConnectionWake::wake) when there is work: its owner then runs the connection, and
+/// `process_writes` picks the work up. No waker or task is involved at this level.
 pub trait Application: Send + 'static {
     /// The handshake completed (or 0-RTT data can flow: check `conn.is_in_early_data()`).
     fn on_established(
@@ -85,11 +85,12 @@ pub trait Application: Send + 'static {
         None
     }
 
-    /// `Ready` when outside code gave the application work (then `process_writes` runs);
-    /// `Pending` after registering `cx`'s waker to be woken when it does.
-    fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let _ = cx;
-        Poll::Pending
+    /// How to wake this connection from outside code. Called when the connection gets an
+    /// owner that can be woken (a [`Driver`](crate::Driver) calls it as it takes the
+    /// connection in, before anything else runs); a connection driven without one never
+    /// calls it. Default: ignored, for applications that only react to packets and timers.
+    fn set_wake(&mut self, wake: ConnectionWake) {
+        let _ = wake;
     }
 
     /// The server is shutting down gracefully: take no new work, finish what is in flight,
@@ -119,8 +120,8 @@ pub trait Application: Send + 'static {
     }
 }
 
-/// An application that does nothing: a bare QUIC connection driven through
-/// [`Command::Run`](crate::Command::Run) or direct access.
+/// An application that does nothing: a bare QUIC connection driven through direct access
+/// ([`Connection::quiche_mut`](crate::Connection::quiche_mut)).
 #[derive(Debug, Default)]
 pub struct NoApplication;
 
@@ -171,8 +172,8 @@ impl<A: Application + ?Sized> Application for Box<A> {
         (**self).poll_deadline()
     }
 
-    fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        (**self).poll_work(cx)
+    fn set_wake(&mut self, wake: ConnectionWake) {
+        (**self).set_wake(wake)
     }
 
     fn on_shutdown(

@@ -4,11 +4,17 @@
 //! being built; the buffer returns to the pool when the driver drops the transmit. So an idle
 //! connection holds no send buffer, and a busy endpoint reuses a handful of allocations.
 //!
+//! The free list is a bounded lock-free queue: one pool may serve the workers of a process
+//! (each connection context is a clone), and a transmit may be dropped on another thread than
+//! the one that took its buffer; neither waits for a lock.
+//!
 //! [`Transmit`]: crate::Transmit
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
 
 /// A shared pool of byte buffers of one capacity. Cloning shares the pool.
 #[derive(Clone)]
@@ -17,9 +23,9 @@ pub struct BufferPool {
 }
 
 struct PoolInner {
-    free: Mutex<Vec<Vec<u8>>>,
+    /// Free buffers; `None` when the pool keeps none.
+    free: Option<ArrayQueue<Vec<u8>>>,
     buffer_capacity: usize,
-    max_pooled: usize,
 }
 
 impl BufferPool {
@@ -28,16 +34,15 @@ impl BufferPool {
     pub fn new(buffer_capacity: usize, max_pooled: usize) -> Self {
         BufferPool {
             inner: Arc::new(PoolInner {
-                free: Mutex::new(Vec::new()),
+                free: (max_pooled > 0).then(|| ArrayQueue::new(max_pooled)),
                 buffer_capacity,
-                max_pooled,
             }),
         }
     }
 
     /// Takes an empty buffer with at least the pool's capacity.
     pub fn take(&self) -> PooledBuf {
-        let reused = self.lock().pop();
+        let reused = self.inner.free.as_ref().and_then(ArrayQueue::pop);
         let buf = reused.unwrap_or_else(|| Vec::with_capacity(self.inner.buffer_capacity));
         PooledBuf {
             buf,
@@ -52,15 +57,7 @@ impl BufferPool {
 
     /// Free buffers currently held by the pool.
     pub fn pooled(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
-        // A panic while holding this lock cannot leave the Vec inconsistent.
-        self.inner
-            .free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.free.as_ref().map_or(0, ArrayQueue::len)
     }
 
     fn give_back(&self, mut buf: Vec<u8>) {
@@ -68,9 +65,9 @@ impl BufferPool {
             return;
         }
         buf.clear();
-        let mut free = self.lock();
-        if free.len() < self.inner.max_pooled {
-            free.push(buf);
+        if let Some(free) = &self.inner.free {
+            // A full pool frees the buffer.
+            let _ = free.push(buf);
         }
     }
 }
@@ -170,6 +167,13 @@ mod tests {
         let bufs: Vec<_> = (0..5).map(|_| pool.take()).collect();
         drop(bufs);
         assert_eq!(pool.pooled(), 2);
+    }
+
+    #[test]
+    fn a_pool_that_keeps_nothing_frees_every_buffer() {
+        let pool = BufferPool::new(16, 0);
+        drop(pool.take());
+        assert_eq!(pool.pooled(), 0);
     }
 
     #[test]

@@ -12,19 +12,23 @@
 //!    [`handle_timeout`](Driver::handle_timeout);
 //! 2. send everything [`poll_transmit`](Driver::poll_transmit) returns, until `None`;
 //! 3. drain [`poll_event`](Driver::poll_event);
-//! 4. wait for a datagram, the timeout, or [`poll_wakeup`](Driver::poll_wakeup) becoming
-//!    ready (an application or command woke one of the connections).
+//! 4. wait for a datagram, the timeout, or a wake-up: the [`WakeTarget`] given to
+//!    [`new`](Driver::new) hears of every connection that outside code woke; pass each such
+//!    key to [`handle_wakeup`](Driver::handle_wakeup) before the next `poll_transmit`.
+//!
+//! The target is the runtime's: the adapters keep the woken keys behind a lock and wake their
+//! endpoint task only when it is parked (a wake-up that comes while the task runs its
+//! connections is found on its next turn); the simulator records them for its next step.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::{
-    Application, Connection, ConnectionKey, CreateError, Datagram, DatagramEvent, Endpoint, Event,
-    Incoming, QuicConfig, Transmit,
+    Application, Connection, ConnectionKey, ConnectionWake, CreateError, Datagram, DatagramEvent,
+    Endpoint, Event, Incoming, QuicConfig, Transmit, WakeTarget,
 };
 
 /// Stateless answers (version negotiation, RETRY, stateless reset, refusals) queued before
@@ -35,60 +39,8 @@ pub const STATELESS_QUEUE: usize = 256;
 /// Picks the application for an incoming connection, or refuses it with `None`.
 pub type AcceptFn<A> = Box<dyn FnMut(&Incoming) -> Option<A> + Send>;
 
-/// Connections whose application or command queue woke them, and the task to wake.
-#[derive(Default)]
-struct ReadySet {
-    inner: Mutex<ReadyInner>,
-}
-
-#[derive(Default)]
-struct ReadyInner {
-    handles: BTreeSet<ConnectionKey>,
-    task: Option<Waker>,
-    /// The driver's task is waiting on `poll_wakeup` (it returned pending), so a wake-up must
-    /// wake it. While the driver runs its connections, wake-ups are only recorded: the task
-    /// finds them in its next `poll_wakeup`, and waking it from inside its own poll would make
-    /// the runtime schedule it again (tokio hands a self-woken task to another worker thread:
-    /// a context switch per wake-up).
-    parked: bool,
-}
-
-impl ReadySet {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ReadyInner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The waker handed to one connection: marks it ready and wakes the driver's task.
-struct ConnectionWaker {
-    handle: ConnectionKey,
-    ready: Arc<ReadySet>,
-}
-
-impl Wake for ConnectionWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let task = {
-            let mut inner = self.ready.lock();
-            inner.handles.insert(self.handle);
-            if std::mem::take(&mut inner.parked) {
-                inner.task.clone()
-            } else {
-                None
-            }
-        };
-        if let Some(task) = task {
-            task.wake();
-        }
-    }
-}
-
 struct Slot<A: Application> {
     conn: Connection<A>,
-    waker: Waker,
     /// The live timer-heap entry of this connection, if any. Later timeouts do not add
     /// entries; the live one is re-armed when it fires early. So the heap holds at most one
     /// live entry per connection and stale ones never pile up.
@@ -100,7 +52,7 @@ pub struct Driver<A: Application> {
     endpoint: Endpoint,
     conns: BTreeMap<ConnectionKey, Slot<A>>,
     accept: Option<AcceptFn<A>>,
-    ready: Arc<ReadySet>,
+    wake: Arc<dyn WakeTarget>,
     /// Connections with input since they were last driven.
     dirty: BTreeSet<ConnectionKey>,
     /// Connection timers; an entry is live only if it equals its slot's `scheduled`.
@@ -118,13 +70,19 @@ pub struct Driver<A: Application> {
 
 impl<A: Application> Driver<A> {
     /// A driver around `endpoint`; with `accept` it takes incoming connections. Transmits carry
-    /// at most `max_segments` GSO segments (the socket's limit; 1 without GSO).
-    pub fn new(endpoint: Endpoint, accept: Option<AcceptFn<A>>, max_segments: usize) -> Self {
+    /// at most `max_segments` GSO segments (the socket's limit; 1 without GSO). Wake-ups of
+    /// its connections by outside code go to `wake`.
+    pub fn new(
+        endpoint: Endpoint,
+        accept: Option<AcceptFn<A>>,
+        max_segments: usize,
+        wake: Arc<dyn WakeTarget>,
+    ) -> Self {
         Driver {
             endpoint,
             conns: BTreeMap::new(),
             accept,
-            ready: Arc::default(),
+            wake,
             dirty: BTreeSet::new(),
             timers: BinaryHeap::new(),
             outgoing: VecDeque::new(),
@@ -208,20 +166,14 @@ impl<A: Application> Driver<A> {
         }
     }
 
-    /// Ready when a connection was woken by its application or a command; registers the
-    /// task's waker otherwise. Call it after the last `poll_transmit`, right before waiting:
-    /// wake-ups that happen while the driver runs its connections only mark them, and are
-    /// reported here rather than by waking the task that is already running.
-    pub fn poll_wakeup(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut inner = self.ready.lock();
-        if inner.handles.is_empty() {
-            if !inner.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                inner.task = Some(cx.waker().clone());
-            }
-            inner.parked = true;
-            return Poll::Pending;
+    /// Outside code woke connection `handle` (its [`ConnectionWake`] reached the driver's
+    /// [`WakeTarget`]): the connection runs on the next `poll_transmit`. A key that is gone
+    /// is ignored.
+    pub fn handle_wakeup(&mut self, handle: ConnectionKey) {
+        if let Some(slot) = self.conns.get_mut(&handle) {
+            slot.conn.handle_wakeup();
+            self.dirty.insert(handle);
         }
-        Poll::Ready(())
     }
 
     // ---- outputs ------------------------------------------------------------------------
@@ -361,16 +313,12 @@ impl<A: Application> Driver<A> {
         }
     }
 
-    fn insert(&mut self, handle: ConnectionKey, conn: Connection<A>) {
-        let waker = Waker::from(Arc::new(ConnectionWaker {
-            handle,
-            ready: self.ready.clone(),
-        }));
+    fn insert(&mut self, handle: ConnectionKey, mut conn: Connection<A>) {
+        conn.set_wake(ConnectionWake::new(handle, self.wake.clone()));
         self.conns.insert(
             handle,
             Slot {
                 conn,
-                waker,
                 scheduled: None,
             },
         );
@@ -380,20 +328,12 @@ impl<A: Application> Driver<A> {
     /// Runs every connection with input, woken, or newly created: in the core's order, then
     /// collects its transmits, events and routing changes.
     fn drive(&mut self, now: Instant) {
-        let woken = {
-            let mut inner = self.ready.lock();
-            // Running now: wake-ups from here on are picked up by the next `poll_wakeup`.
-            inner.parked = false;
-            std::mem::take(&mut inner.handles)
-        };
-        let mut work = std::mem::take(&mut self.dirty);
-        work.extend(woken);
+        let work = std::mem::take(&mut self.dirty);
         for handle in work {
             let Some(slot) = self.conns.get_mut(&handle) else {
                 continue;
             };
             let conn = &mut slot.conn;
-            let _ = conn.poll_wakeup(&mut Context::from_waker(&slot.waker));
             while let Some(t) = conn.poll_transmit(now, self.max_segments) {
                 self.outgoing.push_back(t);
             }
@@ -402,19 +342,6 @@ impl<A: Application> Driver<A> {
             }
             while let Some(e) = conn.poll_endpoint_event() {
                 self.endpoint.handle_event(handle, e);
-            }
-            // Once more now that the application has run, as a connection's documented order
-            // asks (`poll_wakeup` last, before waiting): one that started in this run
-            // (`on_established`) registers its waker only here, and a handle that woke it
-            // during the run took the waker with it; either way a later wake-up (a handle on
-            // another thread) would otherwise find nobody to wake until the next packet. Work
-            // signalled meanwhile runs on the next drive.
-            if !conn.is_closed()
-                && conn
-                    .poll_wakeup(&mut Context::from_waker(&slot.waker))
-                    .is_ready()
-            {
-                self.ready.lock().handles.insert(handle);
             }
             if conn.is_closed() {
                 if let (Some(slot), Some(closed)) =

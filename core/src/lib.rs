@@ -16,8 +16,13 @@
 //!    call, so within a wake-up the order is always recv → application reads → application
 //!    writes → send;
 //! 3. `poll_event()` and `poll_endpoint_event()` until `None`;
-//! 4. wait for the earliest of: a datagram, `poll_timeout()`, or `poll_wakeup(cx)` becoming
-//!    ready (a [`Command`] arrived or the [`Application`] has work).
+//! 4. wait for the earliest of: a datagram, `poll_timeout()`, or a wake-up from outside code
+//!    (the [`Application`] has work: its [`ConnectionWake`] reached your [`WakeTarget`]), and
+//!    pass that to `handle_wakeup()`.
+//!
+//! Outside code changes a connection through `&mut` methods (`close`, `stats`, `quiche_mut`,
+//! `application_mut`) called by its owner; the core holds no channels, locks or wakers.
+//! Whatever crosses threads (command queues, task wakers) lives in the runtime layer.
 //!
 //! quiche reads the wall clock itself; a driver must therefore pass the same clock it runs on
 //! (`Instant::now()` in real drivers, whose `clock_gettime` the simulator virtualises).
@@ -32,8 +37,8 @@
 //! The core wraps quiche; it does not hide it everywhere, by choice:
 //!
 //! - **Part of the API, on purpose**: an [`Application`] gets `&mut quiche::Connection`
-//!   ([`QuicheConnection`]) to read and write streams and datagrams, and [`Command::Run`]
-//!   runs a closure on it. Wrapping every stream call would copy quiche's whole stream API
+//!   ([`QuicheConnection`]) to read and write streams and datagrams, and
+//!   [`Connection::quiche_mut`] hands it to the connection's owner. Wrapping every stream call would copy quiche's whole stream API
 //!   for nothing; an application is written against quiche, as with tokio-quiche. The crate
 //!   re-exports [`quiche`] so that its version is the core's. Connection IDs are
 //!   `quiche::ConnectionId` for the same reason: they pass straight into quiche.
@@ -48,7 +53,6 @@ pub mod anti_replay;
 mod application;
 mod buffer;
 mod cid;
-mod command;
 mod connection;
 mod datagram;
 pub mod driver;
@@ -59,6 +63,7 @@ mod log;
 pub mod metrics;
 mod settings;
 mod stream_buf;
+mod wake;
 
 pub use application::{Application, ApplicationError, NoApplication};
 pub use buffer::{BufferPool, PooledBuf};
@@ -66,7 +71,6 @@ pub use cid::{
     ConnectionIdGenerator, QuicLbConnectionIds, QuicLbDecoder, QuicLbError, RandomConnectionIds,
     StatelessResetKey, DEFAULT_CID_LEN,
 };
-pub use command::{Command, CommandSender, ConnectionGone};
 pub use connection::{
     CloseReason, Connection, ConnectionContext, ConnectionFacts, ConnectionLogs, ConnectionStats,
     CreateError, EndpointEvent, Event, LogTarget, LogWriter, PathEvent, RetryIds, Stage,
@@ -85,6 +89,7 @@ pub use settings::{
     ServerTransportParams, TicketKeys, TlsSettings, QUICHE_TRANSPORT_PARAMS_CAPACITY,
 };
 pub use stream_buf::{QuicheConnection, StreamBuf, StreamBufs};
+pub use wake::{ConnectionWake, WakeTarget};
 
 pub use boring;
 pub use quiche;

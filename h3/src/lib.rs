@@ -32,9 +32,10 @@
 //!
 //! ## Driving
 //!
-//! The core's `Connection` calls the applications; an adapter must also call its
-//! `poll_wakeup(cx)` (as the core's docs require): handles and handlers wake the application
-//! through that waker.
+//! The core's `Connection` calls the applications. Handles and handlers wake the connection
+//! through the `ConnectionWake` its owner gave it (`Connection::set_wake`, done by the core's
+//! `Driver`); a connection driven without one never hears of handle work before its next
+//! packet or timer.
 //!
 //! ## Memory bounds
 //!

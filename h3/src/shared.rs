@@ -6,12 +6,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Wake, Waker};
 
 use bytes::Bytes;
 use http::{HeaderMap, Response};
-use quicksand_core::CloseReason;
+use quicksand_core::{CloseReason, ConnectionWake};
 
 use crate::error::StreamError;
 
@@ -24,7 +24,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Per-connection shared state.
 #[derive(Debug, Default)]
 pub(crate) struct ConnShared {
-    waker: Mutex<(Option<Waker>, bool)>,
+    /// How to wake the connection, from its owner (`Application::set_wake`).
+    wake: OnceLock<ConnectionWake>,
+    /// The same as a task waker, for the futures the application polls itself (inline
+    /// handlers, finished-handler notices).
+    waker: OnceLock<Waker>,
+    /// Work was signalled since the application last ran `process_writes`: later signals
+    /// need not wake the connection again.
+    work: AtomicBool,
     /// Received body bytes buffered over all streams, not yet taken by consumers.
     pub recv_buffered: AtomicUsize,
     /// The application stopped reading some stream because a buffer was full.
@@ -40,31 +47,28 @@ pub(crate) struct ConnShared {
 }
 
 impl ConnShared {
-    /// Says "the application has work" and wakes whoever drives the connection.
+    /// Says "the application has work" and wakes whoever drives the connection (once until
+    /// the application has run: a burst of handle calls costs one wake-up).
     pub fn wake_connection(&self) {
-        let waker = {
-            let mut g = lock(&self.waker);
-            g.1 = true;
-            g.0.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+        if !self.work.swap(true, Ordering::AcqRel) {
+            if let Some(wake) = self.wake.get() {
+                wake.wake();
+            }
         }
     }
 
-    /// Registers the application's waker; true if work was signalled since the last call.
-    pub fn register(&self, waker: &Waker) -> bool {
-        let mut g = lock(&self.waker);
-        match &g.0 {
-            Some(w) if w.will_wake(waker) => {}
-            _ => g.0 = Some(waker.clone()),
-        }
-        std::mem::take(&mut g.1)
+    /// Keeps how to wake the connection (the first call wins: a connection has one owner).
+    pub fn set_wake(self: &Arc<Self>, wake: ConnectionWake) {
+        let _ = self.wake.set(wake);
+        let _ = self
+            .waker
+            .set(Waker::from(Arc::new(WakeConnection(Arc::downgrade(self)))));
     }
 
-    /// A clone of the registered waker, if any.
-    pub fn waker(&self) -> Option<Waker> {
-        lock(&self.waker).0.clone()
+    /// A task waker that wakes the connection, for futures the application polls itself; a
+    /// no-op one while the connection has no owner to wake.
+    pub fn waker(&self) -> &Waker {
+        self.waker.get().unwrap_or(Waker::noop())
     }
 
     /// Records that the connection ended, and why.
@@ -80,7 +84,23 @@ impl ConnShared {
 
     /// Clears the work flag (the application is about to do everything pending anyway).
     pub fn clear(&self) {
-        lock(&self.waker).1 = false;
+        self.work.store(false, Ordering::Release);
+    }
+}
+
+/// A task waker over the connection's wake-up; weak, so a waker kept by a finished future
+/// does not keep the connection's shared state alive.
+struct WakeConnection(std::sync::Weak<ConnShared>);
+
+impl Wake for WakeConnection {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(conn) = self.0.upgrade() {
+            conn.wake_connection();
+        }
     }
 }
 

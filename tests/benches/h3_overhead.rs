@@ -9,14 +9,19 @@
 //! alone, for a profiler; `tower` runs the same handler through `quicksand_h3::TowerService`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
 use quicksand_core::quiche::h3::NameValue;
-use quicksand_core::{quiche, Application, Connection, ConnectionContext, Datagram, QuicConfig};
+use quicksand_core::{
+    quiche, Application, Connection, ConnectionContext, ConnectionKey, ConnectionWake, Datagram,
+    QuicConfig,
+};
 use quicksand_h3::{Body, ClientApplication, Http3Settings, ServerApplication};
+use quicksand_tests::sim::WokenConnections;
 
 const CLIENT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4000);
@@ -234,6 +239,10 @@ fn quicksand(requests: usize, server_driver: ServerApplication) -> (Duration, us
         server_driver,
     )
     .unwrap();
+    // Handles and handlers wake their connection here (client: key 0, server: key 1).
+    let woken = Arc::new(WokenConnections::default());
+    client.set_wake(ConnectionWake::new(ConnectionKey(0), woken.clone()));
+    server.set_wake(ConnectionWake::new(ConnectionKey(1), woken.clone()));
     let mut cx = Context::from_waker(Waker::noop());
     let mut pending = FuturesUnordered::new();
     let (mut sent, mut done) = (0usize, 0usize);
@@ -255,8 +264,12 @@ fn quicksand(requests: usize, server_driver: ServerApplication) -> (Duration, us
             done += 1;
         }
         let now = Instant::now();
-        let _ = client.poll_wakeup(&mut cx);
-        let _ = server.poll_wakeup(&mut cx);
+        for key in woken.take() {
+            match key {
+                ConnectionKey(0) => client.handle_wakeup(),
+                _ => server.handle_wakeup(),
+            }
+        }
         exchange(&mut client, &mut server, (CLIENT, SERVER), now);
         exchange(&mut server, &mut client, (SERVER, CLIENT), now);
         if client.poll_timeout().is_some_and(|t| t <= now) {

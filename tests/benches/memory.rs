@@ -14,12 +14,15 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::task::{Context, Waker};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use quicksand_core::{quiche, Connection, ConnectionContext, Datagram, QuicConfig};
+use quicksand_core::{
+    quiche, Connection, ConnectionContext, ConnectionKey, ConnectionWake, Datagram, QuicConfig,
+};
 use quicksand_h3::{Body, Http3Settings, ServerApplication};
+use quicksand_tests::sim::WokenConnections;
 
 /// Counts live heap bytes.
 struct Counting;
@@ -124,6 +127,8 @@ impl Server for RawServer {
 /// quicksand's core connection with its HTTP/3 server driver.
 struct OurServer {
     conn: Connection<ServerApplication>,
+    /// Where the application's handlers wake the connection.
+    woken: Arc<WokenConnections>,
 }
 
 impl Server for OurServer {
@@ -136,9 +141,9 @@ impl Server for OurServer {
     }
     fn send(&mut self, out: &mut Vec<Vec<u8>>) {
         let now = Instant::now();
-        let _ = self
-            .conn
-            .poll_wakeup(&mut Context::from_waker(Waker::noop()));
+        if !self.woken.take().is_empty() {
+            self.conn.handle_wakeup();
+        }
         while let Some(t) = self.conn.poll_transmit(now, 64) {
             out.extend(t.datagrams().map(<[u8]>::to_vec));
         }
@@ -251,8 +256,11 @@ fn our_server(
     let now = Instant::now();
     let ctx = ctx.clone();
     let scid = ctx.cid_generator.generate();
-    let conn = Connection::accept(now, config, &scid, None, SERVER, CLIENT, ctx, driver).unwrap();
-    OurServer { conn }
+    let mut conn =
+        Connection::accept(now, config, &scid, None, SERVER, CLIENT, ctx, driver).unwrap();
+    let woken = Arc::new(WokenConnections::default());
+    conn.set_wake(ConnectionWake::new(ConnectionKey(0), woken.clone()));
+    OurServer { conn, woken }
 }
 
 /// Live heap per idle pair (client + server) after one GET, and the pairs' handshakes ok.

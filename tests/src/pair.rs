@@ -7,11 +7,11 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use quicksand_core::{
-    Application, Connection, ConnectionContext, CreateError, Datagram, Event, QuicConfig,
+    Application, Connection, ConnectionContext, ConnectionKey, ConnectionWake, CreateError,
+    Datagram, Event, QuicConfig,
 };
 
 /// Client address used by the pair.
@@ -53,13 +53,19 @@ pub struct Pair<C: Application, S: Application> {
     /// When `Some`, every datagram the client sends is recorded here with the time it was
     /// sent (for replays). Default: `None`.
     pub client_datagrams: Option<Vec<(Instant, Vec<u8>)>>,
-    /// Set by the waker both connections' `poll_wakeup` registered: outside code (commands,
-    /// application handles) has work for them.
-    woken: Arc<WakeFlag>,
+    /// Where both connections' wake-ups go ([`CLIENT_KEY`], [`SERVER_KEY`]): outside code
+    /// (application handles) has work for them.
+    woken: Arc<WokenConnections>,
 }
 
-/// The wake flag the pair's applications are polled with (one type with the simulator's tasks).
+/// The wake flag of the simulator's tasks, for harnesses that poll futures themselves.
 pub use quicksand_sim::WakeFlag;
+use quicksand_sim::WokenConnections;
+
+/// The key the client connection's wake-ups carry.
+pub const CLIENT_KEY: ConnectionKey = ConnectionKey(0);
+/// The key the server connection's wake-ups carry.
+pub const SERVER_KEY: ConnectionKey = ConnectionKey(1);
 
 impl<C: Application, S: Application> Pair<C, S> {
     /// Creates the client connection now; the server's is created on first contact.
@@ -71,7 +77,8 @@ impl<C: Application, S: Application> Pair<C, S> {
         delay: Duration,
     ) -> Result<Self, CreateError> {
         let now = Instant::now();
-        let client = Connection::connect(
+        let woken = Arc::new(WokenConnections::default());
+        let mut client = Connection::connect(
             now,
             client_config,
             Some("localhost"),
@@ -80,6 +87,7 @@ impl<C: Application, S: Application> Pair<C, S> {
             ConnectionContext::default(),
             client_app,
         )?;
+        client.set_wake(ConnectionWake::new(CLIENT_KEY, woken.clone()));
         Ok(Pair {
             client,
             server: None,
@@ -95,7 +103,7 @@ impl<C: Application, S: Application> Pair<C, S> {
             datagrams_sent: [0; 2],
             gso_transmits: 0,
             client_datagrams: None,
-            woken: Arc::default(),
+            woken,
         })
     }
 
@@ -120,7 +128,7 @@ impl<C: Application, S: Application> Pair<C, S> {
             if self.server.is_none() {
                 let scid = self.server_ctx.cid_generator.generate();
                 let app = self.server_app.take().expect("server app used once");
-                self.server = Some(Connection::accept(
+                let mut server = Connection::accept(
                     now,
                     &mut self.server_config,
                     &scid,
@@ -129,7 +137,9 @@ impl<C: Application, S: Application> Pair<C, S> {
                     CLIENT_ADDR,
                     self.server_ctx.clone(),
                     app,
-                )?);
+                )?;
+                server.set_wake(ConnectionWake::new(SERVER_KEY, self.woken.clone()));
+                self.server = Some(server);
             }
             if let Some(server) = self.server.as_mut() {
                 server.handle_datagram(now, dgram);
@@ -150,13 +160,13 @@ impl<C: Application, S: Application> Pair<C, S> {
                 server.handle_timeout(now);
             }
         }
-        // Commands and application work from outside (the core's step 4: poll_wakeup).
-        self.woken.take();
-        let waker = Waker::from(self.woken.clone());
-        let mut cx = Context::from_waker(&waker);
-        let _ = self.client.poll_wakeup(&mut cx);
-        if let Some(server) = self.server.as_mut() {
-            let _ = server.poll_wakeup(&mut cx);
+        // Application work from outside (the core's step 4: handle_wakeup).
+        for key in self.woken.take() {
+            match (key, self.server.as_mut()) {
+                (CLIENT_KEY, _) => self.client.handle_wakeup(),
+                (_, Some(server)) => server.handle_wakeup(),
+                (_, None) => {}
+            }
         }
         let arrival = now + self.delay;
         while let Some(t) = self.client.poll_transmit(now, self.max_segments) {
@@ -191,7 +201,7 @@ impl<C: Application, S: Application> Pair<C, S> {
 
     /// The next instant anything is due, if anything is (now, if a connection was woken).
     pub fn next_wakeup(&self) -> Option<Instant> {
-        if self.woken.is_set() {
+        if !self.woken.is_empty() {
             return Some(Instant::now());
         }
         [

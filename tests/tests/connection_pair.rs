@@ -147,14 +147,8 @@ fn close_with_application_code_reaches_the_peer() {
             .as_ref()
             .is_some_and(|s| s.stage() == Stage::Running))
         .unwrap());
-    // Through the runtime-agnostic command queue, as outside code would.
-    let commands = pair.client.command_sender();
-    commands.close(0x42, "bye").unwrap();
-    let waker = std::task::Waker::noop();
-    assert!(pair
-        .client
-        .poll_wakeup(&mut std::task::Context::from_waker(waker))
-        .is_ready());
+    // A plain call by the connection's owner; it goes out with the next transmit.
+    pair.client.close(true, 0x42, b"bye");
     assert!(pair
         .run_until(&clock, Duration::from_secs(5), |p| p.client.is_closed()
             && p.server().is_closed())
@@ -177,7 +171,15 @@ fn close_with_application_code_reaches_the_peer() {
             reason: b"bye".to_vec()
         }
     );
-    assert!(commands.close(1, "again").is_err() || pair.client.is_closed());
+    // Closing a closed connection does nothing.
+    pair.client.close(true, 1, b"again");
+    assert!(pair.client.is_closed());
+    pair.step().unwrap();
+    let closes = pair
+        .client_events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Closed(_)));
+    assert_eq!(closes.count(), 1, "one close event");
 }
 
 #[test]
@@ -380,10 +382,6 @@ fn resumption_with_zero_rtt_data() {
     )
     .unwrap();
     // Before any packet: the client can already write 0-RTT data.
-    let waker = std::task::Waker::noop();
-    let _ = second
-        .client
-        .poll_wakeup(&mut std::task::Context::from_waker(waker));
     let mut first_flight = Vec::new();
     while let Some(t) = second.client.poll_transmit(std::time::Instant::now(), 16) {
         first_flight.push(t);

@@ -1,52 +1,88 @@
-//! The runtime-agnostic driver: wake-ups from outside code reach the adapter's task.
+//! The runtime-agnostic driver: wake-ups from outside code, commands from the owner, timers.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use quicksand_core::{CloseReason, ConnectionKey, NoApplication, Stage};
+use quicksand_core::{
+    Application, ApplicationError, CloseReason, ConnectionKey, ConnectionWake, NoApplication,
+    QuicheConnection, Stage,
+};
 use quicksand_tests::sim::{Sim, SimConfig};
 
 quicksand_tests::virtual_clock!();
 
+/// What the test shares with the client's application: the wake handle the driver gave it,
+/// and work to do (a close) that only the application's `process_writes` carries out.
 #[derive(Default)]
-struct CountingWaker(AtomicUsize);
+struct Outside {
+    wake: Option<ConnectionWake>,
+    close_with: Option<u64>,
+}
 
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+/// An application that closes its connection when outside code asked it to.
+struct Closer(Arc<Mutex<Outside>>);
+
+impl Application for Closer {
+    fn process_reads(
+        &mut self,
+        _: &mut QuicheConnection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        Ok(())
+    }
+
+    fn process_writes(
+        &mut self,
+        _: &mut QuicheConnection,
+        _: Instant,
+    ) -> Result<(), ApplicationError> {
+        match self.0.lock().unwrap().close_with.take() {
+            Some(code) => Err(ApplicationError::new(code, "asked from outside")),
+            None => Ok(()),
+        }
+    }
+
+    fn set_wake(&mut self, wake: ConnectionWake) {
+        self.0.lock().unwrap().wake = Some(wake);
     }
 }
 
-/// A client and a server with one running connection, and a task waker that counts wake-ups.
+/// A client with one running connection whose application is a [`Closer`], left until its
+/// traffic has settled.
 fn running(
     seed: u64,
 ) -> (
-    Sim<NoApplication, NoApplication>,
+    Sim<Closer, NoApplication>,
     ConnectionKey,
-    Arc<CountingWaker>,
+    Arc<Mutex<Outside>>,
 ) {
     let mut s = Sim::new(SimConfig::new(seed), |_| Some(NoApplication));
-    let handle = s.connect(NoApplication).unwrap();
+    let outside = Arc::new(Mutex::new(Outside::default()));
+    let handle = s.connect(Closer(outside.clone())).unwrap();
     assert!(s.run_until(Duration::from_secs(2), |s| s
         .server
         .conns()
         .any(|c| c.stage() == Stage::Running)));
-    (s, handle, Arc::new(CountingWaker::default()))
+    s.run_for(Duration::from_secs(1));
+    (s, handle, outside)
 }
 
+/// The driver gives each connection's application a wake handle carrying the connection's key;
+/// waking it runs the application at once (here: a close asked from outside), not at the next
+/// packet or timer (the idle timeout, 30 s away).
 #[test]
-fn a_command_wakes_the_driver_task_and_is_applied() {
-    let (mut s, handle, task) = running(1);
-    let waker = Waker::from(task.clone());
-    let mut cx = Context::from_waker(&waker);
-    // Nothing to do: the driver parks and keeps the task's waker.
-    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Pending);
-    let commands = s.client.driver.connection(handle).unwrap().command_sender();
-    commands.close(0x77, "from another task").unwrap();
-    assert_eq!(task.0.load(Ordering::SeqCst), 1, "the task was woken");
-    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Ready(()));
+fn an_application_woken_from_outside_runs_at_once() {
+    let (mut s, handle, outside) = running(1);
+    let wake = outside
+        .lock()
+        .unwrap()
+        .wake
+        .clone()
+        .expect("the driver gave a wake handle");
+    assert_eq!(wake.key(), handle);
+    outside.lock().unwrap().close_with = Some(0x77);
+    let woken_at = Instant::now();
+    wake.wake();
     assert!(s.run_until(Duration::from_secs(2), |s| s.server.is_empty()
         && s.client.is_empty()));
     assert_eq!(
@@ -54,51 +90,46 @@ fn a_command_wakes_the_driver_task_and_is_applied() {
         vec![CloseReason::Peer {
             application: true,
             code: 0x77,
-            reason: b"from another task".to_vec()
+            reason: b"asked from outside".to_vec()
         }]
+    );
+    let closed_at = s.server.events.last().map(|(at, _, _)| *at).unwrap();
+    assert!(
+        closed_at - woken_at < Duration::from_millis(500),
+        "the close reached the server {:?} after the wake-up",
+        closed_at - woken_at
     );
 }
 
-/// A wake-up that arrives while the driver is running its connections (between
-/// `poll_transmit` and `poll_wakeup`) does not wake the task, which is running anyway (a
-/// self-wake makes tokio reschedule it on another thread): `poll_wakeup` reports it instead.
-/// Once the task is parked again, the next wake-up wakes it. None is lost.
+/// Without the wake-up the same request waits: the application runs only when told.
 #[test]
-fn a_wake_up_while_the_driver_runs_is_reported_not_sent() {
-    let (mut s, handle, task) = running(3);
-    let waker = Waker::from(task.clone());
-    let mut cx = Context::from_waker(&waker);
-    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Pending);
-    let commands = s.client.driver.connection(handle).unwrap().command_sender();
+fn work_without_a_wake_up_waits() {
+    let (mut s, _, outside) = running(3);
+    outside.lock().unwrap().close_with = Some(0x77);
+    s.run_for(Duration::from_secs(5));
+    assert!(!s.client.is_empty(), "nothing ran the application");
+    assert_eq!(outside.lock().unwrap().close_with, Some(0x77));
+}
 
-    // The task runs (it drives its connections), and meanwhile outside code sends a command.
-    let now = std::time::Instant::now();
-    while s.client.driver.poll_transmit(now).is_some() {}
-    commands
-        .send(quicksand_core::Command::Run(Box::new(|_| ())))
-        .unwrap();
+/// A command from the connection's owner: a plain `&mut` call, applied on the next drive.
+#[test]
+fn the_owner_closes_a_connection_directly() {
+    let (mut s, handle, _) = running(5);
+    s.client
+        .driver
+        .connection_mut(handle)
+        .unwrap()
+        .close(true, 0x78, b"from the owner");
+    assert!(s.run_until(Duration::from_secs(2), |s| s.server.is_empty()
+        && s.client.is_empty()));
     assert_eq!(
-        task.0.load(Ordering::SeqCst),
-        0,
-        "no wake-up of a running task"
+        s.server.closed_reasons(),
+        vec![CloseReason::Peer {
+            application: true,
+            code: 0x78,
+            reason: b"from the owner".to_vec()
+        }]
     );
-    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Ready(()));
-
-    // Drive it; parked again, the next command wakes the task once.
-    while s.client.driver.poll_transmit(now).is_some() {}
-    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Pending);
-    commands
-        .send(quicksand_core::Command::Run(Box::new(|_| ())))
-        .unwrap();
-    commands
-        .send(quicksand_core::Command::Run(Box::new(|_| ())))
-        .unwrap();
-    assert_eq!(
-        task.0.load(Ordering::SeqCst),
-        1,
-        "one wake-up for a parked task"
-    );
-    assert_eq!(s.client.driver.poll_wakeup(&mut cx), Poll::Ready(()));
 }
 
 #[test]

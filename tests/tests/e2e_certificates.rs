@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 use futures::channel::oneshot;
 use http::Response;
 use quicksand_core::boring::x509::X509;
-use quicksand_core::{CertificateRequest, CertificateSource, CertificateStore, Command};
+use quicksand_core::{CertificateRequest, CertificateSource, CertificateStore};
 use quicksand_h3::{Body, RecvBody};
+use quicksand_tokio::Command;
 use quicksand_tokio::{ClientConfig, H3Connection, ServerConfig};
 
 const LIMIT: Duration = Duration::from_secs(60);

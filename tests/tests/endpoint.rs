@@ -108,7 +108,12 @@ fn a_flood_of_answerable_packets_queues_a_bounded_number_of_answers() {
         version_negotiation_rate: 100_000,
         ..EndpointConfig::default()
     });
-    let mut driver: Driver<NoApplication> = Driver::new(ep, None, 1);
+    let mut driver: Driver<NoApplication> = Driver::new(
+        ep,
+        None,
+        1,
+        Arc::new(quicksand_tests::sim::WokenConnections::default()),
+    );
     // Each unknown-version Initial of 1,200 bytes draws a version negotiation; nothing is
     // sent meanwhile (the socket is full).
     let flood = 10_000u16;

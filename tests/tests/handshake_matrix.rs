@@ -7,6 +7,7 @@
 //! is the core's `Driver`, the loop every adapter runs, on virtual time.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use quicksand_core::driver::Driver;
@@ -90,7 +91,12 @@ impl Bench {
             .expect("the settings fit");
         let accept = Box::new(|_: &_| Some(NoApplication));
         Bench {
-            server: Driver::new(endpoint, Some(accept), 1),
+            server: Driver::new(
+                endpoint,
+                Some(accept),
+                1,
+                Arc::new(quicksand_tests::sim::WokenConnections::default()),
+            ),
             client,
             clock,
             session: None,

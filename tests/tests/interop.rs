@@ -869,7 +869,7 @@ fn resumption_state(
     let (tx, rx) = futures::channel::oneshot::channel();
     conn.connection
         .commands()
-        .send(quicksand_core::Command::Run(Box::new(move |q| {
+        .send(quicksand_tokio::Command::Run(Box::new(move |q| {
             let _ = tx.send((q.is_resumed(), q.early_data_reason()));
         })))
         .unwrap();

@@ -156,7 +156,6 @@ fn replay(
         if conn.poll_timeout().is_some_and(|t| t <= now) {
             conn.handle_timeout(now);
         }
-        let _ = conn.poll_wakeup(&mut std::task::Context::from_waker(std::task::Waker::noop()));
         // The answers go nowhere: the attacker has no keys to continue.
         while conn.poll_transmit(now, 16).is_some() {}
         while let Some(e) = conn.poll_event() {

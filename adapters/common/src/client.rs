@@ -1,13 +1,14 @@
 //! Client endpoints: one socket carries any number of connections.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures_channel::{mpsc, oneshot};
 use quicksand_core::{Application, Driver, Endpoint};
 use quicksand_udp::UdpSocket;
 
-use crate::{ClientConfig, Connect, ConnectionHandle, EndpointTask, Error, Runtime};
+use crate::{ClientConfig, Connect, ConnectionHandle, EndpointTask, Error, Inbox, Runtime};
 
 /// The application a [`Client`] runs when its type names none: HTTP/3's `ClientApplication` with
 /// the `h3` feature, a bare QUIC connection without.
@@ -75,9 +76,10 @@ impl<R: Runtime, A: Application + Send + 'static> Client<R, A> {
             Instant::now(),
             SystemTime::now(),
         )?;
-        let driver = Driver::new(endpoint, None, gso_segments);
+        let inbox = Arc::new(Inbox::default());
+        let driver = Driver::new(endpoint, None, gso_segments, inbox.clone());
         let (tx, rx) = mpsc::unbounded();
-        let task = EndpointTask::client(driver, socket, runtime.timer(), quic, rx);
+        let task = EndpointTask::client((driver, inbox), socket, runtime.timer(), quic, rx);
         // Detached: it ends by itself once every handle is gone and its connections closed.
         runtime.detach(runtime.spawn(task));
         Ok(Client {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::logs::FileLogs;
+use crate::pem_files::{read_roots, PemFiles};
 use quicksand_core::anti_replay::{AntiReplay, SharedStrikeRegister};
 use quicksand_core::driver_workers::Workers;
 use quicksand_core::{
@@ -128,6 +129,13 @@ pub struct ServerConfig {
     /// start for [`self_signed_names`](Self::self_signed_names). Session-ticket keys come
     /// from [`keys`](Self::keys) unless `tls.ticket_keys` is set.
     pub tls: TlsSettings,
+    /// The certificate chain and key in PEM files, read when the server starts (they take
+    /// the place of `tls.certificate`). Default: `None`.
+    pub certificate_files: Option<PemFiles>,
+    /// Roots that client certificates must chain to, in a PEM file read at start (into
+    /// `tls.ca_pem`); with `tls.verify_peer`, clients must present a certificate.
+    /// Default: `None`.
+    pub ca_file: Option<PathBuf>,
     /// Adjustments of the TLS context.
     pub hooks: Hooks,
     /// HTTP/3 settings (used by `serve`).
@@ -181,6 +189,8 @@ impl Default for ServerConfig {
             qlog_dir: None,
             keylog_file: None,
             tls: TlsSettings::default(),
+            certificate_files: None,
+            ca_file: None,
             hooks: Hooks::default(),
             #[cfg(feature = "h3")]
             h3: Default::default(),
@@ -202,12 +212,9 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Uses the certificate chain and key in these PEM files.
+    /// Uses the certificate chain and key in these PEM files (read when the server starts).
     pub fn with_pem_files(mut self, chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.tls.certificate = Some(CertificateSource::PemFiles {
-            chain: chain.into(),
-            key: key.into(),
-        });
+        self.certificate_files = Some(PemFiles::new(chain, key));
         self
     }
 
@@ -224,6 +231,12 @@ impl ServerConfig {
     /// `keys`.
     pub(crate) fn server_params(&self, keys: &FleetKeys) -> Result<ConnectionParams, Error> {
         let mut tls = self.tls.clone();
+        if let Some(files) = &self.certificate_files {
+            tls.certificate = Some(files.read("certificate_files")?);
+        }
+        if let Some(path) = &self.ca_file {
+            tls.ca_pem = Some(read_roots("ca_file", path)?);
+        }
         if tls.certificate.is_none() && tls.certificates.is_none() {
             let names: Vec<&str> = self.self_signed_names.iter().map(String::as_str).collect();
             tls.certificate = Some(
@@ -286,6 +299,9 @@ pub struct ClientConfig {
     pub keylog_file: Option<PathBuf>,
     /// Verification (on by default), trusted roots, client certificate.
     pub tls: TlsSettings,
+    /// Roots the server's certificate must chain to, in a PEM file read when the client is
+    /// built (into `tls.ca_pem`). Default: `None` (the system's roots, or `tls.ca_pem`).
+    pub ca_file: Option<PathBuf>,
     /// Adjustments of the TLS context.
     pub hooks: Hooks,
     /// HTTP/3 settings (used by the HTTP/3 helpers).
@@ -311,6 +327,7 @@ impl Default for ClientConfig {
             qlog_dir: None,
             keylog_file: None,
             tls: TlsSettings::default(),
+            ca_file: None,
             hooks: Hooks::default(),
             #[cfg(feature = "h3")]
             h3: Default::default(),
@@ -332,9 +349,13 @@ impl ClientConfig {
 
     /// The core's client config.
     pub fn quic_config(&self) -> Result<QuicConfig, Error> {
+        let mut tls = self.tls.clone();
+        if let Some(path) = &self.ca_file {
+            tls.ca_pem = Some(read_roots("ca_file", path)?);
+        }
         let params = ConnectionParams {
             settings: FileLogs::settings(&self.quic, &self.keylog_file),
-            tls: self.tls.clone(),
+            tls,
             hooks: self.hooks.clone(),
             session: self.session.clone(),
         };

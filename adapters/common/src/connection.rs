@@ -4,7 +4,9 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
 
-use quicksand_core::{CloseReason, CommandSender, ConnectionGone, ConnectionKey, ConnectionStats};
+use quicksand_core::{CloseReason, ConnectionKey, ConnectionStats};
+
+use crate::inbox::{CommandSender, ConnectionGone};
 
 /// A connection whose handshake completed, as the endpoint task reports it.
 #[derive(Clone, Debug)]
@@ -37,6 +39,12 @@ impl CloseSignal {
         for w in state.wakers.drain(..) {
             w.wake();
         }
+    }
+
+    /// True once the outcome is known.
+    pub(crate) fn is_set(&self) -> bool {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.outcome.is_some()
     }
 
     async fn wait(&self) -> Result<CloseReason, ConnectionGone> {

@@ -11,7 +11,8 @@
 //! - an [`EndpointTimer`]: set a deadline, say whether it passed;
 //! - spawning (and detaching) the endpoint task, and resolving a host name.
 //!
-//! The endpoint task talks to its handles over the channels in [`Connect`] and [`WorkerCommand`].
+//! The endpoint task talks to its handles over the channels in [`Connect`] and [`WorkerCommand`],
+//! and hears from its connections' applications and handles through its [`Inbox`].
 //! No QUIC logic lives in an adapter: the loop is here and every protocol decision is in the
 //! core.
 //!
@@ -38,8 +39,10 @@ mod forward;
 mod handlers;
 #[cfg(feature = "h3")]
 mod http3;
+mod inbox;
 mod keys;
 mod logs;
+mod pem_files;
 mod runtime;
 mod server;
 
@@ -58,8 +61,10 @@ pub use http3::{
     connect_on, get_on, h3_accept, h3_settings, host_port, resolve_on, serve_on, H3Connection,
     Handlers,
 };
+pub use inbox::{Command, CommandSender, ConnectionGone, Inbox};
 pub use keys::{FleetKeys, KeysError};
 pub use logs::FileLogs;
+pub use pem_files::PemFiles;
 pub use runtime::{Lookup, Runtime};
 pub use server::{build_workers, listen_on, Server, ShutdownHandle, ShutdownReport, Worker};
 

@@ -13,7 +13,7 @@ use quicksand_core::{Application, Driver, Endpoint, Incoming, QuicConfig};
 use quicksand_udp::{SteeringRule, UdpSocket, UdpSocketConfig};
 
 use crate::{
-    forward_queues, EndpointTask, Error, PreboundSockets, Runtime, ServerConfig, Siblings,
+    forward_queues, EndpointTask, Error, Inbox, PreboundSockets, Runtime, ServerConfig, Siblings,
     WorkerCommand, WorkerStats,
 };
 
@@ -112,8 +112,14 @@ where
             let runtime = runtime.clone();
             Arc::new(move |runner| runtime.spawn_handler(runner)) as crate::handlers::SpawnRunner
         };
-        let task = EndpointTask::server(w.driver, socket, runtime.timer(), w.control, w.siblings)
-            .with_handlers(crate::handlers::HandlerPool::new(spawn));
+        let task = EndpointTask::server(
+            (w.driver, w.inbox),
+            socket,
+            runtime.timer(),
+            w.control,
+            w.siblings,
+        )
+        .with_handlers(crate::handlers::HandlerPool::new(spawn));
         tasks.push(runtime.spawn(task));
     }
     Ok(Server {
@@ -131,6 +137,8 @@ pub struct Worker<A: Application> {
     pub socket: UdpSocket,
     /// The endpoint and its connections.
     pub driver: Driver<A>,
+    /// Where the driver's connections are woken and commanded (the driver's wake target).
+    pub inbox: Arc<Inbox>,
     /// Shutdown, forwarded datagrams and stats requests.
     pub control: mpsc::UnboundedReceiver<WorkerCommand>,
     /// The other workers, when there are several.
@@ -181,10 +189,12 @@ where
         )?;
         *endpoint.token_keys_mut() = workers.token_keys();
         let accept = accept.clone();
+        let inbox = Arc::new(Inbox::default());
         let driver = Driver::new(
             endpoint,
             Some(Box::new(move |i: &Incoming| accept(i))),
             socket.gso_segments(),
+            inbox.clone(),
         );
         let forwarded = forwarded.pop().expect("one queue per worker");
         let siblings = (count > 1).then(|| Siblings {
@@ -196,6 +206,7 @@ where
         out.push(Worker {
             socket,
             driver,
+            inbox,
             control,
             siblings,
         });

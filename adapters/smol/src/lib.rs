@@ -67,9 +67,10 @@ use quicksand_h3::Service;
 
 pub use io::Socket;
 pub use quicksand_adapter::{
-    any_addr, h3_settings, host_port, ClientConfig, ConnectionHandle, ConnectionIds,
-    ConnectionInfo, Error, FleetKeys, H3Connection, Handlers, KeysError, PreboundSockets,
-    ServerConfig, ShutdownHandle, ShutdownReport, WorkerReport, WorkerStats,
+    any_addr, h3_settings, host_port, ClientConfig, Command, CommandSender, ConnectionGone,
+    ConnectionHandle, ConnectionIds, ConnectionInfo, Error, FleetKeys, H3Connection, Handlers,
+    KeysError, PemFiles, PreboundSockets, ServerConfig, ShutdownHandle, ShutdownReport,
+    WorkerReport, WorkerStats,
 };
 pub use runtime::{Smol, Task, Timer};
 

@@ -19,16 +19,15 @@ pub use stats::ConnectionStats;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_channel::mpsc;
 use quiche::ConnectionId;
 
-use crate::command::{self, Command, CommandSender};
 use crate::gso::PacketMeta;
 use crate::metrics::TransportDelta;
-use crate::{Application, Datagram, PooledBuf, QuicConfig, QuicheConnection, Transmit};
+use crate::{
+    Application, ConnectionWake, Datagram, PooledBuf, QuicConfig, QuicheConnection, Transmit,
+};
 
 /// Something that happened to a connection, for its owner. Drain with
 /// [`Connection::poll_event`].
@@ -122,8 +121,9 @@ pub struct RetryIds {
 ///    [`Transmit`]. The application runs inside the first call, so the order within a wake-up
 ///    is always recv → application reads → application writes → send;
 /// 3. drain [`poll_event`](Self::poll_event) and [`poll_endpoint_event`](Self::poll_endpoint_event);
-/// 4. sleep until [`poll_timeout`](Self::poll_timeout), a datagram, or
-///    [`poll_wakeup`](Self::poll_wakeup) turning ready (commands or application work).
+/// 4. sleep until [`poll_timeout`](Self::poll_timeout), a datagram, or a wake-up from outside
+///    code (the [`ConnectionWake`] given with [`set_wake`](Self::set_wake)), then call
+///    [`handle_wakeup`](Self::handle_wakeup).
 ///
 /// After [`Event::Closed`] the connection is finished ([`is_closed`](Self::is_closed)) and can
 /// be dropped.
@@ -157,8 +157,8 @@ pub struct Connection<A: Application> {
     forced_reason: Option<CloseReason>,
     events: VecDeque<Event>,
     endpoint_events: VecDeque<EndpointEvent>,
-    commands: mpsc::UnboundedReceiver<Command>,
-    command_sender: CommandSender,
+    /// How outside code wakes this connection, once its owner said.
+    wake: Option<ConnectionWake>,
     stats: TransmitCounters,
 }
 
@@ -276,7 +276,6 @@ impl<A: Application> Connection<A> {
             %peer,
             server = conn.is_server()
         );
-        let (command_sender, commands) = command::channel();
         ctx.metrics.connection_opened();
         Connection {
             conn,
@@ -299,8 +298,7 @@ impl<A: Application> Connection<A> {
             forced_reason: None,
             events: VecDeque::new(),
             endpoint_events: VecDeque::new(),
-            commands,
-            command_sender,
+            wake: None,
             stats: TransmitCounters::default(),
             ctx,
             span,
@@ -331,7 +329,7 @@ impl<A: Application> Connection<A> {
             let received = if may_see_client_hello {
                 // A certificate resolver may suspend the handshake inside `recv`.
                 let conn = &mut self.conn;
-                crate::settings::with_handshaking(&self.command_sender, || {
+                crate::settings::with_handshaking(self.wake.as_ref(), || {
                     conn.recv(&mut segment.payload, info)
                 })
             } else {
@@ -376,26 +374,12 @@ impl<A: Application> Connection<A> {
         self.update(now);
     }
 
-    /// Ready when commands arrived or the application has work; then drive the connection
-    /// (call [`poll_transmit`](Self::poll_transmit)). Registers `cx`'s waker otherwise.
-    pub fn poll_wakeup(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let span = self.span.clone();
-        let _entered = span.enter();
-        let mut ready = false;
-        while let Poll::Ready(Some(command)) =
-            futures_core::Stream::poll_next(std::pin::Pin::new(&mut self.commands), cx)
-        {
-            self.apply_command(command);
-            ready = true;
-        }
-        if self.app_started && self.stage <= Stage::Running && self.app.poll_work(cx).is_ready() {
+    /// Outside code woke the connection (its [`ConnectionWake`]): the application's
+    /// `process_writes` runs on the next `poll_transmit`, and a handshake that waited for a
+    /// certificate lookup goes on.
+    pub fn handle_wakeup(&mut self) {
+        if self.stage != Stage::Closed {
             self.writes_pending = true;
-            ready = true;
-        }
-        if ready {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
         }
     }
 
@@ -467,9 +451,13 @@ impl<A: Application> Connection<A> {
         true
     }
 
-    /// A handle for outside code to send [`Command`]s to this connection.
-    pub fn command_sender(&self) -> CommandSender {
-        self.command_sender.clone()
+    /// Gives the connection the way outside code wakes it (its owner calls it once, as it
+    /// takes the connection in): the application gets a copy
+    /// ([`Application::set_wake`]), and a certificate lookup that suspends the handshake uses
+    /// it to resume.
+    pub fn set_wake(&mut self, wake: ConnectionWake) {
+        self.app.set_wake(wake.clone());
+        self.wake = Some(wake);
     }
 
     // ---- getters ------------------------------------------------------------------------
@@ -548,24 +536,6 @@ impl<A: Application> Connection<A> {
     pub fn application_mut(&mut self) -> &mut A {
         self.writes_pending = true;
         &mut self.app
-    }
-
-    fn apply_command(&mut self, command: Command) {
-        match command {
-            Command::Close {
-                application,
-                code,
-                reason,
-            } => self.close(application, code, &reason),
-            Command::Stats(reply) => {
-                // The asker may have gone away; nothing to do then.
-                let _ = reply.send(self.stats());
-            }
-            Command::Run(f) => {
-                f(&mut self.conn);
-                self.writes_pending = true;
-            }
-        }
     }
 }
 

@@ -23,8 +23,8 @@ impl<A: Application> Connection<A> {
             Some(t) => Some(t),
             // quiche's `send` resumes a handshake a certificate resolver suspended.
             None if self.conn.is_server() && !self.conn.is_established() => {
-                let resume = self.command_sender.clone();
-                crate::settings::with_handshaking(&resume, || {
+                let resume = self.wake.clone();
+                crate::settings::with_handshaking(resume.as_ref(), || {
                     self.build_transmit(now, max_segments)
                 })
             }

@@ -482,7 +482,7 @@ impl Endpoint {
     }
 
     /// Stops accepting new connections; existing ones continue. Close them when your deadline
-    /// passes (see [`crate::CommandSender::close`]).
+    /// passes (see [`crate::Connection::close`]).
     pub fn shutdown(&mut self) {
         self.shutting_down = true;
     }

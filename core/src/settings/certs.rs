@@ -31,7 +31,7 @@ use foreign_types::ForeignTypeRef;
 
 use super::tls::{load_pem, tls_err};
 use super::{CertificateSource, ConfigError};
-use crate::command::{Command, CommandSender};
+use crate::ConnectionWake;
 
 /// A certificate chain and its key, ready to hand to a handshake.
 struct Credential(*mut boring_sys::SSL_CREDENTIAL);
@@ -177,7 +177,7 @@ struct Pending {
 pub struct CertificateRequest {
     name: Option<String>,
     pending: Arc<Pending>,
-    resume: CommandSender,
+    resume: ConnectionWake,
 }
 
 impl fmt::Debug for CertificateRequest {
@@ -213,20 +213,21 @@ impl Drop for CertificateRequest {
     fn drop(&mut self) {
         // Unanswered: fall back. Then wake the connection, which drives the handshake again.
         let _ = self.pending.outcome.set(None);
-        let _ = self.resume.send(Command::Run(Box::new(|_| {})));
+        self.resume.wake();
     }
 }
 
 thread_local! {
-    /// The command sender of the server connection whose handshake runs on this thread, set
-    /// by the connection around quiche's `recv` and `send`, so that a suspended handshake can
-    /// be resumed (BoringSSL's callbacks run synchronously inside them).
-    static HANDSHAKING: RefCell<Option<CommandSender>> = const { RefCell::new(None) };
+    /// How to wake the server connection whose handshake runs on this thread, set by the
+    /// connection around quiche's `recv` and `send`, so that a suspended handshake can be resumed
+    /// (BoringSSL's callbacks run synchronously inside it).
+    static HANDSHAKING: RefCell<Option<ConnectionWake>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with `resume` as the connection a ClientHello callback may suspend.
-pub(crate) fn with_handshaking<T>(resume: &CommandSender, f: impl FnOnce() -> T) -> T {
-    HANDSHAKING.with_borrow_mut(|h| *h = Some(resume.clone()));
+/// Runs `f` with `resume` as the connection a ClientHello callback may suspend (`None`: the
+/// connection has no owner that could be woken, so the handshake cannot suspend).
+pub(crate) fn with_handshaking<T>(resume: Option<&ConnectionWake>, f: impl FnOnce() -> T) -> T {
+    HANDSHAKING.with_borrow_mut(|h| *h = resume.cloned());
     let out = f();
     HANDSHAKING.with_borrow_mut(|h| *h = None);
     out
@@ -361,7 +362,8 @@ impl CertificateStore {
                         });
                         Some(pending)
                     }
-                    // Not inside a connection's recv or send: nothing could resume it.
+                    // Not inside a connection's recv or send, or one nobody can wake: nothing could
+                    // resume it.
                     None => None,
                 },
                 _ => None,

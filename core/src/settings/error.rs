@@ -69,7 +69,9 @@ pub enum ConfigErrorKind {
 }
 
 impl ConfigError {
-    pub(crate) fn new(field: &'static str, kind: ConfigErrorKind) -> Self {
+    /// What is wrong with `field` (also for settings read outside the core, such as the
+    /// adapters' certificate files).
+    pub fn new(field: &'static str, kind: ConfigErrorKind) -> Self {
         ConfigError { field, kind }
     }
 }

@@ -1,7 +1,6 @@
 //! TLS settings and the BoringSSL context they build.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use boring::pkey::{PKey, Private};
@@ -12,17 +11,13 @@ use super::certs::CertificateStore;
 use super::tickets::{TicketClock, TicketKeys};
 use super::{ConfigError, ConfigErrorKind};
 
-/// Where a certificate chain and its private key come from.
+/// A certificate chain and its private key. The core opens no files: read PEM files yourself,
+/// or name them in the adapters' config (`ServerConfig::certificate_files`), which reads them
+/// when the server starts.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CertificateSource {
-    /// PEM files on disk, read when the config is built.
-    PemFiles {
-        /// Leaf certificate first, then intermediates.
-        chain: PathBuf,
-        /// The leaf's private key.
-        key: PathBuf,
-    },
-    /// PEM in memory (e.g. a certificate generated at start for a demo).
+    /// PEM in memory: read from files, fetched from a secrets store, or generated at start.
     Pem {
         /// Leaf certificate first, then intermediates.
         chain: Vec<u8>,
@@ -34,11 +29,6 @@ pub enum CertificateSource {
 impl fmt::Debug for CertificateSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CertificateSource::PemFiles { chain, key } => f
-                .debug_struct("PemFiles")
-                .field("chain", chain)
-                .field("key", key)
-                .finish(),
             // Never print key material.
             CertificateSource::Pem { chain, .. } => f
                 .debug_struct("Pem")
@@ -54,10 +44,11 @@ pub struct TlsSettings {
     /// Our certificate: required for servers, optional for clients (client auth).
     pub certificate: Option<CertificateSource>,
     /// Verify the peer's certificate. Default: true. Servers verify clients only when set
-    /// together with `ca_file`.
+    /// together with `ca_pem`.
     pub verify_peer: bool,
-    /// Trusted roots as a PEM file; `None` uses the system's default paths.
-    pub ca_file: Option<PathBuf>,
+    /// Trusted roots in PEM (the adapters' `ca_file` reads them from a file); `None` uses the
+    /// system's default roots.
+    pub ca_pem: Option<Vec<u8>>,
     /// Certificates chosen by the name the client asks for (SNI), replaceable while the
     /// server runs (servers only). With a store, `certificate` may be left out; if set it is
     /// the fallback for names the store does not cover.
@@ -73,7 +64,7 @@ impl Default for TlsSettings {
         TlsSettings {
             certificate: None,
             verify_peer: true,
-            ca_file: None,
+            ca_pem: None,
             ticket_keys: None,
             certificates: None,
         }
@@ -102,31 +93,8 @@ impl fmt::Debug for Hooks {
     }
 }
 
-fn read(field: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|source| {
-        ConfigError::new(
-            field,
-            ConfigErrorKind::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            },
-        )
-    })
-}
-
-fn invalid_pem<'a>(
-    field: &'static str,
-    path: Option<&'a Path>,
-) -> impl FnOnce(boring::error::ErrorStack) -> ConfigError + 'a {
-    move |source| {
-        ConfigError::new(
-            field,
-            ConfigErrorKind::InvalidPem {
-                path: path.map(Path::to_path_buf),
-                source,
-            },
-        )
-    }
+fn invalid_pem(field: &'static str) -> impl FnOnce(boring::error::ErrorStack) -> ConfigError {
+    move |source| ConfigError::new(field, ConfigErrorKind::InvalidPem { path: None, source })
 }
 
 pub(super) fn tls_err(
@@ -163,24 +131,21 @@ pub(super) fn build_context(
         None => {}
     }
 
-    match &tls.ca_file {
-        Some(path) => {
-            // Read it ourselves first so an unreadable file gets a clear error.
-            let pem = read("tls.ca_file", path)?;
-            let certs =
-                X509::stack_from_pem(&pem).map_err(invalid_pem("tls.ca_file", Some(path)))?;
+    match &tls.ca_pem {
+        Some(pem) => {
+            let certs = X509::stack_from_pem(pem).map_err(invalid_pem("tls.ca_pem"))?;
             if certs.is_empty() {
-                return Err(ConfigError::new("tls.ca_file", ConfigErrorKind::Empty));
+                return Err(ConfigError::new("tls.ca_pem", ConfigErrorKind::Empty));
             }
             for cert in certs {
                 ctx.cert_store_mut()
                     .add_cert(cert)
-                    .map_err(tls_err("tls.ca_file"))?;
+                    .map_err(tls_err("tls.ca_pem"))?;
             }
         }
         None => ctx
             .set_default_verify_paths()
-            .map_err(tls_err("tls.ca_file"))?,
+            .map_err(tls_err("tls.ca_pem"))?,
     }
 
     if let Some(hook) = &hooks.ssl_context {
@@ -215,20 +180,15 @@ pub(super) fn load_pem(
     field: &'static str,
     source: &CertificateSource,
 ) -> Result<(Vec<X509>, PKey<Private>), ConfigError> {
-    let (chain_pem, key_pem, chain_path, key_path) = match source {
-        CertificateSource::PemFiles { chain, key } => (
-            read(field, chain)?,
-            read(field, key)?,
-            Some(chain.as_path()),
-            Some(key.as_path()),
-        ),
-        CertificateSource::Pem { chain, key } => (chain.clone(), key.clone(), None, None),
-    };
-    let chain = X509::stack_from_pem(&chain_pem).map_err(invalid_pem(field, chain_path))?;
+    let CertificateSource::Pem {
+        chain: chain_pem,
+        key: key_pem,
+    } = source;
+    let chain = X509::stack_from_pem(chain_pem).map_err(invalid_pem(field))?;
     let leaf = chain
         .first()
         .ok_or_else(|| ConfigError::new(field, ConfigErrorKind::Empty))?;
-    let key = PKey::private_key_from_pem(&key_pem).map_err(invalid_pem(field, key_path))?;
+    let key = PKey::private_key_from_pem(key_pem).map_err(invalid_pem(field))?;
     let matches = leaf
         .public_key()
         .map(|public| public.public_eq(&key))

@@ -17,7 +17,6 @@ pub use handle::{H3Client, InformationalResponses, ResponseFuture};
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use quiche::h3;
@@ -44,7 +43,7 @@ pub const MAX_INFORMATIONAL: usize = 16;
 /// Call order (done by the core's `Connection`): `on_established` creates the HTTP/3
 /// connection; `process_reads` turns quiche's events into response heads, body chunks and
 /// resets; `process_writes` opens streams for queued requests and writes request bodies;
-/// `poll_work` lets the adapter wait for handles.
+/// `set_wake` gives it the way handles wake the connection.
 pub struct ClientApplication {
     settings: Http3Settings,
     h3: Option<h3::Connection>,
@@ -382,12 +381,8 @@ impl Application for ClientApplication {
         Ok(())
     }
 
-    fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.conn.register(cx.waker()) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+    fn set_wake(&mut self, wake: quicksand_core::ConnectionWake) {
+        self.conn.set_wake(wake);
     }
 
     fn shutdown_close(&self) -> Option<ApplicationError> {

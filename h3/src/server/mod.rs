@@ -5,7 +5,7 @@
 //!   [`IncomingRequest`] and answer it wherever you like (spawn it on your runtime);
 //! - [`ServerApplication::with_service`] runs a [`Service`] (any `async fn(Request<RecvBody>) ->
 //!   Response<Body>`) *inside* the application: the application owns the handler futures and polls them
-//!   from `poll_work` and `process_writes` with the waker the adapter registered. No runtime
+//!   from `process_writes`, woken through the connection's `ConnectionWake`. No runtime
 //!   is needed and the simulator stays deterministic; the price is that handlers share the
 //!   connection's thread, so CPU-heavy handlers should use the stream API and spawn.
 
@@ -94,7 +94,7 @@ struct Spawned {
 /// Call order (done by the core's `Connection`): `on_established` creates the HTTP/3
 /// connection and sends SETTINGS; `process_reads` turns quiche's events into requests, body
 /// chunks, resets; `process_writes` runs handlers, writes queued responses and enforces
-/// shutdown; `poll_work` lets the adapter wait for handles and handlers.
+/// shutdown; `set_wake` gives it the way handles and handlers wake the connection.
 pub struct ServerApplication {
     settings: Http3Settings,
     h3: Option<h3::Connection>,
@@ -469,11 +469,8 @@ impl ServerApplication {
         if self.handlers_running() == 0 {
             return;
         }
-        let waker = self
-            .conn
-            .waker()
-            .unwrap_or_else(|| std::task::Waker::noop().clone());
-        self.poll_tasks(&mut Context::from_waker(&waker));
+        let conn = self.conn.clone();
+        self.poll_tasks(&mut Context::from_waker(conn.waker()));
     }
 
     /// Counts a request the peer cancelled before its response completed; past the
@@ -703,17 +700,8 @@ impl Application for ServerApplication {
         [post_accept, drain, linger].into_iter().flatten().min()
     }
 
-    fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut ready = self.conn.register(cx.waker());
-        if self.handlers_running() > 0 {
-            self.poll_tasks(cx);
-        }
-        ready |= self.conn.register(cx.waker());
-        if ready {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+    fn set_wake(&mut self, wake: quicksand_core::ConnectionWake) {
+        self.conn.set_wake(wake);
     }
 
     /// GOAWAY: requests already received are answered, then the connection closes.

@@ -2,14 +2,43 @@
 //! adapters run) on one address.
 
 use std::net::SocketAddr;
-use std::task::{Context, Waker};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use quicksand_core::driver::AcceptFn;
 use quicksand_core::{
     Application, CloseReason, Connection, ConnectionKey, CreateError, Datagram, Driver, Endpoint,
-    Event, QuicConfig, Transmit,
+    Event, QuicConfig, Transmit, WakeTarget,
 };
+
+/// A [`WakeTarget`] that records which connections outside code woke, for a loop that looks
+/// at each step: the simulator's hosts, and harnesses that drive connections themselves.
+#[derive(Debug, Default)]
+pub struct WokenConnections(Mutex<Vec<ConnectionKey>>);
+
+impl WokenConnections {
+    /// The connections woken since the last call (a key may appear more than once).
+    pub fn take(&self) -> Vec<ConnectionKey> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// True if no connection was woken since the last `take`.
+    pub fn is_empty(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+}
+
+impl WakeTarget for WokenConnections {
+    fn wake(&self, key: ConnectionKey) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(key);
+    }
+}
 
 /// One host: a driver on one address, with the events it produced.
 pub struct Host<A: Application> {
@@ -19,17 +48,21 @@ pub struct Host<A: Application> {
     pub driver: Driver<A>,
     /// Every connection event with its time.
     pub events: Vec<(Instant, ConnectionKey, Event)>,
+    /// The driver's wake target: connections woken by handles, handlers, certificate lookups.
+    woken: Arc<WokenConnections>,
 }
 
 impl<A: Application> Host<A> {
     /// A host whose socket takes GSO batches of up to 16 segments; with `accept` it is a server.
     pub fn new(addr: SocketAddr, endpoint: Endpoint, accept: Option<AcceptFn<A>>) -> Self {
-        let mut driver = Driver::new(endpoint, accept, 16);
+        let woken = Arc::new(WokenConnections::default());
+        let mut driver = Driver::new(endpoint, accept, 16, woken.clone());
         driver.keep_closed(true);
         Host {
             addr,
             driver,
             events: Vec::new(),
+            woken,
         }
     }
 
@@ -53,10 +86,9 @@ impl<A: Application> Host<A> {
     /// Fires due timers, lets woken applications work, and collects every transmit and event.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Transmit>) {
         self.driver.handle_timeout(now);
-        // Wake-ups are collected by the driver itself; the simulator checks each step.
-        let _ = self
-            .driver
-            .poll_wakeup(&mut Context::from_waker(Waker::noop()));
+        for key in self.woken.take() {
+            self.driver.handle_wakeup(key);
+        }
         while let Some(t) = self.driver.poll_transmit(now) {
             out.push(t);
         }
@@ -68,8 +100,7 @@ impl<A: Application> Host<A> {
     /// The earliest connection timer; now, if an application or a command woke a
     /// connection since the host last ran.
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        let mut cx = Context::from_waker(Waker::noop());
-        if self.driver.poll_wakeup(&mut cx).is_ready() {
+        if !self.woken.is_empty() {
             return Some(Instant::now());
         }
         self.driver.poll_timeout()

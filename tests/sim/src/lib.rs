@@ -118,7 +118,7 @@ mod trace;
 
 pub use clock::VirtualTime;
 pub use events::{ClockStep, Restart, SimEvent};
-pub use host::Host;
+pub use host::{Host, WokenConnections};
 pub use network::{
     Blackhole, ClientId, Direction, Fate, LinkConfig, LossModel, Network, Packet, PacketFilter,
     BURST_MEMORY,

@@ -13,6 +13,7 @@ use futures_core::Stream;
 use quicksand_core::{Application, CloseReason, ConnectionKey, Driver, QuicConfig};
 
 use crate::connection::CloseSignal;
+use crate::inbox::{CommandSender, ConnectionGone, Inbox};
 use crate::{ConnectionInfo, Error};
 
 /// A request to open a client connection.
@@ -74,18 +75,15 @@ impl<A: Application> ClientRole<A> {
     }
 
     /// A handshake completed: hand the connection to whoever asked for it.
-    pub(super) fn established(&mut self, handle: ConnectionKey, driver: &Driver<A>) {
+    pub(super) fn established(&mut self, handle: ConnectionKey, inbox: &Arc<Inbox>) {
         let Some(reply) = self.waiting.remove(&handle) else {
-            return;
-        };
-        let Some(commands) = driver.connection(handle).map(|c| c.command_sender()) else {
             return;
         };
         let closed = Arc::new(CloseSignal::default());
         self.open.insert(handle, closed.clone());
         let _ = reply.send(Ok(ConnectionInfo {
             key: handle,
-            commands,
+            commands: CommandSender::new(handle, inbox.clone(), closed.clone()),
             closed,
         }));
     }
@@ -109,7 +107,7 @@ impl<A: Application> ClientRole<A> {
 impl<A: Application> Drop for ClientRole<A> {
     fn drop(&mut self) {
         for (_, signal) in self.open.drain() {
-            signal.set(Err(quicksand_core::ConnectionGone));
+            signal.set(Err(ConnectionGone));
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The endpoint task: one per socket. It owns the socket, a timer and a core [`Driver`] (the
 //! endpoint and every connection on the socket) and runs the driver's loop: receive → timers
-//! → transmit → events → wait for the socket, the timer, the driver's wake-up or a command.
+//! → transmit → events → wait for the socket, the timer, or news in its [`Inbox`] (a
+//! connection's application woken by a handle or handler, a command from a handle).
 //!
 //! Connections are multiplexed in this task rather than given a task each: the driver already
 //! runs each connection only when it has input, a timer or a wake-up, so a task per connection
@@ -12,11 +13,14 @@ mod server;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_channel::mpsc;
 use quicksand_core::{Application, Datagram, Driver, Event, QuicConfig};
+
+use crate::inbox::{Command, Inbox, Mail};
 
 use client::ClientRole;
 pub use client::Connect;
@@ -55,6 +59,10 @@ enum Role<A: Application> {
 /// readiness and timer.
 pub struct EndpointTask<A: Application, S, T> {
     driver: Driver<A>,
+    /// Where the driver's wake-ups and the handles' commands arrive.
+    inbox: Arc<Inbox>,
+    /// The inbox's contents being applied (kept to reuse its allocations).
+    mail: Mail,
     socket: S,
     timer: T,
     timer_at: Option<Instant>,
@@ -70,33 +78,35 @@ pub struct EndpointTask<A: Application, S, T> {
 }
 
 impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> {
-    /// A server worker's task.
+    /// A server worker's task; `inbox` is the one its driver wakes (see [`Worker`](crate::Worker)).
     pub fn server(
-        driver: Driver<A>,
+        (driver, inbox): (Driver<A>, Arc<Inbox>),
         socket: S,
         timer: T,
         control: mpsc::UnboundedReceiver<WorkerCommand>,
         siblings: Option<Siblings>,
     ) -> Self {
         let role = Role::Server(ServerRole::new(control, siblings));
-        Self::new(driver, socket, timer, role)
+        Self::new(driver, inbox, socket, timer, role)
     }
 
-    /// A client endpoint's task.
+    /// A client endpoint's task; `inbox` is the one its driver wakes.
     pub fn client(
-        driver: Driver<A>,
+        (driver, inbox): (Driver<A>, Arc<Inbox>),
         socket: S,
         timer: T,
         config: QuicConfig,
         connects: mpsc::UnboundedReceiver<Connect<A>>,
     ) -> Self {
         let role = Role::Client(ClientRole::new(config, connects));
-        Self::new(driver, socket, timer, role)
+        Self::new(driver, inbox, socket, timer, role)
     }
 
-    fn new(driver: Driver<A>, socket: S, timer: T, role: Role<A>) -> Self {
+    fn new(driver: Driver<A>, inbox: Arc<Inbox>, socket: S, timer: T, role: Role<A>) -> Self {
         EndpointTask {
             driver,
+            inbox,
+            mail: Mail::default(),
             socket,
             timer,
             timer_at: None,
@@ -135,6 +145,33 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
                     ..WorkerStats::default()
                 });
             }
+        }
+    }
+
+    /// Applies the handles' commands and hands the driver the connections that outside code
+    /// woke. A command for a connection that is gone is dropped (a reply channel in it then
+    /// tells its asker so).
+    fn read_inbox(&mut self) {
+        self.inbox.take(&mut self.mail);
+        for (key, command) in self.mail.commands.drain(..) {
+            let Some(conn) = self.driver.connection_mut(key) else {
+                continue;
+            };
+            match command {
+                Command::Close {
+                    application,
+                    code,
+                    reason,
+                } => conn.close(application, code, &reason),
+                Command::Stats(reply) => {
+                    // The asker may have gone away; nothing to do then.
+                    let _ = reply.send(conn.stats());
+                }
+                Command::Run(f) => f(conn.quiche_mut()),
+            }
+        }
+        for key in self.mail.woken.drain(..) {
+            self.driver.handle_wakeup(key);
         }
     }
 
@@ -203,7 +240,7 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
         while let Some((handle, event)) = self.driver.poll_event() {
             match (&mut self.role, event) {
                 (Role::Client(c), Event::HandshakeCompleted { .. }) => {
-                    c.established(handle, &self.driver)
+                    c.established(handle, &self.inbox)
                 }
                 (role, Event::Closed(reason)) => {
                     tracing::debug!(?handle, ?reason, "connection closed");
@@ -272,6 +309,13 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
     }
 }
 
+impl<A: Application, S, T> Drop for EndpointTask<A, S, T> {
+    fn drop(&mut self) {
+        // Commands sent from now on fail, and queued ones drop their reply channels.
+        self.inbox.close();
+    }
+}
+
 // Nothing is pinned structurally: the parts are moved freely.
 impl<A: Application, S, T> Unpin for EndpointTask<A, S, T> {}
 
@@ -293,6 +337,7 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTas
                     .handle_wall_clock(now, SystemTime::now());
             }
             this.commands(cx, now);
+            this.read_inbox();
             // While the socket cannot send, datagrams stay in the kernel's receive buffer
             // (which drops beyond its size) instead of becoming work, and answers, that
             // cannot leave: a flood costs the kernel's memory, not ours.
@@ -312,7 +357,7 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> Future for EndpointTas
                 };
                 return Poll::Ready(WorkerReport { forced_closed });
             }
-            busy |= this.driver.poll_wakeup(cx).is_ready();
+            busy |= this.inbox.poll_park(cx).is_ready();
             if busy {
                 continue;
             }

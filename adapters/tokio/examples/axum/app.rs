@@ -140,18 +140,17 @@ pub async fn serve(
 fn tls_acceptor(
     certificate: &CertificateSource,
 ) -> Result<SslAcceptor, Box<dyn std::error::Error + Send + Sync>> {
-    let (chain, key) = match certificate {
-        CertificateSource::Pem { chain, key } => (chain.clone(), key.clone()),
-        CertificateSource::PemFiles { chain, key } => (std::fs::read(chain)?, std::fs::read(key)?),
+    let CertificateSource::Pem { chain, key } = certificate else {
+        return Err("only PEM certificates are supported for the TCP side".into());
     };
     let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())?;
-    let mut certs = X509::stack_from_pem(&chain)?.into_iter();
+    let mut certs = X509::stack_from_pem(chain)?.into_iter();
     let leaf = certs.next().ok_or("the certificate chain is empty")?;
     acceptor.set_certificate(&leaf)?;
     for intermediate in certs {
         acceptor.add_extra_chain_cert(intermediate)?;
     }
-    let key = PKey::private_key_from_pem(&key)?;
+    let key = PKey::private_key_from_pem(key)?;
     acceptor.set_private_key(&key)?;
     acceptor.check_private_key()?;
     acceptor.set_alpn_select_callback(|_, offered| {

@@ -45,10 +45,9 @@ async fn main() {
         }
     }
     let certificate = match (cert, key) {
-        (Some(chain), Some(key)) => CertificateSource::PemFiles {
-            chain: chain.into(),
-            key: key.into(),
-        },
+        (Some(chain), Some(key)) => quicksand_tokio::PemFiles::new(chain, key)
+            .read("--cert/--key")
+            .unwrap_or_else(|e| fail(&format!("{e}"))),
         (None, None) => {
             tracing::warn!("no --cert/--key: serving a self-signed certificate for localhost");
             CertificateSource::self_signed(&["localhost"], SystemTime::now())

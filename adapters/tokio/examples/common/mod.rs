@@ -206,10 +206,7 @@ impl ServerArgs {
     /// or the inherited sockets cannot be used.
     pub fn apply(&self, config: &mut quicksand_adapter::ServerConfig) {
         if let Some((chain, key)) = &self.cert {
-            config.tls.certificate = Some(quicksand_core::CertificateSource::PemFiles {
-                chain: chain.clone(),
-                key: key.clone(),
-            });
+            config.certificate_files = Some(quicksand_adapter::PemFiles::new(chain, key));
         }
         config.qlog_dir = self.qlog_dir.clone();
         let quic = &mut config.quic;
@@ -345,7 +342,7 @@ impl ClientArgs {
         config.socket.gso = self.offload;
         config.socket.gro = self.offload;
         config.tls.verify_peer = !self.insecure;
-        config.tls.ca_file = self.ca.clone();
+        config.ca_file = self.ca.clone();
         let quic = &mut config.quic;
         quic.initial_max_data = 32 << 20;
         quic.max_connection_window = 64 << 20;

@@ -38,10 +38,13 @@
 
 use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use boring::ssl::{ClientHello, ExtensionType};
+
+mod shared;
+
+pub use shared::SharedStrikeRegister;
 
 /// Decides whether early data from a ClientHello may be used before the handshake completes.
 pub trait AntiReplay: Send + Sync + std::fmt::Debug {
@@ -134,32 +137,6 @@ impl StrikeRegister {
 impl Default for StrikeRegister {
     fn default() -> Self {
         Self::new(Self::DEFAULT_WINDOW, Self::DEFAULT_CAPACITY)
-    }
-}
-
-/// A [`StrikeRegister`] shared by the connections and workers of a process: the default
-/// [`AntiReplay`] of a [`ConnectionContext`](crate::ConnectionContext).
-#[derive(Debug, Default)]
-pub struct SharedStrikeRegister(Mutex<StrikeRegister>);
-
-impl SharedStrikeRegister {
-    /// A shared record with this window and capacity.
-    pub fn new(window: Duration, capacity: usize) -> Self {
-        SharedStrikeRegister(Mutex::new(StrikeRegister::new(window, capacity)))
-    }
-
-    /// ClientHellos not admitted so far.
-    pub fn refused(&self) -> u64 {
-        self.0.lock().map_or(0, |r| r.refused())
-    }
-}
-
-impl AntiReplay for SharedStrikeRegister {
-    fn admit(&self, client_random: &[u8; 32], now: Instant) -> bool {
-        // A poisoned lock means a panic elsewhere mid-update: refuse rather than guess.
-        self.0
-            .lock()
-            .is_ok_and(|mut r| r.strike(client_random, now) == Strike::First)
     }
 }
 
