@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::{
-    Application, Connection, ConnectionKey, ConnectionWake, CreateError, Datagram, DatagramEvent,
-    Endpoint, Event, Incoming, QuicConfig, Transmit, WakeTarget,
+    Application, Connection, ConnectionKey, CreateError, Datagram, DatagramEvent, Endpoint, Event,
+    Incoming, QuicConfig, Transmit, WakeTarget,
 };
 
 /// Stateless answers (version negotiation, RETRY, stateless reset, refusals) queued before
@@ -52,7 +52,6 @@ pub struct Driver<A: Application> {
     endpoint: Endpoint,
     conns: BTreeMap<ConnectionKey, Slot<A>>,
     accept: Option<AcceptFn<A>>,
-    wake: Arc<dyn WakeTarget>,
     /// Connections with input since they were last driven.
     dirty: BTreeSet<ConnectionKey>,
     /// Connection timers; an entry is live only if it equals its slot's `scheduled`.
@@ -71,18 +70,19 @@ pub struct Driver<A: Application> {
 impl<A: Application> Driver<A> {
     /// A driver around `endpoint`; with `accept` it takes incoming connections. Transmits carry
     /// at most `max_segments` GSO segments (the socket's limit; 1 without GSO). Wake-ups of
-    /// its connections by outside code go to `wake`.
+    /// its connections by outside code go to `wake` (the endpoint hands each connection its
+    /// [`ConnectionWake`](crate::ConnectionWake) as it creates it).
     pub fn new(
-        endpoint: Endpoint,
+        mut endpoint: Endpoint,
         accept: Option<AcceptFn<A>>,
         max_segments: usize,
         wake: Arc<dyn WakeTarget>,
     ) -> Self {
+        endpoint.set_wake_target(wake);
         Driver {
             endpoint,
             conns: BTreeMap::new(),
             accept,
-            wake,
             dirty: BTreeSet::new(),
             timers: BinaryHeap::new(),
             outgoing: VecDeque::new(),
@@ -313,8 +313,7 @@ impl<A: Application> Driver<A> {
         }
     }
 
-    fn insert(&mut self, handle: ConnectionKey, mut conn: Connection<A>) {
-        conn.set_wake(ConnectionWake::new(handle, self.wake.clone()));
+    fn insert(&mut self, handle: ConnectionKey, conn: Connection<A>) {
         self.conns.insert(
             handle,
             Slot {

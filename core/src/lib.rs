@@ -89,6 +89,7 @@ pub use settings::{
     ServerTransportParams, TicketKeys, TlsSettings, QUICHE_TRANSPORT_PARAMS_CAPACITY,
 };
 pub use stream_buf::{QuicheConnection, StreamBuf, StreamBufs};
+pub(crate) use wake::WakeTargetSlot;
 pub use wake::{ConnectionWake, WakeTarget};
 
 pub use boring;

@@ -71,6 +71,34 @@ impl ConnectionWake {
     }
 }
 
+/// Where an endpoint's connections are woken, once its owner said (crate-internal: it hands
+/// each new connection its [`ConnectionWake`] before the connection sees its first packet).
+#[derive(Clone, Default)]
+pub(crate) struct WakeTargetSlot(Option<Arc<dyn WakeTarget>>);
+
+impl WakeTargetSlot {
+    pub fn set(&mut self, target: Arc<dyn WakeTarget>) {
+        self.0 = Some(target);
+    }
+
+    /// The wake handle of connection `key`, if the owner gave a target.
+    pub fn for_key(&self, key: ConnectionKey) -> Option<ConnectionWake> {
+        self.0
+            .as_ref()
+            .map(|target| ConnectionWake::new(key, target.clone()))
+    }
+}
+
+impl fmt::Debug for WakeTargetSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "WakeTarget"
+        } else {
+            "None"
+        })
+    }
+}
+
 impl fmt::Debug for ConnectionWake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectionWake")

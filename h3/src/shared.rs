@@ -84,7 +84,10 @@ impl ConnShared {
 
     /// Clears the work flag (the application is about to do everything pending anyway).
     pub fn clear(&self) {
-        self.work.store(false, Ordering::Release);
+        // A swap, not a store: it reads the handles' flags set before their `wake_connection`
+        // (acquire), so either the application sees their work or their swap sees `false` and
+        // wakes the connection again.
+        self.work.swap(false, Ordering::AcqRel);
     }
 }
 

@@ -54,10 +54,27 @@ async fn shown(conn: &H3Connection) -> Vec<u8> {
     rx.await.unwrap().expect("the server showed a certificate")
 }
 
+/// The common name of a DER certificate, for messages.
+fn common_name(der: &[u8]) -> String {
+    let cert = X509::from_der(der).expect("a DER certificate");
+    let name = cert
+        .subject_name()
+        .entries()
+        .next()
+        .map(|e| e.data().as_slice().to_vec());
+    String::from_utf8_lossy(&name.unwrap_or_default()).into_owned()
+}
+
 async fn connect(addr: std::net::SocketAddr, name: &str) -> H3Connection {
-    let (_client, conn) = quicksand_tokio::connect(addr, name, ClientConfig::default().insecure())
-        .await
-        .unwrap();
+    connect_with(addr, name, ClientConfig::default().insecure()).await
+}
+
+async fn connect_with(
+    addr: std::net::SocketAddr,
+    name: &str,
+    config: ClientConfig,
+) -> H3Connection {
+    let (_client, conn) = quicksand_tokio::connect(addr, name, config).await.unwrap();
     // The client's endpoint task runs on while the connection is open.
     conn
 }
@@ -196,6 +213,42 @@ fn a_resolver_fetches_a_certificate_during_the_handshake() {
             "cached after the first fetch: {asked:?}"
         );
         assert_eq!(count("own.test"), 2, "answered per handshake: {asked:?}");
+        server.shutdown(Duration::from_secs(1)).await;
+    });
+}
+
+/// A ClientHello that fits in the first datagram (X25519 only, no post-quantum key share):
+/// the resolver runs while the server connection handles its very first packet, so the
+/// connection must already know how to be woken then, or the handshake never resumes and
+/// gets the default instead of the fetched chain.
+#[test]
+fn a_resolver_runs_for_a_client_hello_in_the_first_datagram() {
+    common::run_tokio(LIMIT, async {
+        let (fallback, _) = certificate("fallback.test");
+        let (fetched, fetched_der) = certificate("small.test");
+        let store = CertificateStore::new();
+        store.set_default(&fallback).unwrap();
+        let asked = Arc::new(Mutex::new(0usize));
+        let count = asked.clone();
+        store.set_resolver(Arc::new(move |request: CertificateRequest| {
+            *count.lock().unwrap() += 1;
+            let fetched = fetched.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                request.complete(Some(&fetched)).unwrap();
+            });
+        }));
+        let server = serve(&store);
+        let mut config = ClientConfig::default().insecure();
+        config.hooks.ssl_context = Some(Arc::new(|ctx| ctx.set_curves_list("X25519")));
+        let conn = connect_with(server.local_addr(), "small.test", config).await;
+        let showed = shown(&conn).await;
+        assert!(
+            showed == fetched_der,
+            "the server showed {} instead of the fetched small.test",
+            common_name(&showed)
+        );
+        assert_eq!(*asked.lock().unwrap(), 1);
         server.shutdown(Duration::from_secs(1)).await;
     });
 }

@@ -16,6 +16,8 @@ use std::task::{Context, Poll, Waker};
 use futures_channel::oneshot;
 use quicksand_core::{ConnectionKey, ConnectionStats, QuicheConnection, WakeTarget};
 
+use crate::connection::CloseSignal;
+
 /// Something outside code asks a connection to do; applied by its endpoint task.
 pub enum Command {
     /// Close the connection with this error.
@@ -73,7 +75,7 @@ pub struct Inbox {
 #[derive(Default)]
 struct InboxInner {
     woken: Vec<ConnectionKey>,
-    commands: Vec<(ConnectionKey, Command)>,
+    commands: Vec<Addressed>,
     task: Option<Waker>,
     /// The task is waiting on [`Inbox::poll_park`], so news must wake it.
     parked: bool,
@@ -81,11 +83,20 @@ struct InboxInner {
     closed: bool,
 }
 
+/// A command with the connection it is for: the key, and the close signal of the handle that
+/// sent it. Keys are reused once a connection ends, so the endpoint task applies a command
+/// only if the connection under the key is still the one this signal belongs to.
+pub(crate) struct Addressed {
+    pub key: ConnectionKey,
+    pub to: Arc<CloseSignal>,
+    pub command: Command,
+}
+
 /// What the endpoint task takes from its inbox in one round.
 #[derive(Default)]
 pub(crate) struct Mail {
     pub woken: Vec<ConnectionKey>,
-    pub commands: Vec<(ConnectionKey, Command)>,
+    pub commands: Vec<Addressed>,
 }
 
 impl Inbox {
@@ -94,14 +105,14 @@ impl Inbox {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a command for connection `key` and wakes the task if it is parked.
-    pub fn send(&self, key: ConnectionKey, command: Command) -> Result<(), ConnectionGone> {
+    /// Queues a command and wakes the task if it is parked.
+    fn send(&self, command: Addressed) -> Result<(), ConnectionGone> {
         let task = {
             let mut inner = self.lock();
             if inner.closed {
                 return Err(ConnectionGone);
             }
-            inner.commands.push((key, command));
+            inner.commands.push(command);
             inner.wake_task()
         };
         if let Some(task) = task {
@@ -184,7 +195,7 @@ impl fmt::Debug for Inbox {
 pub struct CommandSender {
     key: ConnectionKey,
     inbox: Arc<Inbox>,
-    closed: Arc<crate::connection::CloseSignal>,
+    closed: Arc<CloseSignal>,
 }
 
 impl fmt::Debug for CommandSender {
@@ -196,11 +207,7 @@ impl fmt::Debug for CommandSender {
 }
 
 impl CommandSender {
-    pub(crate) fn new(
-        key: ConnectionKey,
-        inbox: Arc<Inbox>,
-        closed: Arc<crate::connection::CloseSignal>,
-    ) -> Self {
+    pub(crate) fn new(key: ConnectionKey, inbox: Arc<Inbox>, closed: Arc<CloseSignal>) -> Self {
         CommandSender { key, inbox, closed }
     }
 
@@ -209,7 +216,11 @@ impl CommandSender {
         if self.closed.is_set() {
             return Err(ConnectionGone);
         }
-        self.inbox.send(self.key, command)
+        self.inbox.send(Addressed {
+            key: self.key,
+            to: self.closed.clone(),
+            command,
+        })
     }
 
     /// Asks the connection to close with an application error code.
@@ -304,7 +315,7 @@ mod tests {
     #[test]
     fn commands_wake_the_task_and_fail_once_it_ended() {
         let inbox = Arc::new(Inbox::default());
-        let closed = Arc::new(crate::connection::CloseSignal::default());
+        let closed = Arc::new(CloseSignal::default());
         let sender = CommandSender::new(ConnectionKey(9), inbox.clone(), closed.clone());
         let (count, waker) = task();
         assert_eq!(
@@ -317,10 +328,10 @@ mod tests {
         let mut mail = Mail::default();
         inbox.take(&mut mail);
         assert_eq!(mail.commands.len(), 2);
-        assert!(matches!(
-            mail.commands[0],
-            (ConnectionKey(9), Command::Close { code: 0x10, .. })
-        ));
+        let first = &mail.commands[0];
+        assert_eq!(first.key, ConnectionKey(9));
+        assert!(Arc::ptr_eq(&first.to, &closed));
+        assert!(matches!(first.command, Command::Close { code: 0x10, .. }));
 
         // The connection closed: the sender refuses. The task ended: queued replies fail.
         let pending = sender.stats().unwrap();

@@ -20,10 +20,11 @@ const PROBES: usize = 16;
 /// updated by compare-and-swap. A random may sit in one of 16 cells after its hash
 /// (keyed per process, so a client cannot aim its randoms at one place); a cell whose entry
 /// left the window is reused. Every way this can be wrong is the safe way: a fresh random
-/// whose fingerprint matches another's in its cells (about one in 2^28 handshakes), two
+/// whose fingerprint matches another's in its cells (about one in 2^27 handshakes), two
 /// copies of one random recorded at the same instant, or cells that are all taken, are
 /// refused, and their early data waits for the handshake. A replay is never admitted within
-/// the window. The table is allocated when the first early data arrives (`capacity` × 16
+/// the window. A cell nobody reuses for 24.8 days looks live again for a while (its 32-bit
+/// stamp wraps): the safe way too. The table is allocated when the first early data arrives (`capacity` × 16
 /// bytes).
 #[derive(Debug)]
 pub struct SharedStrikeRegister {

@@ -21,6 +21,7 @@ pub use table::ConnectionKey;
 pub use token::{AddressToken, TokenError, TokenKey, TokenKeys, TokenKind, TokenLifetimes};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use quiche::ConnectionId;
@@ -31,7 +32,7 @@ use crate::metrics::{DropReason, RejectReason, StatelessKind};
 use crate::settings::check_server_transport_params;
 use crate::{
     Application, ConfigError, ConfigErrorKind, Connection, ConnectionContext, CreateError,
-    Datagram, EndpointEvent, QuicConfig, RetryIds, Transmit,
+    Datagram, EndpointEvent, QuicConfig, RetryIds, Transmit, WakeTarget, WakeTargetSlot,
 };
 use rejection::RejectionLog;
 use stateless::RateLimit;
@@ -264,6 +265,8 @@ pub struct Endpoint {
     shutting_down: bool,
     stats: EndpointStats,
     rejection_log: RejectionLog,
+    /// Where the connections' wake-ups go (`set_wake_target`).
+    wake: WakeTargetSlot,
 }
 
 impl Endpoint {
@@ -326,6 +329,7 @@ impl Endpoint {
             shutting_down: false,
             stats: EndpointStats::default(),
             rejection_log: RejectionLog::default(),
+            wake: WakeTargetSlot::default(),
         })
     }
 
@@ -439,6 +443,11 @@ impl Endpoint {
         let handle = self
             .table
             .insert(&[&scid, &client_dcid], Some(datagram.peer.ip()));
+        // Before the first packet: a certificate resolver may suspend the handshake inside
+        // it, and resumes it through this.
+        if let Some(wake) = self.wake.for_key(handle) {
+            conn.set_wake(wake);
+        }
         conn.handle_datagram(now, datagram);
         Ok((handle, conn))
     }
@@ -460,12 +469,22 @@ impl Endpoint {
         peer: SocketAddr,
         app: A,
     ) -> Result<(ConnectionKey, Connection<A>), CreateError> {
-        let conn =
+        let mut conn =
             Connection::connect(now, config, server_name, local, peer, self.ctx.clone(), app)?;
         let cids = conn.source_ids();
         let cids: Vec<&[u8]> = cids.iter().map(|c| c.as_ref()).collect();
         let handle = self.table.insert(&cids, None);
+        if let Some(wake) = self.wake.for_key(handle) {
+            conn.set_wake(wake);
+        }
         Ok((handle, conn))
+    }
+
+    /// Where the wake-ups of connections created from now on go: each gets its
+    /// [`ConnectionWake`](crate::ConnectionWake) (and its application a copy) before it sees
+    /// a packet. A [`Driver`](crate::Driver) sets this from its own target.
+    pub fn set_wake_target(&mut self, target: Arc<dyn WakeTarget>) {
+        self.wake.set(target);
     }
 
     /// Mints a NEW_TOKEN-kind token for `peer`, for a client to present on a later connection

@@ -88,6 +88,12 @@ impl<A: Application> ClientRole<A> {
         }));
     }
 
+    /// True if `signal` is the close signal of the open connection under `key` (not of an
+    /// earlier one whose key was reused).
+    pub(super) fn is_open(&self, key: ConnectionKey, signal: &Arc<CloseSignal>) -> bool {
+        self.open.get(&key).is_some_and(|s| Arc::ptr_eq(s, signal))
+    }
+
     /// A connection closed: tell its handles (or its caller, if it never got established).
     pub(super) fn closed(&mut self, handle: ConnectionKey, reason: &CloseReason) {
         if let Some(signal) = self.open.remove(&handle) {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_channel::mpsc;
 use quicksand_core::{Application, Datagram, Driver, Event, QuicConfig};
 
-use crate::inbox::{Command, Inbox, Mail};
+use crate::inbox::{Addressed, Command, Inbox, Mail};
 
 use client::ClientRole;
 pub use client::Connect;
@@ -149,12 +149,17 @@ impl<A: Application, S: EndpointSocket, T: EndpointTimer> EndpointTask<A, S, T> 
     }
 
     /// Applies the handles' commands and hands the driver the connections that outside code
-    /// woke. A command for a connection that is gone is dropped (a reply channel in it then
-    /// tells its asker so).
+    /// woke. A command for a connection that is gone (its key may name a newer one now) is
+    /// dropped; a reply channel in it then tells its asker so.
     fn read_inbox(&mut self) {
         self.inbox.take(&mut self.mail);
-        for (key, command) in self.mail.commands.drain(..) {
-            let Some(conn) = self.driver.connection_mut(key) else {
+        for Addressed { key, to, command } in self.mail.commands.drain(..) {
+            let current = match &self.role {
+                Role::Client(c) => c.is_open(key, &to),
+                // Server connections have no handles that send commands.
+                Role::Server(_) => false,
+            };
+            let Some(conn) = self.driver.connection_mut(key).filter(|_| current) else {
                 continue;
             };
             match command {
