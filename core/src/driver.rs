@@ -166,7 +166,7 @@ impl<A: Application> Driver<A> {
         }
     }
 
-    /// Outside code woke connection `handle` (its [`ConnectionWake`] reached the driver's
+    /// Outside code woke connection `handle` (its [`ConnectionWake`](crate::ConnectionWake) reached the driver's
     /// [`WakeTarget`]): the connection runs on the next `poll_transmit`. A key that is gone
     /// is ignored.
     pub fn handle_wakeup(&mut self, handle: ConnectionKey) {
