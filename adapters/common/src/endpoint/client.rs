@@ -117,3 +117,38 @@ impl<A: Application> Drop for ClientRole<A> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quicksand_core::NoApplication;
+
+    use super::*;
+
+    /// Keys are reused once a connection ends: a handle of the old connection must not count
+    /// as a handle of the new one under the same key (its commands are dropped, not applied).
+    #[test]
+    fn a_reused_key_does_not_make_an_old_handle_current() {
+        let config = crate::ClientConfig::default().quic_config().unwrap();
+        let (_tx, rx) = mpsc::unbounded::<Connect<NoApplication>>();
+        let mut role = ClientRole::new(config, rx);
+        let inbox = Arc::new(Inbox::default());
+        let key = ConnectionKey(0);
+        let establish = |role: &mut ClientRole<NoApplication>| {
+            let (reply, mut answer) = oneshot::channel();
+            role.waiting.insert(key, reply);
+            role.established(key, &inbox);
+            answer.try_recv().unwrap().unwrap().unwrap()
+        };
+        let first = establish(&mut role);
+        assert!(role.is_open(key, &first.closed));
+        let reason = CloseReason::IdleTimeout;
+        role.closed(key, &reason);
+        assert!(!role.is_open(key, &first.closed));
+        let second = establish(&mut role);
+        assert!(role.is_open(key, &second.closed));
+        assert!(
+            !role.is_open(key, &first.closed),
+            "the old handle's commands would reach the new connection"
+        );
+    }
+}
