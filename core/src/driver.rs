@@ -166,9 +166,9 @@ impl<A: Application> Driver<A> {
         }
     }
 
-    /// Outside code woke connection `handle` (its [`ConnectionWake`](crate::ConnectionWake) reached the driver's
-    /// [`WakeTarget`]): the connection runs on the next `poll_transmit`. A key that is gone
-    /// is ignored.
+    /// Outside code woke connection `handle` (its [`ConnectionWake`](crate::ConnectionWake)
+    /// reached the driver's [`WakeTarget`]): the connection runs on the next `poll_transmit`.
+    /// A key that is gone is ignored.
     pub fn handle_wakeup(&mut self, handle: ConnectionKey) {
         if let Some(slot) = self.conns.get_mut(&handle) {
             slot.conn.handle_wakeup();

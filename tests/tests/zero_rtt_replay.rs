@@ -249,34 +249,3 @@ fn non_idempotent_early_requests_get_425_and_idempotent_ones_run() {
         calls.lock().unwrap()
     );
 }
-
-#[test]
-fn the_strike_register_forgets_after_its_window_and_refuses_when_full() {
-    use quicksand_core::anti_replay::{Strike, StrikeRegister};
-    let t0 = Instant::now();
-    let mut r = StrikeRegister::new(Duration::from_secs(10), 2);
-    assert_eq!(r.strike(&[1; 32], t0), Strike::First);
-    assert_eq!(
-        r.strike(&[1; 32], t0 + Duration::from_secs(9)),
-        Strike::Replay
-    );
-    assert_eq!(
-        r.strike(&[2; 32], t0 + Duration::from_secs(9)),
-        Strike::First
-    );
-    assert_eq!(
-        r.strike(&[3; 32], t0 + Duration::from_secs(9)),
-        Strike::Full
-    );
-    // [1] leaves the window; [2] is still there.
-    assert_eq!(
-        r.strike(&[3; 32], t0 + Duration::from_secs(10)),
-        Strike::First
-    );
-    assert_eq!(
-        r.strike(&[2; 32], t0 + Duration::from_secs(10)),
-        Strike::Replay
-    );
-    assert_eq!(r.len(), 2);
-    assert_eq!(r.refused(), 3);
-}

@@ -133,8 +133,8 @@ pub struct ServerConfig {
     /// the place of `tls.certificate`). Default: `None`.
     pub certificate_files: Option<PemFiles>,
     /// Roots that client certificates must chain to, in a PEM file read at start (into
-    /// `tls.ca_pem`); with `tls.verify_peer`, clients must present a certificate.
-    /// Default: `None`.
+    /// `tls.ca_pem`); with `tls.verify_peer`, the server verifies client certificates
+    /// against them. Default: `None`.
     pub ca_file: Option<PathBuf>,
     /// Adjustments of the TLS context.
     pub hooks: Hooks,

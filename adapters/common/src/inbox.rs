@@ -170,6 +170,10 @@ impl WakeTarget for Inbox {
     fn wake(&self, key: ConnectionKey) {
         let task = {
             let mut inner = self.lock();
+            // A handle that outlived the task: nobody would take the key.
+            if inner.closed {
+                return;
+            }
             inner.woken.push(key);
             inner.wake_task()
         };
@@ -342,6 +346,11 @@ mod tests {
         assert_eq!(sender.close(1, "late").unwrap_err(), ConnectionGone);
         closed.set(Err(ConnectionGone));
         assert_eq!(sender.close(1, "late").unwrap_err(), ConnectionGone);
+        // Nor do wake-ups pile up for a task that will not take them.
+        inbox.wake(ConnectionKey(9));
+        let mut mail = Mail::default();
+        inbox.take(&mut mail);
+        assert!(mail.woken.is_empty());
     }
 
     /// True if the receiver, polled once, says its sender was dropped.

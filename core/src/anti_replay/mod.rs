@@ -30,15 +30,14 @@
 //! BoringSSL refuses early data whose ticket age is off by more than 60 s
 //! (`kMaxTicketAgeSkewSeconds`), so a replay more than 120 s after the original (60 s of skew
 //! either way) is refused by TLS itself: the record keeps randoms for
-//! [`StrikeRegister::DEFAULT_WINDOW`] (130 s). For a fleet, the record is per process (shared
+//! [`SharedStrikeRegister::DEFAULT_WINDOW`] (130 s). For a fleet, the record is per process (shared
 //! by its workers); a load balancer that sends a client's packets to one host by address keeps
 //! a replay from another source address off other hosts only if the balancer routes by
 //! connection ID, so a multi-host deployment should share an [`AntiReplay`] implementation
 //! (e.g. one backed by a shared store) through [`ConnectionContext`](crate::ConnectionContext).
 
 use std::cell::Cell;
-use std::collections::{HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use boring::ssl::{ClientHello, ExtensionType};
 
@@ -52,92 +51,6 @@ pub trait AntiReplay: Send + Sync + std::fmt::Debug {
     /// true to use the early data at once (the first time this random is seen), false to
     /// hold it until the handshake completes.
     fn admit(&self, client_random: &[u8; 32], now: Instant) -> bool;
-}
-
-/// What the record says about a ClientHello random.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Strike {
-    /// Not seen within the window: now recorded.
-    First,
-    /// Seen before: a replay (or a client that sent the same ClientHello twice).
-    Replay,
-    /// The record is full: cannot tell, so treated as not admitted.
-    Full,
-}
-
-/// A bounded record of ClientHello randoms seen within a time window.
-#[derive(Debug)]
-pub struct StrikeRegister {
-    window: Duration,
-    capacity: usize,
-    seen: HashSet<[u8; 32]>,
-    order: VecDeque<(Instant, [u8; 32])>,
-    refused: u64,
-}
-
-impl StrikeRegister {
-    /// How long a random is remembered: replays later than 120 s are refused by BoringSSL's
-    /// ticket-age check, plus a margin.
-    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(130);
-    /// Randoms remembered at most (about 100 bytes each): 770 early-data handshakes a second,
-    /// sustained over the window, per process. Beyond it early data waits for the handshake.
-    pub const DEFAULT_CAPACITY: usize = 100_000;
-
-    /// A record keeping each random for `window`, at most `capacity` of them.
-    pub fn new(window: Duration, capacity: usize) -> Self {
-        StrikeRegister {
-            window,
-            capacity,
-            seen: HashSet::new(),
-            order: VecDeque::new(),
-            refused: 0,
-        }
-    }
-
-    /// Records `random` seen at `now`, or says why it cannot be admitted.
-    pub fn strike(&mut self, random: &[u8; 32], now: Instant) -> Strike {
-        while let Some((at, old)) = self.order.front() {
-            if now.saturating_duration_since(*at) < self.window {
-                break;
-            }
-            self.seen.remove(old);
-            self.order.pop_front();
-        }
-        let verdict = if self.seen.contains(random) {
-            Strike::Replay
-        } else if self.seen.len() >= self.capacity {
-            Strike::Full
-        } else {
-            self.seen.insert(*random);
-            self.order.push_back((now, *random));
-            Strike::First
-        };
-        if verdict != Strike::First {
-            self.refused += 1;
-        }
-        verdict
-    }
-
-    /// Randoms remembered now.
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    /// True if nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
-
-    /// ClientHellos not admitted so far (replays and overflow).
-    pub fn refused(&self) -> u64 {
-        self.refused
-    }
-}
-
-impl Default for StrikeRegister {
-    fn default() -> Self {
-        Self::new(Self::DEFAULT_WINDOW, Self::DEFAULT_CAPACITY)
-    }
 }
 
 /// Every early data admitted, replays included: quiche's own behaviour. Only for clients of a

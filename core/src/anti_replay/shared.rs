@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{AntiReplay, StrikeRegister};
+use super::AntiReplay;
 
 /// Cells looked at for one random: where it may be recorded.
 const PROBES: usize = 16;
@@ -38,6 +38,14 @@ pub struct SharedStrikeRegister {
 }
 
 impl SharedStrikeRegister {
+    /// How long a random is remembered: replays later than 120 s are refused by BoringSSL's
+    /// ticket-age check, plus a margin.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(130);
+    /// Randoms remembered at most (16 bytes of table each): 770 early-data handshakes a
+    /// second, sustained over the window, per process. Beyond it early data waits for the
+    /// handshake.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
     /// A shared record keeping each random for `window`, with room for about `capacity`.
     pub fn new(window: Duration, capacity: usize) -> Self {
         SharedStrikeRegister {
@@ -132,10 +140,7 @@ impl SharedStrikeRegister {
 
 impl Default for SharedStrikeRegister {
     fn default() -> Self {
-        Self::new(
-            StrikeRegister::DEFAULT_WINDOW,
-            StrikeRegister::DEFAULT_CAPACITY,
-        )
+        Self::new(Self::DEFAULT_WINDOW, Self::DEFAULT_CAPACITY)
     }
 }
 
