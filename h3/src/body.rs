@@ -15,7 +15,7 @@ use http::HeaderMap;
 
 use crate::error::{ErrorCode, SendError, StreamError};
 use crate::headers;
-use crate::shared::{Outgoing, RecvEnd, StreamShared};
+use crate::shared::{Op, Outgoing, RecvEnd, StreamSlot};
 
 /// The body of a received message: a [`Stream`] of `Bytes` chunks, then optional trailers.
 ///
@@ -24,7 +24,7 @@ use crate::shared::{Outgoing, RecvEnd, StreamShared};
 /// `connection_buffer_size`), so QUIC flow control slows the peer down. Dropping the body
 /// before its end asks the peer to stop sending (STOP_SENDING).
 pub struct RecvBody {
-    shared: Arc<StreamShared>,
+    slot: Arc<StreamSlot>,
     done: bool,
     stop_code: u64,
 }
@@ -32,15 +32,15 @@ pub struct RecvBody {
 impl fmt::Debug for RecvBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecvBody")
-            .field("id", &self.shared.lock().id)
+            .field("id", &self.slot.id())
             .finish_non_exhaustive()
     }
 }
 
 impl RecvBody {
-    pub(crate) fn new(shared: Arc<StreamShared>, stop_code: ErrorCode) -> Self {
+    pub(crate) fn new(slot: Arc<StreamSlot>, stop_code: ErrorCode) -> Self {
         RecvBody {
-            shared,
+            slot,
             done: false,
             stop_code: stop_code.code(),
         }
@@ -52,24 +52,24 @@ impl RecvBody {
         if self.done {
             return Poll::Ready(None);
         }
-        let mut st = self.shared.lock();
-        if let Some(chunk) = st.recv.pop_front() {
-            st.recv_buffered -= chunk.len();
-            self.shared
-                .conn
-                .recv_buffered
-                .fetch_sub(chunk.len(), Ordering::AcqRel);
-            let stream_blocked = std::mem::take(&mut st.recv_blocked);
-            drop(st);
-            let conn_blocked = self.shared.conn.recv_blocked.swap(false, Ordering::AcqRel);
+        let mut received = self.slot.received();
+        if let Some(chunk) = received.chunks.pop_front() {
+            received.buffered -= chunk.len();
+            let conn = &self.slot.conn;
+            conn.recv_buffered.fetch_sub(chunk.len(), Ordering::AcqRel);
+            let stream_blocked = std::mem::take(&mut received.blocked);
+            drop(received);
+            let conn_blocked = conn.recv_blocked.swap(false, Ordering::AcqRel);
             if stream_blocked || conn_blocked {
-                self.shared.wake();
+                // Room again: the application reads on (every stream left with bytes in
+                // quiche is retried on each run, so a wake-up is all it needs).
+                conn.wake_connection();
             }
             return Poll::Ready(Some(Ok(chunk)));
         }
-        match &st.recv_end {
+        match &received.end {
             RecvEnd::Open => {
-                st.recv_waker = Some(cx.waker().clone());
+                received.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
             RecvEnd::Fin => {
@@ -87,7 +87,7 @@ impl RecvBody {
     /// there were none, or they were taken).
     #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) fn take_trailers(&mut self) -> Option<HeaderMap> {
-        self.shared.lock().recv_trailers.take()
+        self.slot.received().trailers.take()
     }
 
     /// The next chunk; `None` at the end.
@@ -101,7 +101,7 @@ impl RecvBody {
         while let Some(chunk) = self.data().await {
             chunk?;
         }
-        Ok(self.shared.lock().recv_trailers.take())
+        Ok(self.slot.received().trailers.take())
     }
 
     /// Reads the whole body into one buffer; fails with [`StreamError::ResetLocally`] (and
@@ -134,7 +134,7 @@ impl RecvBody {
 
     /// Bytes buffered and not yet read.
     pub fn buffered(&self) -> usize {
-        self.shared.lock().recv_buffered
+        self.slot.received().buffered
     }
 
     /// Gives up the body. With `stop`, or when unread data is discarded, the peer is asked to
@@ -143,31 +143,32 @@ impl RecvBody {
     /// headers in a later packet (quinn's h3 sends it so) must not see its stream stopped
     /// under it, which clients report as a failed request though the response is complete.
     fn release(&mut self, stop: bool) {
-        let mut st = self.shared.lock();
-        if st.recv_dropped {
+        if self.done {
+            // Read to its end (or stopped): nothing is buffered, nothing to stop.
             return;
         }
-        st.recv_dropped = true;
-        let discarded = st.recv_buffered > 0 || !st.recv.is_empty();
-        self.shared
-            .conn
-            .recv_buffered
-            .fetch_sub(st.recv_buffered, Ordering::AcqRel);
-        st.recv_buffered = 0;
-        st.recv.clear();
-        st.recv_blocked = false;
-        if st.recv_end == RecvEnd::Open {
-            if stop || discarded {
-                st.recv_stop = Some(self.stop_code);
-                st.recv_end = RecvEnd::Error(StreamError::ResetLocally {
-                    code: self.stop_code,
-                });
-            } else {
-                st.recv_stop_on_data = Some(self.stop_code);
-            }
+        let mut received = self.slot.received();
+        if received.dropped {
+            return;
         }
-        drop(st);
-        self.shared.wake();
+        received.dropped = true;
+        let discarded = received.buffered > 0 || !received.chunks.is_empty();
+        received.discard(&self.slot.conn);
+        if received.end != RecvEnd::Open {
+            // The body's end is known: nothing to stop.
+            return;
+        }
+        let eager = stop || discarded;
+        if eager {
+            received.end = RecvEnd::Error(StreamError::ResetLocally {
+                code: self.stop_code,
+            });
+        }
+        drop(received);
+        self.slot.push(Op::StopReading {
+            code: self.stop_code,
+            eager,
+        });
     }
 }
 
@@ -193,7 +194,7 @@ impl Drop for RecvBody {
 /// [`send_trailers`](Self::send_trailers). Dropping the sender before that resets the
 /// stream (the message is incomplete).
 pub struct BodySender {
-    shared: Arc<StreamShared>,
+    slot: Arc<StreamSlot>,
     ended: bool,
     drop_code: u64,
 }
@@ -201,34 +202,38 @@ pub struct BodySender {
 impl fmt::Debug for BodySender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BodySender")
-            .field("id", &self.shared.lock().id)
+            .field("id", &self.slot.id())
             .field("ended", &self.ended)
             .finish()
     }
 }
 
 impl BodySender {
-    pub(crate) fn new(shared: Arc<StreamShared>, drop_code: ErrorCode) -> Self {
+    pub(crate) fn new(slot: Arc<StreamSlot>, drop_code: ErrorCode) -> Self {
         BodySender {
-            shared,
+            slot,
             ended: false,
             drop_code: drop_code.code(),
         }
     }
 
+    /// The error to return if the stream failed or the body was ended.
+    fn check(&self) -> Result<(), SendError> {
+        if self.ended {
+            return Err(SendError::InvalidState("body already finished"));
+        }
+        match self.slot.send_error() {
+            Some(e) => Err(SendError::Stream(e.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// Ready when a chunk may be queued; an error if the stream failed.
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
-        if self.ended {
-            return Poll::Ready(Err(SendError::InvalidState("body already finished")));
-        }
-        let mut st = self.shared.lock();
-        if let Some(e) = &st.send_error {
-            return Poll::Ready(Err(SendError::Stream(e.clone())));
-        }
-        if st.send_buffered < self.shared.cap {
-            Poll::Ready(Ok(()))
+        self.check()?;
+        if self.slot.poll_send_room(cx.waker()) {
+            Poll::Ready(self.check())
         } else {
-            st.send_waker = Some(cx.waker().clone());
             Poll::Pending
         }
     }
@@ -236,20 +241,12 @@ impl BodySender {
     /// Queues a chunk without waiting (the buffer may go over its cap by this chunk); use
     /// after [`poll_ready`](Self::poll_ready) returned `Ready(Ok)`.
     pub fn start_send(&mut self, data: Bytes) -> Result<(), SendError> {
-        if self.ended {
-            return Err(SendError::InvalidState("body already finished"));
-        }
-        let mut st = self.shared.lock();
-        if let Some(e) = &st.send_error {
-            return Err(SendError::Stream(e.clone()));
-        }
+        self.check()?;
         if data.is_empty() {
             return Ok(());
         }
-        st.send_buffered += data.len();
-        st.send.push_back(Outgoing::Data(data));
-        drop(st);
-        self.shared.wake();
+        self.slot.add_send(data.len());
+        self.slot.push(Op::Send(Outgoing::Data(data)));
         Ok(())
     }
 
@@ -271,15 +268,9 @@ impl BodySender {
     }
 
     fn end(&mut self, last: Outgoing) -> Result<(), SendError> {
+        self.check()?;
         self.ended = true;
-        let mut st = self.shared.lock();
-        if let Some(e) = &st.send_error {
-            return Err(SendError::Stream(e.clone()));
-        }
-        st.send.push_back(last);
-        st.send_closed = true;
-        drop(st);
-        self.shared.wake();
+        self.slot.push(Op::Send(last));
         Ok(())
     }
 
@@ -290,19 +281,15 @@ impl BodySender {
 
     fn abort(&mut self, code: u64) {
         self.ended = true;
-        let mut st = self.shared.lock();
-        st.send_closed = true;
-        if st.send_error.is_none() {
-            st.reset = Some(code);
-            st.fail_send(StreamError::ResetLocally { code });
+        if self.slot.send_error().is_none() {
+            self.slot.fail_send(StreamError::ResetLocally { code });
+            self.slot.push(Op::Reset(code));
         }
-        drop(st);
-        self.shared.wake();
     }
 
     /// Bytes queued and not yet accepted by QUIC.
     pub fn buffered(&self) -> usize {
-        self.shared.lock().send_buffered
+        self.slot.send_buffered()
     }
 }
 

@@ -233,6 +233,11 @@ impl Flows {
 
     /// Sends what flows queued; drops what does not fit.
     pub fn send(&mut self, conn: &mut QuicheConnection) {
+        if self.map.is_empty() {
+            // No flow is open, so none can have queued anything (what a closed flow left
+            // behind is moot): no lock for connections without datagrams.
+            return;
+        }
         let queued: Vec<(u64, Bytes)> = lock(&self.outbox.queue).drain(..).collect();
         for (qid, payload) in queued {
             let mut buf = BytesMut::with_capacity(payload.len() + 8);

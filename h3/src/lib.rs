@@ -37,6 +37,14 @@
 //! `Driver`); a connection driven without one never hears of handle work before its next
 //! packet or timer.
 //!
+//! Handles never touch a stream's state: each call (queue a head or bytes, finish, reset,
+//! stop reading, change a priority, send a request) pushes one op on the connection's
+//! lock-free queue and wakes the connection once; the application applies the ops in order
+//! at the start of its next run and alone owns each stream's lifecycle (one enum per stream
+//! half). What handles wait for — received chunks, the body's end, the response head — comes
+//! back through the stream's slot (one lock per hand-over), the send credit and send error
+//! through atomics.
+//!
 //! ## Memory bounds
 //!
 //! Each received body buffers at most [`Http3Settings::stream_buffer_size`] bytes and the

@@ -1,11 +1,10 @@
 //! The client's handle ([`H3Client`]) and response futures.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -15,20 +14,11 @@ use crate::body::{BodySender, RecvBody};
 use crate::datagram::DatagramFlow;
 use crate::error::{ErrorCode, RequestError};
 use crate::headers::{self, Protocol};
-use crate::shared::{lock, ConnShared, Outgoing, StreamShared};
+use crate::shared::{ConnShared, NewRequest, Op, StreamSlot};
 
-/// A request waiting for a stream.
-pub(crate) struct Pending {
-    pub fields: Vec<crate::headers::Field>,
-    pub shared: Arc<StreamShared>,
-    pub end_stream: bool,
-    pub extended_connect: bool,
-}
-
-/// Requests queued by handles, taken by the application.
+/// What client handles share with the application besides the connection's queue.
 #[derive(Default)]
 pub(crate) struct Queue {
-    pub pending: Mutex<VecDeque<Pending>>,
     /// The peer sent GOAWAY: refuse new requests.
     pub goaway: AtomicBool,
     /// Every handle was dropped.
@@ -84,7 +74,7 @@ impl H3Client {
         req: http::request::Parts,
         body: Option<Bytes>,
         end_stream: bool,
-    ) -> Result<Arc<StreamShared>, RequestError> {
+    ) -> Result<Arc<StreamSlot>, RequestError> {
         let inner = &self.inner;
         if inner.conn.closed.load(Ordering::Acquire) {
             return Err(inner.conn.closed_error().into());
@@ -94,24 +84,24 @@ impl H3Client {
         }
         let extended_connect = req.extensions.get::<Protocol>().is_some();
         let fields = headers::request_fields(req).map_err(RequestError::Invalid)?;
-        let shared = StreamShared::new(inner.conn.clone(), inner.cap, inner.conn_cap);
-        if let Some(b) = body {
-            let mut st = shared.lock();
-            if !b.is_empty() {
-                st.send_buffered = b.len();
-                st.send.push_back(Outgoing::Data(b));
-            }
-            st.send.push_back(Outgoing::Fin);
-            st.send_closed = true;
+        let key = inner.conn.next_key();
+        let slot = StreamSlot::new(key, inner.conn.clone(), inner.cap, inner.conn_cap);
+        if let Some(b) = &body {
+            slot.add_send(b.len());
         }
-        lock(&inner.queue.pending).push_back(Pending {
+        slot.push(Op::Request(Box::new(NewRequest {
             fields,
-            shared: shared.clone(),
+            slot: slot.clone(),
             end_stream,
             extended_connect,
-        });
-        inner.conn.wake_connection();
-        Ok(shared)
+            body,
+        })));
+        if inner.conn.is_closed_after_push() {
+            // The application may have drained its queue for the last time before this
+            // push: fail the request here (a second failure by the application is a no-op).
+            slot.fail_with(RequestError::ConnectionClosed(inner.conn.close_reason()));
+        }
+        Ok(slot)
     }
 
     /// Sends a request whose body you stream through the returned [`BodySender`] (call
@@ -124,13 +114,10 @@ impl H3Client {
         &self,
         req: Request<()>,
     ) -> Result<(BodySender, ResponseFuture), RequestError> {
-        let shared = self.queue(req.into_parts().0, None, false)?;
+        let slot = self.queue(req.into_parts().0, None, false)?;
         Ok((
-            BodySender::new(shared.clone(), ErrorCode::RequestCancelled),
-            ResponseFuture {
-                shared,
-                done: false,
-            },
+            BodySender::new(slot.clone(), ErrorCode::RequestCancelled),
+            ResponseFuture { slot, done: false },
         ))
     }
 
@@ -138,11 +125,8 @@ impl H3Client {
     pub fn request(&self, req: Request<Bytes>) -> Result<ResponseFuture, RequestError> {
         let (parts, body) = req.into_parts();
         let end_stream = body.is_empty();
-        let shared = self.queue(parts, (!end_stream).then_some(body), end_stream)?;
-        Ok(ResponseFuture {
-            shared,
-            done: false,
-        })
+        let slot = self.queue(parts, (!end_stream).then_some(body), end_stream)?;
+        Ok(ResponseFuture { slot, done: false })
     }
 
     /// GETs `url` (absolute, e.g. `https://example.com/x`) and reads the whole body.
@@ -170,14 +154,14 @@ pub struct InformationalResponses(pub Vec<Response<()>>);
 /// The response to a request: resolves to the final head with a streaming body. Dropping it
 /// before the response arrives cancels the request (H3_REQUEST_CANCELLED both ways).
 pub struct ResponseFuture {
-    shared: Arc<StreamShared>,
+    slot: Arc<StreamSlot>,
     done: bool,
 }
 
 impl fmt::Debug for ResponseFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("id", &self.shared.lock().id)
+            .field("id", &self.slot.id())
             .finish()
     }
 }
@@ -185,7 +169,7 @@ impl fmt::Debug for ResponseFuture {
 impl ResponseFuture {
     /// The stream id, once the request went out.
     pub fn stream_id(&self) -> Option<u64> {
-        self.shared.lock().id
+        self.slot.id()
     }
 
     /// Changes the request's priority (RFC 9218): the application sends a PRIORITY_UPDATE frame
@@ -194,8 +178,7 @@ impl ResponseFuture {
     ///
     /// The initial priority is the request's `priority` header field (e.g. `u=1, i`).
     pub fn set_priority(&self, priority: crate::Priority) {
-        self.shared.lock().priority_update = Some(priority);
-        self.shared.wake();
+        self.slot.push(Op::Priority(priority));
     }
 }
 
@@ -203,14 +186,14 @@ impl Future for ResponseFuture {
     type Output = Result<Response<RecvBody>, RequestError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut st = self.shared.lock();
-        let Some(head) = st.head.take() else {
-            st.head_waker = Some(cx.waker().clone());
+        let mut received = self.slot.received();
+        let Some(head) = received.head.take() else {
+            received.head_waker = Some(cx.waker().clone());
             return Poll::Pending;
         };
-        let informational = std::mem::take(&mut st.informational);
-        let flow = st.flow.take();
-        drop(st);
+        let informational = std::mem::take(&mut received.informational);
+        let flow = received.flow.take();
+        drop(received);
         self.done = true;
         let head = head?;
         let (mut parts, ()) = head.into_parts();
@@ -220,7 +203,7 @@ impl Future for ResponseFuture {
         if let Some(flow) = flow {
             parts.extensions.insert::<DatagramFlow>(flow);
         }
-        let body = RecvBody::new(self.shared.clone(), ErrorCode::RequestCancelled);
+        let body = RecvBody::new(self.slot.clone(), ErrorCode::RequestCancelled);
         Poll::Ready(Ok(Response::from_parts(parts, body)))
     }
 }
@@ -228,21 +211,12 @@ impl Future for ResponseFuture {
 impl Drop for ResponseFuture {
     fn drop(&mut self) {
         if !self.done {
-            let mut st = self.shared.lock();
-            st.head_dropped = true;
-            // Nobody will read the body either.
-            st.recv_dropped = true;
-            let buffered = std::mem::take(&mut st.recv_buffered);
-            st.recv.clear();
-            self.shared
-                .conn
-                .recv_buffered
-                .fetch_sub(buffered, Ordering::AcqRel);
-            if st.recv_end == crate::shared::RecvEnd::Open {
-                st.recv_stop = Some(ErrorCode::RequestCancelled.code());
-            }
-            drop(st);
-            self.shared.wake();
+            // Nobody will read the body either: the application hands over nothing more.
+            let mut received = self.slot.received();
+            received.dropped = true;
+            received.discard(&self.slot.conn);
+            drop(received);
+            self.slot.push(Op::Cancel);
         }
     }
 }

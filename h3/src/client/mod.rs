@@ -15,6 +15,7 @@ mod handle;
 
 pub use handle::{H3Client, InformationalResponses, ResponseFuture};
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,8 +28,8 @@ use crate::datagram::Flows;
 use crate::error::{ErrorCode, RequestError, StreamError};
 use crate::headers::{self, HeaderError};
 use crate::server::h3_error;
-use crate::shared::{lock, ConnShared};
-use crate::streams::{Entry, Streams};
+use crate::shared::{ConnShared, NewRequest, Op, Outgoing, StreamOp};
+use crate::streams::{Entry, IdMap, RecvHalf, SendHalf, Streams};
 use crate::{H3Stats, Http3Settings};
 
 /// SETTINGS_MAX_FIELD_SECTION_SIZE.
@@ -50,6 +51,11 @@ pub struct ClientApplication {
     conn: Arc<ConnShared>,
     queue: Arc<handle::Queue>,
     streams: Streams,
+    /// Requests waiting for a stream, by key, and their keys in arrival order.
+    waiting: IdMap<Waiting>,
+    waiting_order: VecDeque<u64>,
+    /// The stream id of each request that has one, by key.
+    ids: IdMap<u64>,
     flows: Flows,
     goaway: Option<u64>,
     sent: u64,
@@ -83,6 +89,9 @@ impl ClientApplication {
             conn,
             queue,
             streams: Streams::default(),
+            waiting: IdMap::default(),
+            waiting_order: VecDeque::new(),
+            ids: IdMap::default(),
             goaway: None,
             sent: 0,
             close_reason: None,
@@ -108,80 +117,91 @@ impl ClientApplication {
         self.close_reason.as_ref()
     }
 
-    /// Opens streams for queued requests while the peer's stream limit allows.
+    /// Applies what handles asked, in order: new requests join the waiting line, ops on a
+    /// waiting request change what it will send, the rest go to the stream table.
+    fn apply_ops(&mut self, conn: &mut QuicheConnection) {
+        while let Some(StreamOp { key, op }) = self.conn.pop() {
+            if let Op::Request(request) = op {
+                self.waiting_order.push_back(key);
+                self.waiting.insert(key, Waiting::new(*request));
+            } else if let Some(w) = self.waiting.get_mut(&key) {
+                if w.apply(op) {
+                    self.waiting.remove(&key);
+                }
+            } else if let (Some(&id), Some(h3)) = (self.ids.get(&key), self.h3.as_mut()) {
+                self.streams.apply(h3, conn, id, op);
+            }
+        }
+    }
+
+    /// Opens streams for waiting requests while the peer's stream limit allows.
     fn send_pending(&mut self, conn: &mut QuicheConnection) {
-        let Some(h3) = self.h3.as_mut() else {
-            return;
-        };
-        let mut pending = lock(&self.queue.pending);
-        while let Some(p) = pending.front() {
-            if p.shared.lock().head_dropped {
-                pending.pop_front();
+        while let Some(&key) = self.waiting_order.front() {
+            let Some(w) = self.waiting.get(&key) else {
+                // Cancelled while it waited.
+                self.waiting_order.pop_front();
                 continue;
-            }
-            if self.goaway.is_some() {
-                let p = pending.pop_front().expect("front checked");
-                p.shared.lock().fail_with(RequestError::GoAway);
-                continue;
-            }
-            let peer_settings = h3.peer_settings_raw();
-            if p.extended_connect {
-                if peer_settings.is_none() {
-                    break;
+            };
+            let Some(h3) = self.h3.as_mut() else {
+                return;
+            };
+            match try_open(h3, conn, &w.request, self.goaway.is_some()) {
+                Opening::Wait => break,
+                Opening::Refused(e) => self.take_waiting(key).request.slot.fail_with(e),
+                Opening::Failed(e) => {
+                    let slot = self.take_waiting(key).request.slot;
+                    slot.fail(StreamError::Protocol(e));
                 }
-                if !h3.extended_connect_enabled_by_peer() {
-                    let p = pending.pop_front().expect("front checked");
-                    p.shared
-                        .lock()
-                        .fail_with(RequestError::ExtendedConnectNotSupported);
-                    continue;
-                }
-            }
-            let limit = peer_settings.and_then(|s| {
-                s.iter()
-                    .find(|(k, _)| *k == SETTINGS_MAX_FIELD_SECTION_SIZE)
-                    .map(|(_, v)| *v)
-            });
-            let size = headers::field_section_size(&p.fields);
-            if let Some(limit) = limit.filter(|l| size > *l) {
-                let p = pending.pop_front().expect("front checked");
-                p.shared
-                    .lock()
-                    .fail_with(RequestError::HeadersTooLarge { size, limit });
-                continue;
-            }
-            if conn.peer_streams_left_bidi() == 0 {
-                break;
-            }
-            match h3.send_request(conn, &p.fields, p.end_stream) {
-                Ok(id) => {
-                    let p = pending.pop_front().expect("front checked");
+                Opening::Opened(id) => {
+                    let w = self.take_waiting(key);
                     self.sent += 1;
-                    let mut entry = Entry::new(p.shared.clone());
-                    entry.send_done = p.end_stream;
-                    // Our own sending (the request body) follows the request's priority too.
-                    if let Some(priority) = crate::Priority::from_fields(&p.fields) {
-                        entry.prioritize(conn, id, priority);
-                    }
-                    let mut st = p.shared.lock();
-                    st.id = Some(id);
-                    if p.extended_connect && self.settings.enable_datagrams {
-                        st.flow = Some(self.flows.open(id, &self.conn));
-                    }
-                    drop(st);
-                    self.streams.map.insert(id, entry);
-                }
-                Err(h3::Error::StreamBlocked)
-                | Err(h3::Error::TransportError(quiche::Error::StreamLimit)) => break,
-                Err(h3::Error::FrameUnexpected) if self.goaway.is_some() => {
-                    let p = pending.pop_front().expect("front checked");
-                    p.shared.lock().fail_with(RequestError::GoAway);
-                }
-                Err(e) => {
-                    let p = pending.pop_front().expect("front checked");
-                    p.shared.lock().fail(StreamError::Protocol(e));
+                    self.open(conn, id, w);
                 }
             }
+        }
+    }
+
+    /// Removes the request at the front of the waiting line.
+    fn take_waiting(&mut self, key: u64) -> Waiting {
+        self.waiting_order.pop_front();
+        self.waiting.remove(&key).expect("the front request waits")
+    }
+
+    /// Enters a request whose HEADERS went out on stream `id` into the table, with what its
+    /// handles asked while it waited.
+    fn open(&mut self, conn: &mut QuicheConnection, id: u64, w: Waiting) {
+        let Waiting {
+            request,
+            queue,
+            reset,
+            priority,
+        } = w;
+        let slot = request.slot;
+        slot.set_id(id);
+        let send = match reset {
+            Some(code) => {
+                // The body was abandoned before the stream opened; the sender knows.
+                let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code);
+                SendHalf::Failed
+            }
+            None if request.end_stream => SendHalf::Finished,
+            None => SendHalf::Open {
+                queue,
+                head_sent: true,
+            },
+        };
+        let mut entry = Entry::new(slot.clone(), RecvHalf::AwaitingHead, send);
+        // Our own sending (the request body) follows the request's priority too.
+        if let Some(p) = crate::Priority::from_fields(&request.fields) {
+            entry.prioritize(conn, id, p);
+        }
+        if request.extended_connect && self.settings.enable_datagrams {
+            slot.received().flow = Some(self.flows.open(id, &self.conn));
+        }
+        self.ids.insert(slot.key, id);
+        self.streams.insert(id, entry);
+        if let (Some(p), Some(h3)) = (priority, self.h3.as_mut()) {
+            self.streams.apply(h3, conn, id, Op::Priority(p));
         }
     }
 
@@ -189,7 +209,7 @@ impl ClientApplication {
         let Some(entry) = self.streams.map.get_mut(&id) else {
             return;
         };
-        if entry.final_head {
+        if entry.recv != RecvHalf::AwaitingHead {
             if self.streams.on_trailers(id, list).is_err() {
                 let code = ErrorCode::MessageError.code();
                 let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code);
@@ -199,44 +219,26 @@ impl ClientApplication {
         }
         match headers::parse_response(list) {
             Ok(resp) if resp.status().is_informational() => {
-                let mut st = entry.shared.lock();
-                if st.informational.len() < MAX_INFORMATIONAL {
-                    st.informational.push(resp);
+                let mut received = entry.slot.received();
+                if received.informational.len() < MAX_INFORMATIONAL {
+                    received.informational.push(resp);
                     return;
                 }
                 // A server that never gets to its final response: stop it before the list
                 // grows without bound.
-                drop(st);
-                let code = ErrorCode::ExcessiveLoad.code();
-                let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code);
-                let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code);
-                entry.recv_done = true;
-                entry.send_done = true;
+                drop(received);
                 let e = HeaderError::TooManyInformational(MAX_INFORMATIONAL);
-                entry
-                    .shared
-                    .lock()
-                    .fail_with(RequestError::InvalidResponse(e));
+                refuse(conn, id, entry, ErrorCode::ExcessiveLoad, e);
             }
             Ok(resp) => {
-                entry.final_head = true;
-                let mut st = entry.shared.lock();
-                st.head = Some(Ok(resp));
-                if let Some(w) = st.head_waker.take() {
+                entry.recv = RecvHalf::Reading { pending: false };
+                let mut received = entry.slot.received();
+                received.head = Some(Ok(resp));
+                if let Some(w) = received.head_waker.take() {
                     w.wake();
                 }
             }
-            Err(e) => {
-                let code = ErrorCode::MessageError.code();
-                let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code);
-                let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code);
-                entry.recv_done = true;
-                entry.send_done = true;
-                entry
-                    .shared
-                    .lock()
-                    .fail_with(RequestError::InvalidResponse(e));
-            }
+            Err(e) => refuse(conn, id, entry, ErrorCode::MessageError, e),
         }
     }
 
@@ -246,9 +248,9 @@ impl ClientApplication {
         // Requests at or above the id were not processed and never will be.
         for (sid, e) in self.streams.map.iter_mut() {
             if *sid >= id {
-                e.recv_done = true;
-                e.send_done = true;
-                e.shared.lock().fail_with(RequestError::GoAway);
+                e.recv = RecvHalf::Done;
+                e.send = SendHalf::Failed;
+                e.slot.fail_with(RequestError::GoAway);
             }
         }
     }
@@ -258,27 +260,25 @@ impl ClientApplication {
     /// its future would wait forever, even past the connection's end, since the stream leaves
     /// the table once both halves are done.
     fn on_finished(&mut self, conn: &mut QuicheConnection, id: u64) {
-        self.streams.on_finished(id);
         let Some(entry) = self.streams.map.get_mut(&id) else {
             return;
         };
-        if entry.final_head {
+        if entry.recv != RecvHalf::AwaitingHead {
+            self.streams.on_finished(id);
             return;
         }
-        if !entry.send_done {
+        entry.recv = RecvHalf::Done;
+        if let SendHalf::Open { .. } = entry.send {
             let code = ErrorCode::MessageError.code();
             let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code);
-            entry.send_done = true;
+            entry.send = SendHalf::Failed;
         }
         let e = HeaderError::MissingPseudo(":status");
-        entry
-            .shared
-            .lock()
-            .fail_with(RequestError::InvalidResponse(e));
+        entry.slot.fail_with(RequestError::InvalidResponse(e));
     }
 
     fn check_close(&mut self, conn: &mut QuicheConnection) {
-        let idle = self.streams.map.is_empty() && lock(&self.queue.pending).is_empty();
+        let idle = self.streams.map.is_empty() && self.waiting.is_empty() && self.conn.ops_empty();
         if idle && self.queue.handles_gone.load(Ordering::Acquire) {
             let _ = conn.close(true, ErrorCode::NoError.code(), b"");
         }
@@ -332,6 +332,7 @@ impl Application for ClientApplication {
         conn: &mut QuicheConnection,
         now: Instant,
     ) -> Result<(), ApplicationError> {
+        self.apply_ops(conn);
         self.poll_h3(conn, now)?;
         let chunk = self.settings.read_chunk();
         if let Some(h3) = self.h3.as_mut() {
@@ -357,6 +358,7 @@ impl Application for ClientApplication {
         now: Instant,
     ) -> Result<(), ApplicationError> {
         self.conn.clear();
+        self.apply_ops(conn);
         self.send_pending(conn);
         let Some(h3) = self.h3.as_mut() else {
             return Ok(());
@@ -371,7 +373,11 @@ impl Application for ClientApplication {
         self.poll_h3(conn, now)?;
         self.flows.send(conn);
         let flows = &mut self.flows;
-        self.streams.collect_done(|id| flows.close(id));
+        let ids = &mut self.ids;
+        self.streams.collect_done(|id, e| {
+            flows.close(id);
+            ids.remove(&e.slot.key);
+        });
         // Streams freed by completed requests may let queued ones go.
         self.send_pending(conn);
         if let Some(h3) = self.h3.as_mut() {
@@ -397,10 +403,139 @@ impl Application for ClientApplication {
         self.conn.close(reason);
         self.streams.fail_all(reason);
         self.flows.close_all();
-        for p in lock(&self.queue.pending).drain(..) {
-            p.shared
-                .lock()
-                .fail_with(RequestError::ConnectionClosed(Some(reason.clone())));
+        let closed = || RequestError::ConnectionClosed(Some(reason.clone()));
+        self.waiting_order.clear();
+        for (_, w) in self.waiting.drain() {
+            w.request.slot.fail_with(closed());
         }
+        // Requests queued since the last run: `ConnShared::close` came first, so any pushed
+        // after this drain is failed by its handle.
+        while let Some(StreamOp { op, .. }) = self.conn.pop() {
+            if let Op::Request(request) = op {
+                request.slot.fail_with(closed());
+            }
+        }
+        self.ids.clear();
+    }
+}
+
+/// A request waiting for a stream, with what its handles asked meanwhile.
+struct Waiting {
+    request: NewRequest,
+    /// The body queued so far.
+    queue: VecDeque<Outgoing>,
+    /// The body was abandoned (RESET_STREAM code once the stream opens).
+    reset: Option<u64>,
+    /// A priority update to send once the stream opens.
+    priority: Option<crate::Priority>,
+}
+
+impl Waiting {
+    fn new(mut request: NewRequest) -> Self {
+        let mut queue = VecDeque::new();
+        if let Some(body) = request.body.take() {
+            if !body.is_empty() {
+                queue.push_back(Outgoing::Data(body));
+            }
+            queue.push_back(Outgoing::Fin);
+        }
+        Waiting {
+            request,
+            queue,
+            reset: None,
+            priority: None,
+        }
+    }
+
+    /// Applies a handle's op; true if the request is withdrawn (its response future was
+    /// dropped: it never goes out).
+    fn apply(&mut self, op: Op) -> bool {
+        match op {
+            Op::Send(item) => self.queue.push_back(item),
+            Op::Reset(code) => {
+                self.queue.clear();
+                self.reset = Some(code);
+            }
+            Op::Priority(p) => self.priority = Some(p),
+            Op::Cancel => {
+                let code = ErrorCode::RequestCancelled.code();
+                self.request
+                    .slot
+                    .fail_send(StreamError::ResetLocally { code });
+                return true;
+            }
+            // No body can be read before the stream exists; a request is never queued twice.
+            Op::StopReading { .. } | Op::Request(_) => {}
+        }
+        false
+    }
+}
+
+/// Ends request `id` because of a response it cannot accept: both halves are shut with
+/// `code`, the request fails with `err`.
+fn refuse(
+    conn: &mut QuicheConnection,
+    id: u64,
+    entry: &mut Entry,
+    code: ErrorCode,
+    err: HeaderError,
+) {
+    let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code.code());
+    let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code.code());
+    entry.recv = RecvHalf::Done;
+    entry.send = SendHalf::Failed;
+    entry.slot.fail_with(RequestError::InvalidResponse(err));
+}
+
+/// What became of a waiting request's turn.
+enum Opening {
+    /// Not yet: no stream credit, or the peer's SETTINGS are needed first.
+    Wait,
+    /// Its HEADERS went out on this stream.
+    Opened(u64),
+    /// It cannot go out on this connection.
+    Refused(RequestError),
+    /// quiche refused it.
+    Failed(h3::Error),
+}
+
+/// Sends the HEADERS of `request` if it may go out now.
+fn try_open(
+    h3: &mut h3::Connection,
+    conn: &mut QuicheConnection,
+    request: &NewRequest,
+    goaway: bool,
+) -> Opening {
+    if goaway {
+        return Opening::Refused(RequestError::GoAway);
+    }
+    let peer_settings = h3.peer_settings_raw();
+    if request.extended_connect {
+        if peer_settings.is_none() {
+            return Opening::Wait;
+        }
+        if !h3.extended_connect_enabled_by_peer() {
+            return Opening::Refused(RequestError::ExtendedConnectNotSupported);
+        }
+    }
+    let limit = peer_settings.and_then(|s| {
+        s.iter()
+            .find(|(k, _)| *k == SETTINGS_MAX_FIELD_SECTION_SIZE)
+            .map(|(_, v)| *v)
+    });
+    let size = headers::field_section_size(&request.fields);
+    if let Some(limit) = limit.filter(|l| size > *l) {
+        return Opening::Refused(RequestError::HeadersTooLarge { size, limit });
+    }
+    if conn.peer_streams_left_bidi() == 0 {
+        return Opening::Wait;
+    }
+    match h3.send_request(conn, &request.fields, request.end_stream) {
+        Ok(id) => Opening::Opened(id),
+        Err(h3::Error::StreamBlocked)
+        | Err(h3::Error::TransportError(quiche::Error::StreamLimit)) => Opening::Wait,
+        // quiche has seen the peer's GOAWAY, though its event is not read yet.
+        Err(h3::Error::FrameUnexpected) => Opening::Refused(RequestError::GoAway),
+        Err(e) => Opening::Failed(e),
     }
 }

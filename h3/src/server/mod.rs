@@ -38,8 +38,8 @@ use crate::datagram::Flows;
 use crate::error::ErrorCode;
 use crate::headers::{self, Field, Protocol};
 use crate::limits::RapidResetDetector;
-use crate::shared::{ConnShared, RecvEnd, StreamShared};
-use crate::streams::{Entry, Streams};
+use crate::shared::{ConnShared, StreamOp, StreamSlot};
+use crate::streams::{Entry, RecvHalf, SendHalf, Streams};
 use crate::{H3Stats, Http3Settings, Priority};
 
 enum Sink {
@@ -368,20 +368,19 @@ impl ServerApplication {
         }
         self.accepted += 1;
         self.idle_since = None;
-        let shared = StreamShared::new(
+        let slot = StreamSlot::for_request(
+            id,
             self.conn.clone(),
             self.settings.stream_buffer_size,
             self.settings.connection_buffer_size,
+            !more_frames,
         );
-        let mut entry = Entry::new(shared.clone());
-        {
-            let mut st = shared.lock();
-            st.id = Some(id);
-            if !more_frames {
-                st.recv_end = RecvEnd::Fin;
-                entry.recv_done = true;
-            }
-        }
+        let recv = if more_frames {
+            RecvHalf::Reading { pending: false }
+        } else {
+            RecvHalf::Done
+        };
+        let mut entry = Entry::new(slot.clone(), recv, SendHalf::open());
         let priority = req
             .headers()
             .get("priority")
@@ -391,7 +390,7 @@ impl ServerApplication {
         let ext = req.extensions_mut();
         ext.insert(StreamId(id));
         ext.insert(priority);
-        ext.insert(Informational::new(shared.clone()));
+        ext.insert(Informational::new(slot.clone()));
         if conn.is_in_early_data() {
             ext.insert(EarlyData);
         }
@@ -401,10 +400,10 @@ impl ServerApplication {
         if self.settings.enable_datagrams && ext.get::<Protocol>().is_some() {
             ext.insert(self.flows.open(id, &self.conn));
         }
-        self.streams.map.insert(id, entry);
+        self.streams.insert(id, entry);
         let (parts, ()) = req.into_parts();
-        let request = Request::from_parts(parts, RecvBody::new(shared.clone(), ErrorCode::NoError));
-        let responder = Responder::new(shared, id);
+        let request = Request::from_parts(parts, RecvBody::new(slot.clone(), ErrorCode::NoError));
+        let responder = Responder::new(slot, id);
         match &self.sink {
             Sink::Channel(tx) => {
                 if let Err(e) = tx.unbounded_send(IncomingRequest { request, responder }) {
@@ -515,6 +514,15 @@ impl ServerApplication {
             let _ = conn.close(true, ErrorCode::NoError.code(), b"");
         }
     }
+    /// Applies what handles asked, in order (a stream's key is its id on a server).
+    fn apply_ops(&mut self, conn: &mut QuicheConnection) {
+        while let Some(StreamOp { key, op }) = self.conn.pop() {
+            if let Some(h3) = self.h3.as_mut() {
+                self.streams.apply(h3, conn, key, op);
+            }
+        }
+    }
+
     /// Handles every HTTP/3 event quiche has.
     fn poll_h3(
         &mut self,
@@ -551,7 +559,7 @@ impl ServerApplication {
                         .streams
                         .map
                         .get(&id)
-                        .is_some_and(|e| !e.final_head && !e.cancelled);
+                        .is_some_and(|e| !e.answered() && !e.cancelled);
                     self.streams.on_reset(id, code);
                     if in_flight {
                         self.cancel_handler(id);
@@ -625,6 +633,7 @@ impl Application for ServerApplication {
             // No active path at the handshake (not seen in practice): try again.
             None => self.info = ConnectionInfo::new(conn),
         }
+        self.apply_ops(conn);
         self.poll_h3(conn, now)?;
         let chunk = self.settings.read_chunk();
         if let Some(h3) = self.h3.as_mut() {
@@ -657,6 +666,7 @@ impl Application for ServerApplication {
     ) -> Result<(), ApplicationError> {
         self.conn.clear();
         self.run_tasks();
+        self.apply_ops(conn);
         let Some(h3) = self.h3.as_mut() else {
             return Ok(());
         };
@@ -670,7 +680,7 @@ impl Application for ServerApplication {
         self.poll_h3(conn, now)?;
         self.flows.send(conn);
         let flows = &mut self.flows;
-        self.streams.collect_done(|id| flows.close(id));
+        self.streams.collect_done(|id, _| flows.close(id));
         if let Some(t) = self.settings.post_accept_timeout {
             if self.accepted == 0
                 && self.rejected == 0

@@ -2,6 +2,7 @@
 //! [`Responder`] to answer it.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::{Request, Response};
@@ -9,7 +10,7 @@ use http::{Request, Response};
 use crate::body::{Body, BodySender, RecvBody};
 use crate::error::{ErrorCode, SendError};
 use crate::headers::{self, HeaderError};
-use crate::shared::{Outgoing, StreamShared};
+use crate::shared::{Op, Outgoing, StreamSlot};
 
 /// Request extension: the request arrived in 0-RTT early data, before the handshake completed.
 /// A replayed ClientHello's early data never gets here (`quicksand_core::anti_replay`), and by
@@ -41,11 +42,7 @@ impl fmt::Debug for IncomingRequest {
     }
 }
 
-fn queue_head(
-    shared: &StreamShared,
-    resp: Response<()>,
-    final_head: bool,
-) -> Result<(), SendError> {
+fn queue_head(slot: &StreamSlot, resp: Response<()>, final_head: bool) -> Result<(), SendError> {
     let status = resp.status();
     if final_head == status.is_informational() || status.as_u16() == 101 {
         return Err(SendError::Invalid(HeaderError::WrongStatusClass(
@@ -53,19 +50,20 @@ fn queue_head(
         )));
     }
     let fields = headers::response_fields(resp.into_parts().0).map_err(SendError::Invalid)?;
-    let mut st = shared.lock();
-    if let Some(e) = &st.send_error {
+    if let Some(e) = slot.send_error() {
         return Err(SendError::Stream(e.clone()));
     }
-    if st.final_queued {
+    let already = if final_head {
+        slot.final_queued.swap(true, Ordering::AcqRel)
+    } else {
+        slot.final_queued.load(Ordering::Acquire)
+    };
+    if already {
         return Err(SendError::InvalidState(
             "the final response was already sent",
         ));
     }
-    st.final_queued = final_head;
-    st.send.push_back(Outgoing::Head(fields));
-    drop(st);
-    shared.wake();
+    slot.push(Op::Send(Outgoing::Head(fields)));
     Ok(())
 }
 
@@ -73,7 +71,7 @@ fn queue_head(
 /// extension, so `Service` handlers can use it; cloneable.
 #[derive(Clone)]
 pub struct Informational {
-    shared: Arc<StreamShared>,
+    slot: Arc<StreamSlot>,
 }
 
 impl fmt::Debug for Informational {
@@ -83,13 +81,13 @@ impl fmt::Debug for Informational {
 }
 
 impl Informational {
-    pub(crate) fn new(shared: Arc<StreamShared>) -> Self {
-        Informational { shared }
+    pub(crate) fn new(slot: Arc<StreamSlot>) -> Self {
+        Informational { slot }
     }
 
     /// Queues a 1xx response (not 101). Fails once the final response was queued.
     pub fn send(&self, resp: Response<()>) -> Result<(), SendError> {
-        queue_head(&self.shared, resp, false)
+        queue_head(&self.slot, resp, false)
     }
 }
 
@@ -97,7 +95,7 @@ impl Informational {
 /// through a [`BodySender`]. Dropping it without a final response resets the stream with
 /// H3_INTERNAL_ERROR.
 pub struct Responder {
-    shared: Arc<StreamShared>,
+    slot: Arc<StreamSlot>,
     id: u64,
     answered: bool,
 }
@@ -109,9 +107,9 @@ impl fmt::Debug for Responder {
 }
 
 impl Responder {
-    pub(crate) fn new(shared: Arc<StreamShared>, id: u64) -> Self {
+    pub(crate) fn new(slot: Arc<StreamSlot>, id: u64) -> Self {
         Responder {
-            shared,
+            slot,
             id,
             answered: false,
         }
@@ -124,18 +122,15 @@ impl Responder {
 
     /// Queues a 1xx informational response (e.g. 103 Early Hints).
     pub fn send_informational(&mut self, resp: Response<()>) -> Result<(), SendError> {
-        queue_head(&self.shared, resp, false)
+        queue_head(&self.slot, resp, false)
     }
 
     /// Queues the final response head; send the body through the returned sender, then
     /// `finish` it or send trailers.
     pub fn send_response(mut self, resp: Response<()>) -> Result<BodySender, SendError> {
-        queue_head(&self.shared, resp, true)?;
+        queue_head(&self.slot, resp, true)?;
         self.answered = true;
-        Ok(BodySender::new(
-            self.shared.clone(),
-            ErrorCode::InternalError,
-        ))
+        Ok(BodySender::new(self.slot.clone(), ErrorCode::InternalError))
     }
 
     /// Sends a complete response, waiting on the body's backpressure.
@@ -148,26 +143,15 @@ impl Responder {
     /// Resets the stream (both directions) with `code` instead of answering.
     pub fn reset(mut self, code: u64) {
         self.answered = true;
-        let mut st = self.shared.lock();
-        st.reset = Some(code);
-        if st.recv_end == crate::shared::RecvEnd::Open {
-            st.recv_stop = Some(code);
-        }
-        drop(st);
-        self.shared.wake();
+        self.slot.push(Op::Reset(code));
+        self.slot.push(Op::StopReading { code, eager: true });
     }
 }
 
 impl Drop for Responder {
     fn drop(&mut self) {
-        if !self.answered {
-            let mut st = self.shared.lock();
-            if !st.final_queued {
-                st.reset = Some(ErrorCode::InternalError.code());
-                st.send_closed = true;
-                drop(st);
-                self.shared.wake();
-            }
+        if !self.answered && !self.slot.final_queued.load(Ordering::Acquire) {
+            self.slot.push(Op::Reset(ErrorCode::InternalError.code()));
         }
     }
 }
