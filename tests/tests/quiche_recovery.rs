@@ -161,3 +161,53 @@ fn a_retry_resets_the_probe_backoff() {
         "after the Retry the next probe comes in {after_retry:?}, not about {first_interval:?}"
     );
 }
+
+/// A client that closes with an application error (an HTTP/3 client dropped right after
+/// connecting) while its handshake is complete but not confirmed, with a Handshake probe
+/// pending, sends its close once and goes quiet. Unpatched quiche picked the Handshake space
+/// for the pending probe on every `send`, left the PING out (closing), so the probe never
+/// cleared: each `send` made another ACK-only Handshake packet, without end, and the close
+/// (1-RTT) never went out. Over loopback such a client sent about a million packets in 18 s
+/// and starved the server of the CPU its next handshakes needed
+/// (.ci/patches/quiche-0.30.0-quiet-close.patch).
+#[test]
+fn a_close_before_confirmation_with_a_probe_pending_goes_out_once() {
+    let clock = VirtualTime::enter();
+    let (mut cc, mut sc) = sim::configs(&SimConfig::new(1).settings);
+    let mut client = connect(&mut cc);
+    let sscid = quiche::ConnectionId::from_ref(&[9; 8]);
+    let mut server = quiche::accept(&sscid, None, SERVER, CLIENT, sc.quiche_config_mut()).unwrap();
+    while !client.is_established() {
+        let to_server = flush(&mut client);
+        deliver(&mut server, &to_server, CLIENT, SERVER);
+        clock.advance(Duration::from_millis(10));
+        let to_client = flush(&mut server);
+        deliver(&mut client, &to_client, SERVER, CLIENT);
+        clock.advance(Duration::from_millis(10));
+    }
+    // The client's Finished is lost (no HANDSHAKE_DONE comes), its probe timer fires, and
+    // before the probe goes out the application closes the connection.
+    let _ = flush(&mut client);
+    let at = client.timeout_instant().expect("a probe timer");
+    clock.advance_to(at);
+    client.on_timeout();
+    client.close(true, 0x100, b"").unwrap();
+    let mut sent = Vec::new();
+    let mut buf = [0u8; 1500];
+    while let Ok((n, _)) = client.send(&mut buf) {
+        sent.push(buf[..n].to_vec());
+        if sent.len() > 100 {
+            break;
+        }
+    }
+    assert!(
+        (1..=4).contains(&sent.len()),
+        "the close took {} datagrams (first bytes {:?}); want one to four",
+        sent.len(),
+        sent.iter().take(8).map(|d| d[0]).collect::<Vec<_>>()
+    );
+    assert!(
+        client.is_draining(),
+        "the close went out: the client drains"
+    );
+}
