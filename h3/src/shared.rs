@@ -81,6 +81,10 @@ impl ConnShared {
 
     /// The next op handles queued, oldest first.
     pub fn pop(&self) -> Option<StreamOp> {
+        // Most runs find the queue empty: two loads, not a pop's full path.
+        if self.ops.is_empty() {
+            return None;
+        }
         self.ops.pop()
     }
 

@@ -231,7 +231,7 @@ impl ClientApplication {
                 refuse(conn, id, entry, ErrorCode::ExcessiveLoad, e);
             }
             Ok(resp) => {
-                entry.recv = RecvHalf::Reading { pending: false };
+                entry.recv = RecvHalf::Reading;
                 let mut received = entry.slot.received();
                 received.head = Some(Ok(resp));
                 if let Some(w) = received.head_waker.take() {

@@ -376,7 +376,7 @@ impl ServerApplication {
             !more_frames,
         );
         let recv = if more_frames {
-            RecvHalf::Reading { pending: false }
+            RecvHalf::Reading
         } else {
             RecvHalf::Done
         };

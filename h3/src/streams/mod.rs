@@ -27,9 +27,8 @@ use crate::Priority;
 pub(crate) enum RecvHalf {
     /// Client: the final response head has not come yet (1xx may have).
     AwaitingHead,
-    /// Body bytes go to the slot. `pending`: quiche may hold bytes not read yet (a read
-    /// stopped at a buffer cap, or the consumer's drop is not applied yet).
-    Reading { pending: bool },
+    /// Body bytes go to the slot.
+    Reading,
     /// Nobody reads: body bytes are drained and dropped; at the first one, STOP_SENDING with
     /// `stop_on_data` if set.
     Discarding { stop_on_data: Option<u64> },
@@ -117,6 +116,9 @@ pub(crate) struct Streams {
     pub map: IdMap<Entry>,
     /// Streams with output queued: `flush_all` writes these (and only these).
     ready: IdSet,
+    /// Streams whose last read left bytes in quiche (a read stopped at a buffer cap, or the
+    /// consumer's drop was not applied yet): `pump_pending` retries these (and only these).
+    unread: IdSet,
     /// PRIORITY_UPDATE frames the control stream had no room for, retried on each flush.
     priority_updates: Vec<(u64, Priority)>,
     /// High-water mark of received body bytes buffered over the connection.
@@ -195,11 +197,12 @@ impl Streams {
 
     /// Removes finished streams, calling `on_done` with each.
     pub fn collect_done(&mut self, mut on_done: impl FnMut(u64, &Entry)) {
-        let ready = &mut self.ready;
+        let (ready, unread) = (&mut self.ready, &mut self.unread);
         self.map.retain(|&id, e| {
             let done = e.is_done();
             if done {
                 ready.remove(&id);
+                unread.remove(&id);
                 on_done(id, e);
             }
             !done
@@ -209,6 +212,7 @@ impl Streams {
     /// Fails every stream (the connection ended, for `reason`).
     pub fn fail_all(&mut self, reason: &CloseReason) {
         self.ready.clear();
+        self.unread.clear();
         for (_, e) in self.map.drain() {
             e.slot
                 .fail(StreamError::ConnectionClosed(Some(reason.clone())));

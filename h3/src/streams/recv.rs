@@ -45,48 +45,43 @@ impl Streams {
         chunk: usize,
     ) -> Result<(), h3::Error> {
         let Some(entry) = self.map.get_mut(&id) else {
+            self.unread.remove(&id);
             return Ok(());
         };
         let read = match entry.recv {
-            RecvHalf::Done => return Ok(()),
             // quiche reports body data only after the head; nothing to read before it.
-            RecvHalf::AwaitingHead => return Ok(()),
+            RecvHalf::Done | RecvHalf::AwaitingHead => Read::Drained,
             RecvHalf::Discarding { stop_on_data } => {
                 self.reader
                     .drain(h3, conn, id, entry, stop_on_data, chunk)?
             }
-            RecvHalf::Reading { .. } => {
+            RecvHalf::Reading => {
                 let read = self.reader.read(h3, conn, id, entry, chunk)?;
                 let total = entry.slot.conn.recv_buffered.load(Ordering::Acquire);
                 self.recv_high_water = self.recv_high_water.max(total);
                 read
             }
         };
-        if let RecvHalf::Reading { pending } = &mut entry.recv {
-            *pending = matches!(read, Read::Stopped);
-        }
+        match read {
+            Read::Stopped => self.unread.insert(id),
+            Read::Drained => self.unread.remove(&id),
+        };
         Ok(())
     }
 
-    /// Retries reading every stream whose last read left bytes in quiche.
+    /// Retries reading every stream whose last read left bytes in quiche. A stream gone from
+    /// the table leaves the set here.
     pub fn pump_pending(
         &mut self,
         h3: &mut h3::Connection,
         conn: &mut QuicheConnection,
         chunk: usize,
     ) -> Result<(), h3::Error> {
-        let pending: Vec<u64> = self
-            .map
-            .iter()
-            .filter(|(id, e)| match e.recv {
-                RecvHalf::Reading { pending } => pending,
-                // Entered from a read that stopped with bytes left, or waiting for the FIN.
-                RecvHalf::Discarding { .. } => conn.stream_readable(**id),
-                RecvHalf::AwaitingHead | RecvHalf::Done => false,
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in pending {
+        if self.unread.is_empty() {
+            return Ok(());
+        }
+        let unread: Vec<u64> = self.unread.iter().copied().collect();
+        for id in unread {
             self.pump_recv(h3, conn, id, chunk)?;
         }
         Ok(())

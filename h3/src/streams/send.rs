@@ -42,8 +42,6 @@ impl Streams {
             }
             self.send_high_water = self.send_high_water.max(entry.slot.send_buffered());
         }
-        let map = &self.map;
-        self.ready.retain(|id| map.contains_key(id));
     }
 
     /// Finds the streams the peer sent STOP_SENDING on while we had nothing to write (quiche
