@@ -254,7 +254,7 @@ pub(crate) struct Received {
 
 impl Received {
     /// Ends the body with `err` (if still open) and fails the head (if none came).
-    fn fail(&mut self, err: &StreamError) {
+    pub fn fail(&mut self, err: &StreamError) {
         if self.end == RecvEnd::Open {
             self.end = RecvEnd::Error(err.clone());
         }

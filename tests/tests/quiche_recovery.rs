@@ -45,6 +45,24 @@ fn deliver(to: &mut quiche::Connection, datagrams: &[Vec<u8>], from: SocketAddr,
     }
 }
 
+/// A bare client and server, handshaken on `clock` until the client is established (it has
+/// sent its Finished; nothing it sent after is delivered).
+fn established(clock: &VirtualTime) -> (quiche::Connection, quiche::Connection) {
+    let (mut cc, mut sc) = sim::configs(&SimConfig::new(1).settings);
+    let mut client = connect(&mut cc);
+    let sscid = quiche::ConnectionId::from_ref(&[9; 8]);
+    let mut server = quiche::accept(&sscid, None, SERVER, CLIENT, sc.quiche_config_mut()).unwrap();
+    while !client.is_established() {
+        let to_server = flush(&mut client);
+        deliver(&mut server, &to_server, CLIENT, SERVER);
+        clock.advance(Duration::from_millis(10));
+        let to_client = flush(&mut server);
+        deliver(&mut client, &to_client, SERVER, CLIENT);
+        clock.advance(Duration::from_millis(10));
+    }
+    (client, server)
+}
+
 /// True if the datagram holds a Handshake packet (long header, type 2).
 fn has_handshake_packet(d: &[u8]) -> bool {
     d.first().is_some_and(|b| b & 0xf0 == 0xe0)
@@ -58,19 +76,7 @@ fn has_handshake_packet(d: &[u8]) -> bool {
 #[test]
 fn an_unconfirmed_client_probes_with_handshake_packets_only() {
     let clock = VirtualTime::enter();
-    let (mut cc, mut sc) = sim::configs(&SimConfig::new(1).settings);
-    let mut client = connect(&mut cc);
-    let sscid = quiche::ConnectionId::from_ref(&[9; 8]);
-    let mut server = quiche::accept(&sscid, None, SERVER, CLIENT, sc.quiche_config_mut()).unwrap();
-    // The handshake, until the client is established (it has sent its Finished).
-    while !client.is_established() {
-        let to_server = flush(&mut client);
-        deliver(&mut server, &to_server, CLIENT, SERVER);
-        clock.advance(Duration::from_millis(10));
-        let to_client = flush(&mut server);
-        deliver(&mut client, &to_client, SERVER, CLIENT);
-        clock.advance(Duration::from_millis(10));
-    }
+    let (mut client, mut server) = established(&clock);
     // The client's Finished and everything after it is lost; the server waits for it. The
     // client also has 1-RTT data in flight (a request), as every real client does.
     client.stream_send(0, b"request", true).unwrap();
@@ -173,18 +179,7 @@ fn a_retry_resets_the_probe_backoff() {
 #[test]
 fn a_close_before_confirmation_with_a_probe_pending_goes_out_once() {
     let clock = VirtualTime::enter();
-    let (mut cc, mut sc) = sim::configs(&SimConfig::new(1).settings);
-    let mut client = connect(&mut cc);
-    let sscid = quiche::ConnectionId::from_ref(&[9; 8]);
-    let mut server = quiche::accept(&sscid, None, SERVER, CLIENT, sc.quiche_config_mut()).unwrap();
-    while !client.is_established() {
-        let to_server = flush(&mut client);
-        deliver(&mut server, &to_server, CLIENT, SERVER);
-        clock.advance(Duration::from_millis(10));
-        let to_client = flush(&mut server);
-        deliver(&mut client, &to_client, SERVER, CLIENT);
-        clock.advance(Duration::from_millis(10));
-    }
+    let (mut client, _server) = established(&clock);
     // The client's Finished is lost (no HANDSHAKE_DONE comes), its probe timer fires, and
     // before the probe goes out the application closes the connection.
     let _ = flush(&mut client);

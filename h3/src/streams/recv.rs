@@ -142,15 +142,7 @@ impl Streams {
         };
         e.cancelled = true;
         e.recv = RecvHalf::Done;
-        let err = StreamError::ResetByPeer { code };
-        let mut received = e.slot.received();
-        if received.end == RecvEnd::Open {
-            received.end = RecvEnd::Error(err.clone());
-        }
-        if received.head.is_none() {
-            received.head = Some(Err(err.into()));
-        }
-        received.wake();
+        e.slot.received().fail(&StreamError::ResetByPeer { code });
         true
     }
 
